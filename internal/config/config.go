@@ -1,0 +1,548 @@
+// Package config loads and validates powermeter's TOML configuration file.
+//
+// The file is read once and checked fully before anything starts: every error
+// names the key (and, where it can be found, the line) and what is wrong.
+// String values may use ${VAR} to read the environment (for secrets).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+	_ "time/tzdata" // routers without /usr/share/zoneinfo must still know Europe/Berlin
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultZone is the time zone used when the file names none.
+const DefaultZone = "Europe/Berlin"
+
+// Config is the whole configuration file.
+type Config struct {
+	Timezone Zone     `toml:"timezone"`
+	DataDir  string   `toml:"data_dir"`
+	Server   *Server  `toml:"server"`
+	Meters   []Meter  `toml:"meters"`
+	Logger   Logger   `toml:"logger"`
+	Uplinks  []Uplink `toml:"uplinks"`
+
+	// Path is the file the configuration was read from ("" for defaults).
+	Path string `toml:"-"`
+}
+
+// Server is the [server] section: the receiver, API and dashboard.
+type Server struct {
+	Listen   string `toml:"listen"`
+	Database string `toml:"database"`
+	// MaxBodyBytes limits request bodies (default 4 MiB).
+	MaxBodyBytes int64     `toml:"max_body_bytes"`
+	Sources      []Source  `toml:"sources"`
+	Dashboard    Dashboard `toml:"dashboard"`
+}
+
+// Source is one home / logger that may send readings.
+type Source struct {
+	Name     string `toml:"name"`
+	Key      string `toml:"key"`
+	Timezone Zone   `toml:"timezone"`
+}
+
+// Dashboard is [server.dashboard]: optional protection of the web pages.
+type Dashboard struct {
+	// Users are "name:bcrypt-hash" entries; when set, pages need Basic auth.
+	Users []string `toml:"users"`
+	// ReadToken, when set, also grants read access (?token= or Bearer).
+	ReadToken string `toml:"read_token"`
+}
+
+// Meter is one [[meters]] entry: a device (or a box of devices) to poll.
+type Meter struct {
+	Name     string   `toml:"name"`
+	Type     string   `toml:"type"`
+	URL      string   `toml:"url"`
+	Username string   `toml:"username"`
+	Password string   `toml:"password"`
+	AIN      string   `toml:"ain"`
+	AINs     []string `toml:"ains"`
+	Channel  int      `toml:"channel"`
+	// Serial selects an inverter on an OpenDTU (default: all, summed).
+	Serial         string   `toml:"serial"`
+	PowerThreshold float64  `toml:"power_threshold"`
+	Invert         bool     `toml:"invert"`
+	Timeout        Duration `toml:"timeout"`
+	CAFile         string   `toml:"ca_file"`
+	Insecure       bool     `toml:"insecure"`
+
+	// Index is the position in the file (for error messages).
+	Index int `toml:"-"`
+}
+
+// Logger is the [logger] section.
+type Logger struct {
+	Interval     Duration `toml:"interval"`
+	StatusListen string   `toml:"status_listen"`
+	StatusLED    string   `toml:"status_led"`
+	NTPServer    string   `toml:"ntp_server"`
+	// OutboxMax bounds the outbox in readings (default 30 days × 10 meters).
+	OutboxMax int `toml:"outbox_max"`
+	// Source is the name the logger writes under when it stores directly
+	// into the local [server] (default: the first source, or "home").
+	Source string `toml:"source"`
+}
+
+// Uplink is one [[uplinks]] entry: a server the logger forwards to.
+type Uplink struct {
+	Name     string   `toml:"name"`
+	URL      string   `toml:"url"`
+	Protocol string   `toml:"protocol"`
+	Key      string   `toml:"key"`
+	Meters   []string `toml:"meters"`
+	Method   string   `toml:"method"`
+	Combine  string   `toml:"combine"`
+	CAFile   string   `toml:"ca_file"`
+	Insecure bool     `toml:"insecure"`
+	Timeout  Duration `toml:"timeout"`
+}
+
+// MeterTypes are the meter families the registry knows.
+var MeterTypes = []string{"fritzdect", "shelly", "tasmota", "ahoydtu", "opendtu"}
+
+// Zone is an IANA time zone name, checked when the file is read.
+type Zone struct{ *time.Location }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (z *Zone) UnmarshalText(b []byte) error {
+	loc, err := time.LoadLocation(string(b))
+	if err != nil || string(b) == "" {
+		return fmt.Errorf("unknown time zone %q (want an IANA name like %q)", b, DefaultZone)
+	}
+	z.Location = loc
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (z Zone) MarshalText() ([]byte, error) {
+	if z.Location == nil {
+		return nil, nil
+	}
+	return []byte(z.String()), nil
+}
+
+// Duration is a time.Duration written as "10s", "2m".
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration %q (write it like \"10s\" or \"2m\")", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("negative duration %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// Error is a configuration error. It names the key and, where known, the line.
+type Error struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			fmt.Fprintf(&b, ":%d", e.Line)
+		}
+		b.WriteString(": ")
+	} else if e.Line > 0 {
+		fmt.Fprintf(&b, "line %d: ", e.Line)
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found in one file.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// IsConfigError reports whether err came from loading or checking a config.
+func IsConfigError(err error) bool {
+	var e *Error
+	var es Errors
+	return errors.As(err, &e) || errors.As(err, &es)
+}
+
+// Load reads, expands and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read the config file: %v", err)}
+	}
+	return Parse(path, data, os.LookupEnv)
+}
+
+// Parse decodes data (read from path, which is used in messages only),
+// expands ${VAR} with lookup and validates the result.
+func Parse(path string, data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	var c Config
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			key := pe.LastKey
+			msg := pe.Message
+			if pe.Message == "" {
+				msg = err.Error()
+			}
+			return nil, &Error{File: path, Line: pe.Position.Line, Key: key, Msg: msg}
+		}
+		return nil, &Error{File: path, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
+	}
+	c.Path = path
+	lines := newLineIndex(data)
+	var errs Errors
+	add := func(key, format string, args ...any) {
+		errs = append(errs, &Error{File: path, Line: lines.find(key), Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	for _, k := range md.Undecoded() {
+		add(keyPath(k), "unknown key (misspelt, or in the wrong section?)")
+	}
+	expandEnv(reflect.ValueOf(&c).Elem(), "", lookup, add)
+	c.applyDefaults()
+	c.validate(add)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return &c, nil
+}
+
+// Default is the configuration used when no file is given: a server on
+// 127.0.0.1:8080 with an SQLite file under ./powermeter-data/.
+func Default() *Config {
+	c := &Config{Server: &Server{}}
+	c.applyDefaults()
+	return c
+}
+
+func (c *Config) applyDefaults() {
+	if c.Timezone.Location == nil {
+		c.Timezone.Location, _ = time.LoadLocation(DefaultZone)
+	}
+	if c.DataDir == "" {
+		c.DataDir = "powermeter-data"
+	}
+	if s := c.Server; s != nil {
+		if s.Listen == "" {
+			s.Listen = "127.0.0.1:8080"
+		}
+		if s.Database == "" {
+			s.Database = "sqlite://" + strings.TrimSuffix(c.DataDir, "/") + "/powermeter.db"
+		}
+		if s.MaxBodyBytes == 0 {
+			s.MaxBodyBytes = 4 << 20
+		}
+		for i := range s.Sources {
+			if s.Sources[i].Timezone.Location == nil {
+				s.Sources[i].Timezone = c.Timezone
+			}
+		}
+	}
+	for i := range c.Meters {
+		m := &c.Meters[i]
+		m.Index = i
+		if m.Timeout.Duration == 0 {
+			m.Timeout.Duration = 5 * time.Second
+		}
+	}
+	if c.Logger.Interval.Duration == 0 {
+		c.Logger.Interval.Duration = 10 * time.Second
+	}
+	if c.Logger.OutboxMax == 0 {
+		c.Logger.OutboxMax = 30 * 8640 * 10
+	}
+	if c.Logger.Source == "" {
+		c.Logger.Source = "home"
+		if c.Server != nil && len(c.Server.Sources) > 0 {
+			c.Logger.Source = c.Server.Sources[0].Name
+		}
+	}
+	for i := range c.Uplinks {
+		u := &c.Uplinks[i]
+		if u.Protocol == "" {
+			u.Protocol = "legacy"
+		}
+		if u.Method == "" {
+			u.Method = "get"
+		}
+		if u.Combine == "" {
+			u.Combine = "sum"
+		}
+		if u.Timeout.Duration == 0 {
+			u.Timeout.Duration = 10 * time.Second
+		}
+	}
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+func (c *Config) validate(add func(key, format string, args ...any)) {
+	if s := c.Server; s != nil {
+		if _, _, err := net.SplitHostPort(s.Listen); err != nil {
+			add("server.listen", "%q is not host:port (e.g. \"127.0.0.1:8080\")", s.Listen)
+		}
+		if !strings.HasPrefix(s.Database, "sqlite://") && !strings.HasPrefix(s.Database, "postgres://") && !strings.HasPrefix(s.Database, "postgresql://") {
+			add("server.database", "%q: want sqlite:///path/to/file.db or postgres://user@host/db", s.Database)
+		}
+		if s.MaxBodyBytes < 1024 {
+			add("server.max_body_bytes", "%d is too small (at least 1024)", s.MaxBodyBytes)
+		}
+		names := map[string]bool{}
+		keys := map[string]string{}
+		for i, src := range s.Sources {
+			p := fmt.Sprintf("server.sources[%d]", i)
+			switch {
+			case src.Name == "":
+				add(p+".name", "missing (every source needs a name)")
+			case !nameRE.MatchString(src.Name):
+				add(p+".name", "%q: use letters, digits, '.', '_' or '-' (at most 64)", src.Name)
+			case names[src.Name]:
+				add(p+".name", "%q is used twice", src.Name)
+			}
+			names[src.Name] = true
+			switch {
+			case src.Key == "":
+				add(p+".key", "missing (the key the logger sends; use ${VAR} to read it from the environment)")
+			case len(src.Key) < 8:
+				add(p+".key", "too short (at least 8 characters)")
+			case keys[src.Key] != "":
+				add(p+".key", "same key as source %q: keys tell sources apart", keys[src.Key])
+			}
+			keys[src.Key] = src.Name
+		}
+		for i, u := range s.Dashboard.Users {
+			name, hash, ok := strings.Cut(u, ":")
+			if !ok || name == "" || !strings.HasPrefix(hash, "$2") {
+				add(fmt.Sprintf("server.dashboard.users[%d]", i), "want \"name:bcrypt-hash\" (make one with: powermeter hash-password)")
+			}
+		}
+	}
+	meterNames := map[string]bool{}
+	for i, m := range c.Meters {
+		p := fmt.Sprintf("meters[%d]", i)
+		switch {
+		case m.Name == "":
+			add(p+".name", "missing")
+		case !nameRE.MatchString(m.Name):
+			add(p+".name", "%q: use letters, digits, '.', '_' or '-' (at most 64)", m.Name)
+		case meterNames[m.Name]:
+			add(p+".name", "%q is used twice", m.Name)
+		}
+		meterNames[m.Name] = true
+		known := false
+		for _, t := range MeterTypes {
+			known = known || t == m.Type
+		}
+		if !known {
+			add(p+".type", "%q: want one of %s", m.Type, strings.Join(MeterTypes, ", "))
+		}
+		if m.URL == "" {
+			add(p+".url", "missing (the device's address, e.g. \"http://192.168.178.1\")")
+		} else if u, err := url.Parse(m.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add(p+".url", "%q: want http://host or https://host", m.URL)
+		}
+		if m.Type == "fritzdect" && m.Username == "" {
+			add(p+".username", "missing: FRITZ!OS 7.24 and later need a user name; the box creates one like \"fritz1234\" (see System > FRITZ!Box Users)")
+		}
+		if m.AIN != "" && len(m.AINs) > 0 {
+			add(p+".ains", "give either ain or ains, not both")
+		}
+		if m.Channel < 0 {
+			add(p+".channel", "negative")
+		}
+		if m.PowerThreshold < 0 {
+			add(p+".power_threshold", "negative")
+		}
+	}
+	if l := c.Logger; l.StatusListen != "" {
+		if _, _, err := net.SplitHostPort(l.StatusListen); err != nil {
+			add("logger.status_listen", "%q is not host:port", l.StatusListen)
+		}
+	}
+	if c.Logger.Interval.Duration < time.Second {
+		add("logger.interval", "%v is too short (at least 1s)", c.Logger.Interval.Duration)
+	}
+	upNames := map[string]bool{}
+	for i, u := range c.Uplinks {
+		p := fmt.Sprintf("uplinks[%d]", i)
+		if u.Name == "" {
+			add(p+".name", "missing")
+		} else if upNames[u.Name] {
+			add(p+".name", "%q is used twice", u.Name)
+		}
+		upNames[u.Name] = true
+		if pu, err := url.Parse(u.URL); u.URL == "" || err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			add(p+".url", "%q: want the server's base URL, e.g. \"https://example.com/powermeter/\"", u.URL)
+		}
+		if u.Protocol != "legacy" && u.Protocol != "native" {
+			add(p+".protocol", "%q: want legacy or native", u.Protocol)
+		}
+		if u.Key == "" {
+			add(p+".key", "missing")
+		}
+		if u.Method != "get" && u.Method != "post" {
+			add(p+".method", "%q: want get or post", u.Method)
+		}
+		if u.Combine != "sum" && u.Combine != "each" {
+			add(p+".combine", "%q: want sum or each", u.Combine)
+		}
+		for j, name := range u.Meters {
+			if !meterNames[name] {
+				add(fmt.Sprintf("%s.meters[%d]", p, j), "no meter is named %q", name)
+			}
+		}
+	}
+}
+
+// SourceByKey is a small helper for lookups by name.
+func (s *Server) Source(name string) (Source, bool) {
+	for _, src := range s.Sources {
+		if src.Name == name {
+			return src, true
+		}
+	}
+	return Source{}, false
+}
+
+var envRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandEnv replaces ${VAR} in every string field; a variable that is not set
+// is an error naming the key.
+func expandEnv(v reflect.Value, path string, lookup func(string) (string, bool), add func(key, format string, args ...any)) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			expandEnv(v.Elem(), path, lookup, add)
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag := f.Tag.Get("toml")
+			if tag == "-" || !f.IsExported() {
+				continue
+			}
+			name := tag
+			if path != "" {
+				name = path + "." + tag
+			}
+			expandEnv(v.Field(i), name, lookup, add)
+		}
+	case reflect.Slice:
+		for i := 0; i < v.Len(); i++ {
+			expandEnv(v.Index(i), fmt.Sprintf("%s[%d]", path, i), lookup, add)
+		}
+	case reflect.String:
+		s := v.String()
+		if !strings.Contains(s, "${") {
+			return
+		}
+		v.SetString(envRE.ReplaceAllStringFunc(s, func(m string) string {
+			name := m[2 : len(m)-1]
+			val, ok := lookup(name)
+			if !ok {
+				add(path, "environment variable %s is not set", name)
+			}
+			return val
+		}))
+	}
+}
+
+// keyPath turns a toml.Key into our "meters[0].name" notation as far as it can.
+func keyPath(k toml.Key) string { return strings.Join(k, ".") }
+
+// lineIndex finds the line of a key like "meters[1].url" in the file text.
+type lineIndex struct{ lines []string }
+
+func newLineIndex(data []byte) lineIndex {
+	return lineIndex{lines: strings.Split(string(data), "\n")}
+}
+
+var (
+	tableRE    = regexp.MustCompile(`^\s*\[\s*([A-Za-z0-9_.\-]+)\s*\]`)
+	arrTableRE = regexp.MustCompile(`^\s*\[\[\s*([A-Za-z0-9_.\-]+)\s*\]\]`)
+	keyRE      = regexp.MustCompile(`^\s*([A-Za-z0-9_\-]+)\s*=`)
+	indexRE    = regexp.MustCompile(`\[\d+\]`)
+)
+
+// find returns the 1-based line of key, or 0 when it is not written there.
+func (li lineIndex) find(key string) int {
+	counts := map[string]int{}
+	table := ""
+	// key like "meters[1].url" → table "meters[1]", leaf "url".
+	want := key
+	leafWant := ""
+	if i := strings.LastIndex(key, "."); i >= 0 {
+		want, leafWant = key[:i], key[i+1:]
+	} else {
+		want, leafWant = "", key
+	}
+	leafWant = indexRE.ReplaceAllString(leafWant, "")
+	for n, line := range li.lines {
+		if m := arrTableRE.FindStringSubmatch(line); m != nil {
+			table = fmt.Sprintf("%s[%d]", m[1], counts[m[1]])
+			// nested array tables: "server.sources" → "server.sources[i]"
+			counts[m[1]]++
+			continue
+		}
+		if m := tableRE.FindStringSubmatch(line); m != nil {
+			table = m[1]
+			continue
+		}
+		if m := keyRE.FindStringSubmatch(line); m != nil && table == want && m[1] == leafWant {
+			return n + 1
+		}
+	}
+	// the table exists but the key is missing: point at the table header
+	table = ""
+	for k := range counts {
+		counts[k] = 0
+	}
+	for n, line := range li.lines {
+		if m := arrTableRE.FindStringSubmatch(line); m != nil {
+			table = fmt.Sprintf("%s[%d]", m[1], counts[m[1]])
+			counts[m[1]]++
+		} else if m := tableRE.FindStringSubmatch(line); m != nil {
+			table = m[1]
+		} else {
+			continue
+		}
+		if table == want && want != "" {
+			return n + 1
+		}
+	}
+	return 0
+}

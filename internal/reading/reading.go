@@ -1,0 +1,83 @@
+// Package reading defines the one value every part of powermeter passes
+// around: a measurement of one device at one instant, with explicit units.
+package reading
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Reading is one measurement of one device. Optional quantities are nil when
+// the device does not report them; a Reading is never half filled: either a
+// meter returns a complete one or an error.
+type Reading struct {
+	// Device identifies the device within its source (for a meter that
+	// covers one device: the meter's name).
+	Device string `json:"device"`
+	// Time is the instant the reading stands for, in UTC. The logger sets it
+	// to the round's instant on the interval grid.
+	Time time.Time `json:"time"`
+	// Power is the active power in W; negative means feed-in (export).
+	Power float64 `json:"power_w"`
+	// EnergyIn and EnergyOut are the device's own energy counters in Wh
+	// (import and export), as the device reports them: they may reset.
+	EnergyIn  *float64 `json:"energy_in_wh,omitempty"`
+	EnergyOut *float64 `json:"energy_out_wh,omitempty"`
+	// Temperature in °C.
+	Temperature *float64 `json:"temperature_c,omitempty"`
+	// Voltage in V.
+	Voltage *float64 `json:"voltage_v,omitempty"`
+	// Phases holds per-phase or per-channel power in W (3EM: L1, L2, L3;
+	// several meters in one legacy line: one value per meter; AhoyDTU: DC
+	// inputs). Legacy lines carry their extra fields here.
+	Phases []float64 `json:"phases_w,omitempty"`
+	// DeviceTime is the device's own clock for this value, where it has one.
+	DeviceTime *time.Time `json:"device_time,omitempty"`
+	// Backfilled marks a reading filled in later from a device's history.
+	Backfilled bool `json:"backfilled,omitempty"`
+}
+
+// F returns a pointer to v, for the optional fields.
+func F(v float64) *float64 { return &v }
+
+// Validate checks that a reading is complete and its numbers are finite.
+func (r *Reading) Validate() error {
+	if r.Device == "" {
+		return fmt.Errorf("device: empty")
+	}
+	if len(r.Device) > 128 {
+		return fmt.Errorf("device: longer than 128 bytes")
+	}
+	if r.Time.IsZero() {
+		return fmt.Errorf("time: missing")
+	}
+	if y := r.Time.Year(); y < 2000 || y > 2200 {
+		return fmt.Errorf("time: year %d out of range 2000..2200", y)
+	}
+	if !finite(r.Power) {
+		return fmt.Errorf("power_w: not a finite number")
+	}
+	for name, p := range map[string]*float64{"energy_in_wh": r.EnergyIn, "energy_out_wh": r.EnergyOut, "temperature_c": r.Temperature, "voltage_v": r.Voltage} {
+		if p != nil && !finite(*p) {
+			return fmt.Errorf("%s: not a finite number", name)
+		}
+	}
+	if r.EnergyIn != nil && *r.EnergyIn < 0 {
+		return fmt.Errorf("energy_in_wh: negative counter %v", *r.EnergyIn)
+	}
+	if r.EnergyOut != nil && *r.EnergyOut < 0 {
+		return fmt.Errorf("energy_out_wh: negative counter %v", *r.EnergyOut)
+	}
+	if len(r.Phases) > 16 {
+		return fmt.Errorf("phases_w: %d values, at most 16", len(r.Phases))
+	}
+	for i, p := range r.Phases {
+		if !finite(p) {
+			return fmt.Errorf("phases_w[%d]: not a finite number", i)
+		}
+	}
+	return nil
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

@@ -1,0 +1,132 @@
+// Package store defines where readings live: the Store interface every
+// backend implements (SQLite embedded, PostgreSQL to scale out), and one
+// contract test suite (storetest) every backend must pass.
+//
+// Guarantees every backend gives:
+//   - Insert returns only when the readings are durable (fsync'd / committed);
+//     concurrent Inserts share one transaction (group commit).
+//   - Idempotent: the same source + device + instant (to the second) is
+//     stored once; a second Insert of it changes nothing and counts as
+//     already present.
+//   - Range streams in (time, device) order without holding the range in
+//     memory.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/powermeter/powermeter/internal/reading"
+)
+
+// ErrUnknownSource is returned for a source that was never registered.
+var ErrUnknownSource = errors.New("unknown source")
+
+// SourceInfo describes one source and what is stored for it.
+type SourceInfo struct {
+	Name     string    `json:"name"`
+	Timezone string    `json:"timezone"`
+	Devices  []string  `json:"devices"`
+	Count    int64     `json:"readings"`
+	First    time.Time `json:"first,omitzero"`
+	Last     time.Time `json:"last,omitzero"`
+}
+
+// InsertResult counts what an Insert did.
+type InsertResult struct {
+	Inserted int // new readings
+	Present  int // already stored (same source, device, instant)
+}
+
+// Day is a cached summary of one local day of one source (the dashboard's
+// energy per day). Inserting a reading into a day bumps its Version; a
+// summary computed at Version v is stored only while the day is still at v,
+// so a stale computation never overwrites a newer state.
+type Day struct {
+	Day     string // YYYY-MM-DD in the source's zone
+	Version int64  // bumped by every insert touching the day
+	// Summary is the cached summary (opaque to the store) computed at
+	// SummaryVersion; it is current when SummaryVersion == Version.
+	Summary        []byte
+	SummaryVersion int64
+}
+
+// Store is a readings database.
+type Store interface {
+	// EnsureSource registers a source (idempotent) with its IANA zone, used
+	// to file readings under local days. A changed zone is updated.
+	EnsureSource(ctx context.Context, name, timezone string) error
+	// Insert stores readings for source durably. Each reading must be valid
+	// (reading.Validate). Either all are stored (or found present) or none.
+	Insert(ctx context.Context, source string, rs []reading.Reading) (InsertResult, error)
+	// Latest returns the newest reading of every device of the source.
+	Latest(ctx context.Context, source string) ([]reading.Reading, error)
+	// Range calls fn for every reading with from <= Time < to, in (Time,
+	// Device) order, streaming. An error from fn stops the scan and is
+	// returned.
+	Range(ctx context.Context, source string, from, to time.Time, fn func(reading.Reading) error) error
+	// Sources lists the registered sources with counts and first/last times.
+	Sources(ctx context.Context) ([]SourceInfo, error)
+	// LastTime is the newest reading time of source (any device); ok is
+	// false when it has none.
+	LastTime(ctx context.Context, source string) (t time.Time, ok bool, err error)
+
+	// Days returns the days from..to (inclusive, "YYYY-MM-DD") that have
+	// readings, in order.
+	Days(ctx context.Context, source, from, to string) ([]Day, error)
+	// PutDaySummary stores summary for day if the day is still at version.
+	// It reports whether it was stored.
+	PutDaySummary(ctx context.Context, source, day string, version int64, summary []byte) (bool, error)
+
+	// Close flushes and closes the store.
+	Close() error
+}
+
+// Opener opens a store from its URL ("sqlite:///path/file.db", "postgres://…").
+type Opener func(ctx context.Context, url string) (Store, error)
+
+var openers = map[string]Opener{}
+
+// Register makes a backend available for a URL scheme.
+func Register(scheme string, o Opener) { openers[scheme] = o }
+
+// Open opens the store a database URL names.
+func Open(ctx context.Context, url string) (Store, error) {
+	for scheme, o := range openers {
+		if len(url) > len(scheme)+3 && url[:len(scheme)+3] == scheme+"://" {
+			return o(ctx, url)
+		}
+	}
+	return nil, errors.New("database " + redact(url) + ": no backend for this scheme (want sqlite:// or postgres://)")
+}
+
+// redact hides a password in a database URL for messages.
+func redact(url string) string {
+	at := -1
+	for i := 0; i < len(url); i++ {
+		if url[i] == '@' {
+			at = i
+		}
+	}
+	if at < 0 {
+		return url
+	}
+	start := 0
+	for i := 0; i+2 < len(url); i++ {
+		if url[i:i+3] == "://" {
+			start = i + 3
+			break
+		}
+	}
+	userinfo := url[start:at]
+	for i := 0; i < len(userinfo); i++ {
+		if userinfo[i] == ':' {
+			return url[:start] + userinfo[:i] + ":***" + url[at:]
+		}
+	}
+	return url
+}
+
+// Redact hides the password of a database URL.
+func Redact(url string) string { return redact(url) }
