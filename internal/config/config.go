@@ -14,6 +14,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	_ "time/tzdata" // routers without /usr/share/zoneinfo must still know Europe/Berlin
@@ -220,7 +221,12 @@ func Parse(path string, data []byte, lookup func(string) (string, bool)) (*Confi
 			}
 			return nil, &Error{File: path, Line: pe.Position.Line, Key: key, Msg: msg}
 		}
-		return nil, &Error{File: path, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
+		msg := strings.TrimPrefix(err.Error(), "toml: ")
+		if m := decodeErrRE.FindStringSubmatch(msg); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			return nil, &Error{File: path, Line: line, Key: m[2], Msg: m[3]}
+		}
+		return nil, &Error{File: path, Msg: msg}
 	}
 	c.Path = path
 	lines := newLineIndex(data)
@@ -436,6 +442,8 @@ func (s *Server) Source(name string) (Source, bool) {
 	}
 	return Source{}, false
 }
+
+var decodeErrRE = regexp.MustCompile(`^line (\d+) \(last key "([^"]*)"\): (.*)$`)
 
 var envRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 

@@ -31,7 +31,7 @@ var conformance = []struct {
 	{"26.11.2026,12:00:00,007.5", true, 0},
 	{"26.11.2026,12:00:00,-0", true, 0},
 	{"26.11.2026,12:00:00,1,2,3,4,5,6,7,8,9,10,11,12,13,14", true, 0}, // 16 fields
-	{"26.11.2026,12:00:00,1,,", true, 0},                                // empty trailing fields
+	{"26.11.2026,12:00:00,1,,", true, 0},                              // empty trailing fields
 	{"26.11.2026,12:00:00,1,,,,5", true, 0},
 	{"26.11.2026,12:00:00,12.5\n", true, 0}, // PCRE $ before a final newline
 	// dates and times that exist only sometimes

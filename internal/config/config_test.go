@@ -1,0 +1,142 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+const full = `timezone = "Europe/Berlin"
+data_dir = "/var/lib/powermeter"
+
+[server]
+listen   = "127.0.0.1:8080"
+database = "sqlite:///var/lib/powermeter/powermeter.db"
+
+[[server.sources]]
+name = "home"
+key  = "${POWERMETER_HOME_KEY}"
+timezone = "Europe/Vienna"
+
+[[server.sources]]
+name = "garden"
+key  = "garden-key-123"
+
+[[meters]]
+name = "balcony"
+type = "fritzdect"
+url = "http://fritz.box"
+username = "fritz3456"
+password = "${FRITZ_PASSWORD}"
+ain = "11657 0020838"
+power_threshold = 0.25
+
+[logger]
+interval = "10s"
+
+[[uplinks]]
+name = "php"
+url = "https://example.com/powermeter/"
+key = "k"
+meters = ["balcony"]
+`
+
+func TestParseFull(t *testing.T) {
+	c, err := Parse("pm.toml", []byte(full), env(map[string]string{"POWERMETER_HOME_KEY": "s3cret-home", "FRITZ_PASSWORD": "pa€s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Sources[0].Key != "s3cret-home" || c.Meters[0].Password != "pa€s" {
+		t.Errorf("env not expanded: %q %q", c.Server.Sources[0].Key, c.Meters[0].Password)
+	}
+	if c.Server.Sources[0].Timezone.String() != "Europe/Vienna" || c.Server.Sources[1].Timezone.String() != "Europe/Berlin" {
+		t.Errorf("zones = %v, %v", c.Server.Sources[0].Timezone, c.Server.Sources[1].Timezone)
+	}
+	if c.Logger.Interval.Duration != 10*time.Second || c.Meters[0].Timeout.Duration != 5*time.Second {
+		t.Errorf("durations = %v %v", c.Logger.Interval, c.Meters[0].Timeout)
+	}
+	u := c.Uplinks[0]
+	if u.Protocol != "legacy" || u.Method != "get" || u.Combine != "sum" {
+		t.Errorf("uplink defaults = %+v", u)
+	}
+	if c.Logger.Source != "home" {
+		t.Errorf("logger source = %q", c.Logger.Source)
+	}
+}
+
+func TestDefault(t *testing.T) {
+	c := Default()
+	if c.Server.Listen != "127.0.0.1:8080" || c.Server.Database != "sqlite://powermeter-data/powermeter.db" {
+		t.Errorf("defaults = %+v", c.Server)
+	}
+	if c.Timezone.String() != DefaultZone {
+		t.Errorf("zone = %v", c.Timezone)
+	}
+}
+
+// Each bad file must give an error naming the key, and the line where the
+// key is written.
+func TestErrorsNameKeyAndLine(t *testing.T) {
+	cases := []struct {
+		name, file string
+		key        string
+		line       int
+		contains   string
+	}{
+		{"bad zone", "timezone = \"Europe/Berln\"\n", "timezone", 1, "unknown time zone"},
+		{"unknown key", "[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n", "server.lisen", 3, "unknown key"},
+		{"bad duration", "[logger]\ninterval = \"10\"\n", "logger.interval", 2, "not a duration"},
+		{"short interval", "[logger]\ninterval = \"100ms\"\n", "logger.interval", 2, "too short"},
+		{"missing env", "[server]\n[[server.sources]]\nname = \"a\"\nkey = \"${NOPE}\"\n", "server.sources[0].key", 4, "NOPE is not set"},
+		{"dup source", "[server]\n[[server.sources]]\nname = \"a\"\nkey = \"12345678\"\n[[server.sources]]\nname = \"a\"\nkey = \"87654321\"\n", "server.sources[1].name", 6, "used twice"},
+		{"same key", "[server]\n[[server.sources]]\nname = \"a\"\nkey = \"12345678\"\n[[server.sources]]\nname = \"b\"\nkey = \"12345678\"\n", "server.sources[1].key", 7, "same key"},
+		{"meter type", "[[meters]]\nname = \"m\"\ntype = \"fritz\"\nurl = \"http://x\"\n", "meters[0].type", 3, "want one of"},
+		{"fritz user", "[[meters]]\nname = \"m\"\ntype = \"fritzdect\"\nurl = \"http://fritz.box\"\n", "meters[0].username", 1, "fritz1234"},
+		{"meter url", "[[meters]]\nname = \"m\"\ntype = \"shelly\"\nurl = \"fritz.box\"\n", "meters[0].url", 4, "http://"},
+		{"uplink meter", "[[meters]]\nname = \"m\"\ntype = \"shelly\"\nurl = \"http://x\"\n[[uplinks]]\nname = \"u\"\nurl = \"http://y/\"\nkey = \"k\"\nmeters = [\"n\"]\n", "uplinks[0].meters[0]", 9, "no meter is named"},
+		{"uplink protocol", "[[uplinks]]\nname = \"u\"\nurl = \"http://y/\"\nkey = \"k\"\nprotocol = \"mqtt\"\n", "uplinks[0].protocol", 5, "legacy or native"},
+		{"database", "[server]\ndatabase = \"mysql://x\"\n", "server.database", 2, "sqlite"},
+		{"wrong type", "[server]\nlisten = 8080\n", "", 2, "incompatible types"},
+		{"syntax", "[server\nlisten = 1\n", "", 2, "table name"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("pm.toml", []byte(c.file), env(nil))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !IsConfigError(err) {
+				t.Fatalf("%v is not a config error", err)
+			}
+			var e *Error
+			var es Errors
+			switch {
+			case errors.As(err, &es):
+				e = nil
+				for _, x := range es {
+					if x.Key == c.key && e == nil {
+						e = x
+					}
+				}
+				if e == nil {
+					t.Fatalf("no error for key %q in:\n%v", c.key, err)
+				}
+			case errors.As(err, &e):
+			}
+			if c.key != "" && e.Key != c.key {
+				t.Errorf("key = %q, want %q (%v)", e.Key, c.key, err)
+			}
+			if e.Line != c.line {
+				t.Errorf("line = %d, want %d (%v)", e.Line, c.line, err)
+			}
+			if !strings.Contains(e.Error(), c.contains) || !strings.HasPrefix(e.Error(), "pm.toml:") {
+				t.Errorf("message %q lacks %q or the file name", e.Error(), c.contains)
+			}
+		})
+	}
+}
