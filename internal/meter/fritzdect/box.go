@@ -1,0 +1,355 @@
+package fritzdect
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/powermeter/powermeter/internal/config"
+	"github.com/powermeter/powermeter/internal/meter"
+)
+
+const (
+	// roundCache is how long one getdevicelistinfos answer serves all
+	// meters of a box (they are read in the same round).
+	roundCache = 2 * time.Second
+	// minLoginRetry is the least wait after a refused login.
+	minLoginRetry = 10 * time.Second
+	// rightsBackoff is how long we do not log in again after a fresh
+	// session was refused (the user lacks the Smart Home right).
+	rightsBackoff = time.Minute
+	// maxBody bounds what we read of an answer.
+	maxBody = 4 << 20
+)
+
+// box is one FRITZ!Box session, shared by every meter that names the same
+// URL and user. All use is serialised by mu.
+type box struct {
+	key     string
+	base    string // scheme://host[:port][/prefix], no trailing slash
+	user    string
+	pass    string
+	tlsKey  string // ca_file + insecure, to catch meters that disagree
+	hc      *http.Client
+	tr      *http.Transport
+	timeout time.Duration
+	log     *slog.Logger
+	refs    int // guarded by poolMu
+
+	mu           sync.Mutex
+	now          func() time.Time
+	cacheFor     time.Duration
+	sid          string
+	sidFresh     bool // the session was made during the current request
+	homeAuto     bool
+	rightsKnown  bool
+	blockedUntil time.Time
+	blockCause   error
+	legacy       bool // FRITZ!OS without getdevicelistinfos
+	// After a fresh session got 403 (missing right), no new login before
+	// rightsRetry: the answer would be the same.
+	rightsRetry time.Time
+	rightsErr   error
+	list        *deviceList
+	listAt      time.Time
+}
+
+var (
+	poolMu sync.Mutex
+	pool   = map[string]*box{}
+)
+
+// acquire returns the shared box for cfg, creating it on first use.
+func acquire(cfg config.Meter, base string, log *slog.Logger) (*box, error) {
+	tlsKey := cfg.CAFile + "\x00" + strconv.FormatBool(cfg.Insecure)
+	key := base + "\x00" + cfg.Username
+	poolMu.Lock()
+	defer poolMu.Unlock()
+	if b, ok := pool[key]; ok {
+		if b.pass != cfg.Password {
+			return nil, meter.ConfigError(cfg, "password", "differs from another meter that uses the same FRITZ!Box %s and user %s; they share one session", base, cfg.Username)
+		}
+		if b.tlsKey != tlsKey {
+			return nil, meter.ConfigError(cfg, "ca_file", "ca_file/insecure differ from another meter that uses the same FRITZ!Box %s and user %s; they share one connection", base, cfg.Username)
+		}
+		b.refs++
+		return b, nil
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 2
+	if strings.HasPrefix(base, "https:") {
+		tc, err := tlsConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		tr.TLSClientConfig = tc
+		if cfg.Insecure {
+			log.Warn("fritzdect: insecure = true: the FRITZ!Box certificate is not checked; prefer ca_file", "url", base)
+		}
+	}
+	timeout := cfg.Timeout.Duration
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	b := &box{
+		key: key, base: base, user: cfg.Username, pass: cfg.Password, tlsKey: tlsKey,
+		tr: tr, hc: &http.Client{Transport: tr, CheckRedirect: noRedirect},
+		timeout: timeout, log: log, refs: 1,
+		now: time.Now, cacheFor: roundCache,
+	}
+	pool[key] = b
+	return b, nil
+}
+
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// release drops one reference; the last one logs out and frees the box.
+func (b *box) release(ctx context.Context) error {
+	poolMu.Lock()
+	b.refs--
+	last := b.refs == 0
+	if last && pool[b.key] == b {
+		delete(pool, b.key)
+	}
+	poolMu.Unlock()
+	if !last {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	err := b.logout(ctx)
+	b.tr.CloseIdleConnections()
+	if err != nil {
+		return fmt.Errorf("FRITZ!Box at %s: logout: %w", b.host(), err)
+	}
+	return nil
+}
+
+func tlsConfig(cfg config.Meter) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, meter.ConfigError(cfg, "ca_file", "cannot read: %v", err)
+		}
+		certs := x509.NewCertPool()
+		if !certs.AppendCertsFromPEM(pem) {
+			return nil, meter.ConfigError(cfg, "ca_file", "%s holds no PEM certificate (export the box's certificate under Internet > Permit Access > FRITZ!Box Services)", cfg.CAFile)
+		}
+		tc.RootCAs = certs
+	}
+	tc.InsecureSkipVerify = cfg.Insecure
+	return tc, nil
+}
+
+func (b *box) host() string {
+	if u, err := url.Parse(b.base); err == nil {
+		return u.Host
+	}
+	return b.base
+}
+
+// httpStatusError is a non-200 answer.
+type httpStatusError struct {
+	code int
+	path string
+}
+
+func (e *httpStatusError) Error() string {
+	return fmt.Sprintf("%s answered %d %s", e.path, e.code, http.StatusText(e.code))
+}
+
+func statusOf(err error) int {
+	var se *httpStatusError
+	if errors.As(err, &se) {
+		return se.code
+	}
+	return 0
+}
+
+func (b *box) get(ctx context.Context, path string, q url.Values) ([]byte, error) {
+	return b.do(ctx, http.MethodGet, path, q, nil)
+}
+
+func (b *box) post(ctx context.Context, path string, q, form url.Values) ([]byte, error) {
+	return b.do(ctx, http.MethodPost, path, q, form)
+}
+
+// do sends one request with the box's timeout. A non-200 status comes back
+// as *httpStatusError (wrapped in a meter error of kind BadAnswer, except
+// 403 which callers handle); transport failures are Unreachable.
+func (b *box) do(ctx context.Context, method, path string, q, form url.Values) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	u := b.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, meter.Errorf(meter.Config, err, "FRITZ!Box URL %s", b.base)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		return nil, b.unreachable(ctx, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return nil, b.unreachable(ctx, err)
+	}
+	code := resp.StatusCode
+	// Very old firmware put the error status line inside a 200 answer.
+	if code == http.StatusOK && bytes.HasPrefix(data, []byte("HTTP/1.")) {
+		if f := strings.Fields(string(data[:min(len(data), 40)])); len(f) >= 2 {
+			if c, err := strconv.Atoi(f[1]); err == nil && c >= 400 {
+				code = c
+			}
+		}
+	}
+	if code != http.StatusOK {
+		se := &httpStatusError{code: code, path: path}
+		switch code {
+		case http.StatusForbidden, http.StatusUnauthorized:
+			return nil, meter.Errorf(meter.Auth, se, "FRITZ!Box at %s refused the request", b.host())
+		}
+		return nil, meter.Errorf(meter.BadAnswer, se, "FRITZ!Box at %s", b.host())
+	}
+	return data, nil
+}
+
+func (b *box) unreachable(ctx context.Context, err error) error {
+	// *url.Error repeats the URL, SID included: keep only the cause.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+		return meter.Errorf(meter.Unreachable, err, "FRITZ!Box at %s did not answer within %s", b.host(), b.timeout)
+	case strings.Contains(err.Error(), "certificate"):
+		return meter.Errorf(meter.Unreachable, err, "FRITZ!Box at %s: TLS certificate not trusted (set ca_file to the box's certificate, or use http:// in the LAN)", b.host())
+	}
+	return meter.Errorf(meter.Unreachable, err, "cannot reach FRITZ!Box at %s", b.host())
+}
+
+// badAnswer explains an answer we could not parse.
+func (b *box) badAnswer(body []byte, err error, what string) error {
+	if looksHTML(body) {
+		return meter.Errorf(meter.BadAnswer, nil, "FRITZ!Box at %s answered HTML, not XML, to %s (is the URL a FRITZ!Box?)", b.host(), what)
+	}
+	return meter.Errorf(meter.BadAnswer, err, "FRITZ!Box at %s sent an answer to %s we cannot read", b.host(), what)
+}
+
+func looksHTML(b []byte) bool {
+	s := bytes.ToLower(bytes.TrimSpace(b[:min(len(b), 256)]))
+	return bytes.HasPrefix(s, []byte("<!doctype html")) || bytes.HasPrefix(s, []byte("<html"))
+}
+
+// command runs one homeautoswitch.lua command with a session: it logs in
+// when there is none, and on 403 logs in once more and retries once.
+// Called with b.mu held.
+func (b *box) command(ctx context.Context, cmd, ain string) ([]byte, error) {
+	b.sidFresh = false
+	for attempt := 0; ; attempt++ {
+		if b.sid == "" {
+			if b.now().Before(b.rightsRetry) {
+				return nil, b.rightsErr
+			}
+			if err := b.login(ctx); err != nil {
+				return nil, err
+			}
+		}
+		q := url.Values{"switchcmd": {cmd}, "sid": {b.sid}}
+		if ain != "" {
+			q.Set("ain", ain)
+		}
+		body, err := b.get(ctx, "/webservices/homeautoswitch.lua", q)
+		if statusOf(err) != http.StatusForbidden {
+			return body, err
+		}
+		fresh := b.sidFresh
+		b.sid = ""
+		if fresh || attempt > 0 {
+			b.rightsErr = b.forbidden()
+			b.rightsRetry = b.now().Add(rightsBackoff)
+			return nil, b.rightsErr
+		}
+		b.log.Debug("fritzdect: session refused (403), logging in again", "box", b.host())
+	}
+}
+
+func (b *box) forbidden() error {
+	if b.rightsKnown && !b.homeAuto {
+		return meter.Errorf(meter.Auth, nil, "FRITZ!Box user %s lacks the Smart Home right: allow it under System > FRITZ!Box Users > %s", b.user, b.user)
+	}
+	return meter.Errorf(meter.Auth, nil, "FRITZ!Box at %s answered 403 (forbidden) to a fresh session: the user %s probably lacks the Smart Home right (System > FRITZ!Box Users)", b.host(), b.user)
+}
+
+var errLegacy = errors.New("FRITZ!OS without getdevicelistinfos")
+
+// deviceList returns the round's device list: one getdevicelistinfos serves
+// every meter of the box for cacheFor. It returns errLegacy when the box
+// does not know the command (old FRITZ!OS).
+func (b *box) deviceList(ctx context.Context) (*deviceList, time.Time, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.legacy {
+		return nil, time.Time{}, errLegacy
+	}
+	now := b.now()
+	if b.list != nil && now.Sub(b.listAt) < b.cacheFor && !now.Before(b.listAt) {
+		return b.list, b.listAt, nil
+	}
+	b.list = nil
+	body, err := b.command(ctx, "getdevicelistinfos", "")
+	if c := statusOf(err); c == http.StatusBadRequest || c == http.StatusNotFound {
+		b.legacy = true
+		b.log.Info("fritzdect: the box does not know getdevicelistinfos (old FRITZ!OS); reading each socket with single commands", "box", b.host())
+		return nil, time.Time{}, errLegacy
+	}
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	dl, err := parseDeviceList(body)
+	if err != nil {
+		return nil, time.Time{}, b.badAnswer(body, err, "getdevicelistinfos")
+	}
+	b.list, b.listAt = dl, b.now()
+	return dl, b.listAt, nil
+}
+
+// single runs one plain command for one AIN and returns its trimmed answer.
+func (b *box) single(ctx context.Context, cmd, ain string) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	body, err := b.command(ctx, cmd, ain)
+	if err != nil {
+		return "", err
+	}
+	if looksHTML(body) {
+		return "", b.badAnswer(body, nil, cmd)
+	}
+	return strings.TrimSpace(string(body)), nil
+}
