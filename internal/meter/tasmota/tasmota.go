@@ -1,0 +1,229 @@
+// Package tasmota reads energy-monitoring plugs and relays running Tasmota
+// over its HTTP command interface (`/cm?cmnd=Status%208`), and emulates one.
+package tasmota
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/powermeter/powermeter/internal/config"
+	"github.com/powermeter/powermeter/internal/meter"
+	"github.com/powermeter/powermeter/internal/meter/devhttp"
+	"github.com/powermeter/powermeter/internal/reading"
+)
+
+func init() {
+	meter.Register("tasmota", New)
+}
+
+// DefaultUser is Tasmota's web user; it cannot be changed on the device.
+const DefaultUser = "admin"
+
+// Meter reads one channel of a Tasmota device.
+type Meter struct {
+	cfg  config.Meter
+	c    *devhttp.Client
+	path string
+	zone *time.Location
+	log  *slog.Logger
+	now  func() time.Time
+}
+
+// New is the meter.Factory for type "tasmota".
+func New(cfg config.Meter, deps meter.Deps) (meter.Meter, error) {
+	c, err := devhttp.New(cfg, "Tasmota")
+	if err != nil {
+		return nil, err
+	}
+	user := cfg.Username
+	if user == "" && cfg.Password != "" {
+		user = DefaultUser
+	}
+	c.Username = user
+	c.AuthHint = "set password to the device's web admin password (the user is admin)"
+	path := "/cm?cmnd=Status%208"
+	if cfg.Password != "" {
+		path += "&user=" + url.QueryEscape(user) + "&password=" + url.QueryEscape(cfg.Password)
+	}
+	zone := deps.Zone
+	if zone == nil {
+		zone = time.UTC
+	}
+	log := deps.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Meter{cfg: cfg, c: c, path: path, zone: zone, log: log, now: time.Now}, nil
+}
+
+// Close has nothing to release: Tasmota has no sessions.
+func (m *Meter) Close(context.Context) error { return nil }
+
+// status8 is the answer to `Status 8`. Other sections than Time and ENERGY
+// (smart-meter scripts: SML, sensors) are kept raw to name them in errors.
+type status8 struct {
+	Warning string                     `json:"WARNING"`
+	Command string                     `json:"Command"`
+	SNS     map[string]json.RawMessage `json:"StatusSNS"`
+}
+
+type energy struct {
+	Power        numbers `json:"Power"`
+	Total        numbers `json:"Total"`
+	Voltage      numbers `json:"Voltage"`
+	ExportActive numbers `json:"ExportActive"`
+}
+
+// numbers is a Tasmota value that is a scalar on single-channel devices and
+// an array (one per channel) on multi-channel ones.
+type numbers struct {
+	v   []float64
+	arr bool
+	set bool
+}
+
+func (n *numbers) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if bytes.Equal(b, []byte("null")) {
+		return nil
+	}
+	n.set = true
+	if len(b) > 0 && b[0] == '[' {
+		n.arr = true
+		return json.Unmarshal(b, &n.v)
+	}
+	var f float64
+	if err := json.Unmarshal(b, &f); err != nil {
+		return err
+	}
+	n.v = []float64{f}
+	return nil
+}
+
+// at returns the value for channel ch: an array's element, or the scalar
+// (which stands for the whole device) when single is allowed.
+func (n numbers) at(ch int) (float64, bool) {
+	if !n.set || len(n.v) == 0 {
+		return 0, false
+	}
+	if n.arr {
+		if ch < len(n.v) {
+			return n.v[ch], true
+		}
+		return 0, false
+	}
+	return n.v[0], true
+}
+
+// Read asks for Status 8 and returns one reading.
+func (m *Meter) Read(ctx context.Context) ([]reading.Reading, error) {
+	body, err := m.c.Get(ctx, m.path)
+	if err != nil {
+		return nil, err
+	}
+	var st status8
+	if err := m.c.Decode("/cm", body, &st); err != nil {
+		return nil, err
+	}
+	r, err := m.parse(&st)
+	if err != nil {
+		return nil, err
+	}
+	meter.Apply(m.cfg, &r)
+	return []reading.Reading{r}, nil
+}
+
+func (m *Meter) parse(st *status8) (reading.Reading, error) {
+	w := m.c.Where()
+	if st.Warning != "" {
+		if m.cfg.Password == "" {
+			return reading.Reading{}, meter.Errorf(meter.Auth, nil, "%s demands a user and password (%q): set password to the device's web admin password", w, st.Warning)
+		}
+		return reading.Reading{}, meter.Errorf(meter.Auth, nil, "%s refused user %q with the configured password (%q)", w, m.c.Username, st.Warning)
+	}
+	if st.SNS == nil {
+		if st.Command != "" {
+			return reading.Reading{}, meter.Errorf(meter.BadAnswer, nil, "%s does not know the command Status 8 (answered Command=%q)", w, st.Command)
+		}
+		return reading.Reading{}, meter.Errorf(meter.BadAnswer, nil, "%s answered without a StatusSNS section: is this a Tasmota device?", w)
+	}
+	raw, ok := st.SNS["ENERGY"]
+	if !ok {
+		return reading.Reading{}, meter.Errorf(meter.Config, nil, "%s has no ENERGY section in Status 8 (it reports: %s): only devices with Tasmota's energy monitoring are supported", w, sections(st.SNS))
+	}
+	var e energy
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return reading.Reading{}, meter.Errorf(meter.BadAnswer, err, "%s: the ENERGY section has an unexpected shape", w)
+	}
+	ch := m.cfg.Channel
+	power, ok := e.Power.at(ch)
+	switch {
+	case !e.Power.set:
+		return reading.Reading{}, meter.Errorf(meter.BadAnswer, nil, "%s: the ENERGY section has no Power", w)
+	case !ok || (!e.Power.arr && ch > 0):
+		return reading.Reading{}, meter.Errorf(meter.Config, nil, "%s has %d channel(s) (0..%d); channel = %d does not exist", w, len(e.Power.v), len(e.Power.v)-1, ch)
+	}
+	r := reading.Reading{Device: m.cfg.Name, Time: m.now().UTC(), Power: power}
+	if e.Power.arr {
+		r.Phases = append([]float64(nil), e.Power.v...)
+	}
+	// A scalar Total on a multi-channel device is the sum of all channels:
+	// it is no counter of the chosen channel, so it is left out.
+	if !e.Power.arr || e.Total.arr {
+		if kwh, ok := e.Total.at(ch); ok && kwh >= 0 {
+			r.EnergyIn = reading.F(whFromKWh(kwh))
+		}
+		if kwh, ok := e.ExportActive.at(ch); ok && kwh >= 0 {
+			r.EnergyOut = reading.F(whFromKWh(kwh))
+		}
+	}
+	if v, ok := e.Voltage.at(ch); ok {
+		r.Voltage = reading.F(v)
+	}
+	if rawTime, ok := st.SNS["Time"]; ok {
+		var s string
+		if json.Unmarshal(rawTime, &s) == nil {
+			if t, err := time.ParseInLocation("2006-01-02T15:04:05", s, m.zone); err == nil {
+				t = t.UTC()
+				r.DeviceTime = &t
+			} else {
+				m.log.Debug("tasmota: unreadable Time", "meter", m.cfg.Name, "time", s)
+			}
+		}
+	}
+	if err := r.Validate(); err != nil {
+		return reading.Reading{}, meter.Errorf(meter.BadAnswer, err, "%s answered values out of range", w)
+	}
+	return r, nil
+}
+
+// whFromKWh converts without float noise (842.117 kWh → 842117 Wh, not
+// 842117.0000000001).
+func whFromKWh(kwh float64) float64 { return math.Round(kwh*1e6) / 1e3 }
+
+func sections(sns map[string]json.RawMessage) string {
+	var names []string
+	for k := range sns {
+		if k != "Time" {
+			names = append(names, k)
+		}
+	}
+	if len(names) == 0 {
+		return "nothing but the time"
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// String describes the meter for logs.
+func (m *Meter) String() string {
+	return fmt.Sprintf("tasmota %s channel %d", m.c.Where(), m.cfg.Channel)
+}
