@@ -153,7 +153,7 @@ func printVerbs(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].Summary)
+		fmt.Fprintf(w, "  %-14s %s\n", n, commands[n].Summary)
 	}
 	fmt.Fprintln(w, "\nrun 'powermeter VERB --help' for a verb's flags")
 }

@@ -1,0 +1,303 @@
+// Package groupcommit lets many concurrent writers share one database
+// transaction: each caller hands its batch to a single committer goroutine,
+// which takes every pending batch, writes them all in one transaction,
+// commits once (one fsync) and then answers every caller.
+//
+// A batch is all or nothing. When one batch fails inside the shared
+// transaction, the transaction is rolled back and the batches are retried
+// one transaction each, so one bad batch does not fail the others.
+//
+// The package knows nothing about SQL: a backend supplies a Begin function
+// returning a Tx that can apply one batch, commit and roll back.
+package groupcommit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrClosed is returned by Do after Close.
+var ErrClosed = errors.New("groupcommit: closed")
+
+// Tx is one transaction of the backend.
+type Tx[B, R any] interface {
+	// Apply writes one batch into the transaction. Any error other than a
+	// Rejected one makes the committer roll the transaction back and retry
+	// the batches one by one.
+	Apply(ctx context.Context, b B) (R, error)
+	// Commit makes everything applied durable.
+	Commit(ctx context.Context) error
+	// Rollback abandons the transaction.
+	Rollback() error
+}
+
+// Begin starts a transaction.
+type Begin[B, R any] func(ctx context.Context) (Tx[B, R], error)
+
+// Rejected wraps the error of a batch that Apply refused without writing
+// anything and without harming the transaction (an unknown source, say):
+// its caller gets the error, the other batches go on in the same
+// transaction.
+func Rejected(err error) error { return &rejected{err} }
+
+type rejected struct{ err error }
+
+func (r *rejected) Error() string { return r.err.Error() }
+func (r *rejected) Unwrap() error { return r.err }
+
+// Options tune a Committer. Zero values take the defaults.
+type Options struct {
+	// MaxItems caps the summed sizes of the batches in one transaction
+	// (default 100 000); the rest waits for the next one. A single batch
+	// larger than this still goes alone.
+	MaxItems int
+	// TxTimeout bounds one transaction, begin to commit (default 2 min).
+	TxTimeout time.Duration
+	// Log receives retry notices (default slog.Default()).
+	Log *slog.Logger
+}
+
+// Stats counts what the committer did.
+type Stats struct {
+	Transactions int64 // committed transactions, shared and single
+	Batches      int64 // batches answered with success
+	Failed       int64 // batches answered with an error (not counting cancels)
+	Retries      int64 // shared transactions rolled back and retried one by one
+}
+
+type request[B, R any] struct {
+	ctx  context.Context
+	b    B
+	size int
+	done chan result[R] // buffered: the committer never blocks on it
+}
+
+type result[R any] struct {
+	r   R
+	err error
+}
+
+// Committer runs the single committer goroutine.
+type Committer[B, R any] struct {
+	begin Begin[B, R]
+	opt   Options
+
+	mu      sync.Mutex
+	queue   []*request[B, R]
+	closed  bool
+	wake    chan struct{} // capacity 1
+	stopped chan struct{}
+
+	txs, batches, failed, retries atomic.Int64
+}
+
+// New starts a committer.
+func New[B, R any](begin Begin[B, R], opt Options) *Committer[B, R] {
+	if opt.MaxItems <= 0 {
+		opt.MaxItems = 100_000
+	}
+	if opt.TxTimeout <= 0 {
+		opt.TxTimeout = 2 * time.Minute
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	c := &Committer[B, R]{
+		begin:   begin,
+		opt:     opt,
+		wake:    make(chan struct{}, 1),
+		stopped: make(chan struct{}),
+	}
+	go c.run()
+	return c
+}
+
+// Do hands b (of size items, for MaxItems) to the committer and waits until
+// it is committed or failed. If ctx ends before the committer took the
+// batch, the batch is never written and Do returns ctx.Err(). If ctx ends
+// while its transaction is in flight, Do returns ctx.Err() at once and the
+// batch may or may not be stored (backends are idempotent, so a retry is
+// safe).
+func (c *Committer[B, R]) Do(ctx context.Context, b B, size int) (R, error) {
+	var zero R
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
+	req := &request[B, R]{ctx: ctx, b: b, size: size, done: make(chan result[R], 1)}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return zero, ErrClosed
+	}
+	c.queue = append(c.queue, req)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case res := <-req.done:
+		return res.r, res.err
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
+// Close lets the committer finish every pending batch, then stops it.
+// Do calls after Close fail with ErrClosed. Close is safe to call twice.
+func (c *Committer[B, R]) Close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	<-c.stopped
+}
+
+// Stats reports counters since New.
+func (c *Committer[B, R]) Stats() Stats {
+	return Stats{
+		Transactions: c.txs.Load(),
+		Batches:      c.batches.Load(),
+		Failed:       c.failed.Load(),
+		Retries:      c.retries.Load(),
+	}
+}
+
+func (c *Committer[B, R]) run() {
+	defer close(c.stopped)
+	for {
+		reqs, closed := c.take()
+		if len(reqs) > 0 {
+			c.commit(reqs)
+			continue
+		}
+		if closed {
+			return
+		}
+		<-c.wake
+	}
+}
+
+// take removes the pending requests up to MaxItems from the queue.
+func (c *Committer[B, R]) take() ([]*request[B, R], bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, items := 0, 0
+	for n < len(c.queue) {
+		items += c.queue[n].size
+		if n > 0 && items > c.opt.MaxItems {
+			break
+		}
+		n++
+	}
+	reqs := make([]*request[B, R], n)
+	copy(reqs, c.queue[:n])
+	rest := copy(c.queue, c.queue[n:])
+	clear(c.queue[rest:])
+	c.queue = c.queue[:rest]
+	return reqs, c.closed
+}
+
+// live drops (and answers) the requests whose caller has given up.
+func live[B, R any](reqs []*request[B, R]) []*request[B, R] {
+	out := reqs[:0]
+	for _, r := range reqs {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- result[R]{err: err}
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func (c *Committer[B, R]) commit(reqs []*request[B, R]) {
+	reqs = live(reqs)
+	if len(reqs) == 0 {
+		return
+	}
+	results, err := c.shared(reqs)
+	if err == nil {
+		for i, r := range reqs {
+			c.answer(r, results[i])
+		}
+		return
+	}
+	if len(reqs) == 1 {
+		c.answer(reqs[0], result[R]{err: err})
+		return
+	}
+	c.retries.Add(1)
+	c.opt.Log.Warn("group commit failed, retrying batches one by one", "batches", len(reqs), "err", err)
+	for _, r := range live(reqs) {
+		res, err := c.shared([]*request[B, R]{r})
+		if err != nil {
+			res[0] = result[R]{err: err}
+		}
+		c.answer(r, res[0])
+	}
+}
+
+func (c *Committer[B, R]) answer(r *request[B, R], res result[R]) {
+	if res.err != nil {
+		c.failed.Add(1)
+	} else {
+		c.batches.Add(1)
+	}
+	r.done <- res
+}
+
+// shared writes reqs in one transaction. It returns per-request results
+// (rejected batches carry their error) or the error that failed the whole
+// transaction, which is then rolled back.
+func (c *Committer[B, R]) shared(reqs []*request[B, R]) (results []result[R], err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.opt.TxTimeout)
+	defer cancel()
+	results = make([]result[R], len(reqs))
+	tx, err := c.begin(ctx)
+	if err != nil {
+		return results, fmt.Errorf("begin transaction: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			err = fmt.Errorf("groupcommit: panic in transaction: %v", p)
+		}
+	}()
+	applied := 0
+	for i, r := range reqs {
+		res, err := tx.Apply(ctx, r.b)
+		if err != nil {
+			var rej *rejected
+			if errors.As(err, &rej) {
+				results[i] = result[R]{err: rej.err}
+				continue
+			}
+			_ = tx.Rollback()
+			return results, err
+		}
+		results[i] = result[R]{r: res}
+		applied++
+	}
+	if applied == 0 {
+		// Nothing to make durable: every batch was rejected.
+		if err := tx.Rollback(); err != nil {
+			return results, fmt.Errorf("roll back: %w", err)
+		}
+		return results, nil
+	}
+	if err := tx.Commit(ctx); err != nil {
+		_ = tx.Rollback()
+		return results, fmt.Errorf("commit: %w", err)
+	}
+	c.txs.Add(1)
+	return results, nil
+}

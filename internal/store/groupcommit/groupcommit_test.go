@@ -1,0 +1,305 @@
+package groupcommit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+)
+
+// memDB is a fake backend: a set of committed keys; a transaction buffers
+// its keys and publishes them on Commit.
+type memDB struct {
+	mu        sync.Mutex
+	committed map[string]bool
+	txSizes   []int // batches per committed transaction
+	gate      chan struct{}
+	entered   chan struct{} // signalled when a commit starts waiting on gate
+	beginErr  error
+}
+
+func newMemDB() *memDB { return &memDB{committed: map[string]bool{}} }
+
+type memTx struct {
+	db      *memDB
+	keys    []string
+	batches int
+	done    bool
+}
+
+// batch keys: "bad" fails the transaction, "reject" is refused alone.
+type batch []string
+
+func (db *memDB) begin(ctx context.Context) (Tx[batch, int], error) {
+	if db.beginErr != nil {
+		return nil, db.beginErr
+	}
+	return &memTx{db: db}, nil
+}
+
+func (t *memTx) Apply(ctx context.Context, b batch) (int, error) {
+	for _, k := range b {
+		switch k {
+		case "bad":
+			return 0, errors.New("bad item")
+		case "reject":
+			return 0, Rejected(errors.New("refused"))
+		}
+	}
+	t.keys = append(t.keys, b...)
+	t.batches++
+	return len(b), nil
+}
+
+func (t *memTx) Commit(ctx context.Context) error {
+	if t.db.gate != nil {
+		if t.db.entered != nil {
+			t.db.entered <- struct{}{}
+		}
+		<-t.db.gate
+	}
+	t.db.mu.Lock()
+	defer t.db.mu.Unlock()
+	for _, k := range t.keys {
+		t.db.committed[k] = true
+	}
+	t.db.txSizes = append(t.db.txSizes, t.batches)
+	t.done = true
+	return nil
+}
+
+func (t *memTx) Rollback() error { t.done = true; return nil }
+
+func (db *memDB) has(k string) bool {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.committed[k]
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// blocked starts a committer whose first commit waits until release is
+// called, so the test can queue requests behind it.
+func blocked(t *testing.T, db *memDB, opt Options) (c *Committer[batch, int], release func()) {
+	db.gate = make(chan struct{})
+	db.entered = make(chan struct{}, 1)
+	opt.Log = quiet()
+	c = New(db.begin, opt)
+	go c.Do(context.Background(), batch{"first"}, 1)
+	<-db.entered
+	db.entered = nil
+	var once sync.Once
+	release = func() { once.Do(func() { close(db.gate) }) }
+	t.Cleanup(release)
+	return c, release
+}
+
+// waitQueued waits until n requests are queued.
+func waitQueued(t *testing.T, c *Committer[batch, int], n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.Lock()
+		q := len(c.queue)
+		c.mu.Unlock()
+		if q >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d requests queued", q, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestSharesTransactions(t *testing.T) {
+	db := newMemDB()
+	c, release := blocked(t, db, Options{})
+	const n = 50
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = c.Do(context.Background(), batch{fmt.Sprint(i)}, 1)
+		})
+	}
+	waitQueued(t, c, n)
+	release()
+	wg.Wait()
+	c.Close()
+	for i, err := range errs {
+		if err != nil || !db.has(fmt.Sprint(i)) {
+			t.Errorf("batch %d: err %v, stored %v", i, err, db.has(fmt.Sprint(i)))
+		}
+	}
+	// The first transaction held "first" alone; the 50 queued behind it share one.
+	if len(db.txSizes) != 2 || db.txSizes[1] != n {
+		t.Errorf("transactions = %v, want [1 %d]", db.txSizes, n)
+	}
+	if st := c.Stats(); st.Transactions != 2 || st.Batches != n+1 || st.Failed != 0 || st.Retries != 0 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestBadBatchRetriedAlone(t *testing.T) {
+	db := newMemDB()
+	c, release := blocked(t, db, Options{})
+	var wg sync.WaitGroup
+	results := map[string]error{}
+	var mu sync.Mutex
+	for _, b := range []batch{{"a1", "a2"}, {"b1", "bad", "b3"}, {"c1"}} {
+		wg.Go(func() {
+			_, err := c.Do(context.Background(), b, len(b))
+			mu.Lock()
+			results[b[0]] = err
+			mu.Unlock()
+		})
+	}
+	waitQueued(t, c, 3)
+	release()
+	wg.Wait()
+	c.Close()
+	if results["a1"] != nil || results["c1"] != nil || results["b1"] == nil {
+		t.Errorf("results = %v, want only the b batch to fail", results)
+	}
+	for k, want := range map[string]bool{"a1": true, "a2": true, "c1": true, "b1": false, "b3": false} {
+		if db.has(k) != want {
+			t.Errorf("%s stored = %v, want %v", k, db.has(k), want)
+		}
+	}
+	if st := c.Stats(); st.Retries != 1 || st.Failed != 1 {
+		t.Errorf("stats = %+v, want 1 retry, 1 failed", st)
+	}
+}
+
+func TestRejectedKeepsSharedTransaction(t *testing.T) {
+	db := newMemDB()
+	c, release := blocked(t, db, Options{})
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i, b := range []batch{{"a"}, {"reject"}, {"c"}} {
+		wg.Go(func() { _, errs[i] = c.Do(context.Background(), b, 1) })
+		waitQueued(t, c, i+1) // keep the order
+	}
+	release()
+	wg.Wait()
+	c.Close()
+	if errs[0] != nil || errs[2] != nil || errs[1] == nil || errs[1].Error() != "refused" {
+		t.Errorf("errs = %v", errs)
+	}
+	if len(db.txSizes) != 2 || db.txSizes[1] != 2 {
+		t.Errorf("transactions = %v, want the two good batches in one", db.txSizes)
+	}
+	if st := c.Stats(); st.Retries != 0 {
+		t.Errorf("a rejected batch caused a retry: %+v", st)
+	}
+}
+
+func TestCancelBeforeTakeNotWritten(t *testing.T) {
+	db := newMemDB()
+	c, release := blocked(t, db, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Do(ctx, batch{"gone"}, 1)
+		done <- err
+	}()
+	waitQueued(t, c, 1)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Do after cancel = %v, want context.Canceled", err)
+	}
+	release()
+	if _, err := c.Do(context.Background(), batch{"after"}, 1); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if db.has("gone") {
+		t.Error("a batch cancelled before the committer took it was written")
+	}
+	if _, err := c.Do(ctx, batch{"x"}, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("Do with a cancelled ctx = %v", err)
+	}
+}
+
+func TestCloseFinishesPending(t *testing.T) {
+	db := newMemDB()
+	c, release := blocked(t, db, Options{})
+	var wg sync.WaitGroup
+	errs := make([]error, 10)
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = c.Do(context.Background(), batch{fmt.Sprint(i)}, 1) })
+	}
+	waitQueued(t, c, 10)
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a transaction was in flight")
+	case <-time.After(20 * time.Millisecond):
+	}
+	release()
+	<-closed
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil || !db.has(fmt.Sprint(i)) {
+			t.Errorf("pending batch %d at Close: err %v, stored %v", i, err, db.has(fmt.Sprint(i)))
+		}
+	}
+	if _, err := c.Do(context.Background(), batch{"late"}, 1); !errors.Is(err, ErrClosed) {
+		t.Errorf("Do after Close = %v, want ErrClosed", err)
+	}
+	c.Close() // twice is fine
+}
+
+func TestMaxItemsSplits(t *testing.T) {
+	db := newMemDB()
+	c, release := blocked(t, db, Options{MaxItems: 10})
+	var wg sync.WaitGroup
+	for i := range 6 {
+		b := batch{fmt.Sprint(i, "a"), fmt.Sprint(i, "b"), fmt.Sprint(i, "c"), fmt.Sprint(i, "d")}
+		wg.Go(func() {
+			if _, err := c.Do(context.Background(), b, len(b)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	waitQueued(t, c, 6)
+	release()
+	wg.Wait()
+	c.Close()
+	// 6 batches of 4 items with at most 10 items per transaction: 2+2+2.
+	if fmt.Sprint(db.txSizes) != "[1 2 2 2]" {
+		t.Errorf("transactions = %v, want [1 2 2 2]", db.txSizes)
+	}
+}
+
+func TestBeginFailure(t *testing.T) {
+	db := newMemDB()
+	db.beginErr = errors.New("disk gone")
+	c := New(db.begin, Options{Log: quiet()})
+	defer c.Close()
+	if _, err := c.Do(context.Background(), batch{"a"}, 1); err == nil || !errors.Is(err, db.beginErr) {
+		t.Errorf("Do with a failing begin = %v", err)
+	}
+}
+
+// panicTx panics in Apply; the committer must survive and answer.
+type panicTx struct{ memTx }
+
+func (p *panicTx) Apply(context.Context, batch) (int, error) { panic("boom") }
+
+func TestPanicInApply(t *testing.T) {
+	c := New(func(context.Context) (Tx[batch, int], error) { return &panicTx{}, nil }, Options{Log: quiet()})
+	defer c.Close()
+	if _, err := c.Do(context.Background(), batch{"a"}, 1); err == nil {
+		t.Error("panicking Apply: no error")
+	}
+	if _, err := c.Do(context.Background(), batch{"b"}, 1); err == nil {
+		t.Error("second call: no error (committer should still answer)")
+	}
+}

@@ -1,0 +1,158 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/powermeter/powermeter/internal/reading"
+	"github.com/powermeter/powermeter/internal/store/storetest"
+)
+
+// BenchmarkInsertConcurrent: 64 goroutines each inserting 1-reading batches,
+// every one durable (fsync'd) before it returns; group commit shares the
+// transactions. Reports readings/s and readings per transaction.
+func BenchmarkInsertConcurrent(b *testing.B) {
+	s, err := OpenFile(b.Context(), filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.EnsureSource(b.Context(), "home", "Europe/Berlin"); err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var next atomic.Int64
+	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	start, cpu0 := time.Now(), cpuTime()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			i := next.Add(1)
+			r := reading.Reading{Device: fmt.Sprint("d", i%8), Time: t0.Add(time.Duration(i) * time.Second), Power: float64(i%5000) / 100, Temperature: reading.F(21.5)}
+			if _, err := s.Insert(ctx, "home", []reading.Reading{r}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	el := time.Since(start)
+	b.StopTimer()
+	st := s.CommitStats()
+	b.ReportMetric(float64(b.N)/el.Seconds(), "readings/s")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	if st.Transactions > 0 {
+		b.ReportMetric(float64(st.Batches)/float64(st.Transactions), "batches/tx")
+	}
+}
+
+// yearDB returns the path of a database holding storetest.FillYear's year
+// of 10-s legacy readings for source "home", creating it on first use.
+// POWERMETER_BENCH_YEARDB names the file (default: in the temp folder), so
+// a bench script builds it once and reuses it.
+func yearDB(b *testing.B) string {
+	b.Helper()
+	path := os.Getenv("POWERMETER_BENCH_YEARDB")
+	if path == "" {
+		path = filepath.Join(os.TempDir(), fmt.Sprintf("powermeter-bench-year-v%d.db", SchemaVersion))
+	}
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	if err := createYearDB(b, path); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
+
+// BenchmarkYearBytesPerReading reports the file size per reading of the
+// year database (after a checkpoint). The first run builds the year.
+func BenchmarkYearBytesPerReading(b *testing.B) {
+	path := yearDB(b)
+	st, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+	}
+	b.ReportMetric(float64(st.Size())/storetest.YearReadings, "bytes/reading")
+	b.ReportMetric(float64(st.Size())/(1<<20), "MiB")
+}
+
+// BenchmarkRangeDay reads one local day (8640 readings) out of the year,
+// a different day each iteration.
+func BenchmarkRangeDay(b *testing.B) {
+	path := yearDB(b)
+	s, err := OpenFile(b.Context(), path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := b.Context()
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		b.Fatal(err)
+	}
+	i, n := 0, 0
+	cpu0 := cpuTime()
+	for b.Loop() {
+		d := time.Date(2025, 1, 2+(i*37)%360, 0, 0, 0, 0, berlin)
+		i++
+		n = 0
+		if err := s.Range(ctx, "home", d, d.AddDate(0, 0, 1), func(reading.Reading) error { n++; return nil }); err != nil {
+			b.Fatal(err)
+		}
+		if n < 8000 {
+			b.Fatalf("day %s: %d readings", d.Format(time.DateOnly), n)
+		}
+	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(n), "readings/day")
+}
+
+// cpuTime is the CPU time (user + system) this process used so far: on a
+// shared machine it shows the cost of an operation better than wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// createYearDB fills a new database at path (via a temporary name, so an
+// interrupted run leaves nothing half built) and checkpoints it.
+func createYearDB(b *testing.B, path string) error {
+	ctx := context.Background()
+	tmp := path + ".building"
+	for _, f := range []string{tmp, tmp + "-wal", tmp + "-shm"} {
+		os.Remove(f)
+	}
+	s, err := OpenFile(ctx, tmp)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	n, err := storetest.FillYear(ctx, s, "home", 8640*7, nil)
+	if err != nil {
+		s.Close()
+		return err
+	}
+	el := time.Since(start)
+	b.Logf("built year database %s: %d readings in %s (%.0f readings/s)", path, n, el.Round(time.Millisecond), float64(n)/el.Seconds())
+	if err := s.Checkpoint(ctx); err != nil {
+		s.Close()
+		return err
+	}
+	if err := s.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
