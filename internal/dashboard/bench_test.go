@@ -1,0 +1,150 @@
+package dashboard
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/powermeter/powermeter/internal/energy"
+	"github.com/powermeter/powermeter/internal/store"
+	"github.com/powermeter/powermeter/internal/store/sqlite"
+	"github.com/powermeter/powermeter/internal/store/storetest"
+)
+
+// benchYearDB returns a copy (in b.TempDir) of a database holding a year of
+// 10-s readings (storetest.FillYear, source "home", 2025): the file named by
+// POWERMETER_BENCH_YEARDB, else the store benchmarks' file when it is built,
+// else one built here on first use (about a minute). A copy, because the
+// dashboard writes day summaries into it.
+func benchYearDB(b *testing.B) string {
+	b.Helper()
+	src := os.Getenv("POWERMETER_BENCH_YEARDB")
+	if src == "" {
+		shared := filepath.Join(os.TempDir(), fmt.Sprintf("powermeter-bench-year-v%d.db", sqlite.SchemaVersion))
+		if _, err := os.Stat(shared); err == nil {
+			src = shared
+		} else {
+			src = filepath.Join(os.TempDir(), fmt.Sprintf("powermeter-dashboard-bench-year-v%d.db", sqlite.SchemaVersion))
+		}
+	}
+	if _, err := os.Stat(src); err != nil {
+		if err := buildYearDB(b, src); err != nil {
+			b.Fatal(err)
+		}
+	}
+	dst := filepath.Join(b.TempDir(), "year.db")
+	in, err := os.Open(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		b.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return dst
+}
+
+func buildYearDB(b *testing.B, path string) error {
+	ctx := context.Background()
+	tmp := path + ".building"
+	for _, f := range []string{tmp, tmp + "-wal", tmp + "-shm"} {
+		os.Remove(f)
+	}
+	s, err := sqlite.OpenFile(ctx, tmp)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	n, err := storetest.FillYear(ctx, s, "home", 8640*7, nil)
+	if err == nil {
+		err = s.Checkpoint(ctx)
+	}
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	b.Logf("built %s: %d readings in %s", path, n, time.Since(start).Round(time.Millisecond))
+	return os.Rename(tmp, path)
+}
+
+func benchDashboard(b *testing.B) (*Dashboard, store.Store) {
+	path := benchYearDB(b)
+	st, err := store.Open(context.Background(), "sqlite://"+path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	now := time.Date(2026, 1, 15, 12, 0, 0, 0, berlin)
+	d := newTestDashboard(b, st, Options{Now: func() time.Time { return now }})
+	return d, st
+}
+
+// BenchmarkDayPage renders the day page (all 8640 readings of a day read,
+// summarized and drawn) of a different day of the year each time.
+func BenchmarkDayPage(b *testing.B) {
+	d, _ := benchDashboard(b)
+	h := mux(d)
+	i, size := 0, 0
+	for b.Loop() {
+		day := time.Date(2025, 1, 2+(i*37)%360, 0, 0, 0, 0, time.UTC).Format("2006-01-02")
+		i++
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/s/home/day/"+day, nil))
+		if rec.Code != 200 {
+			b.Fatalf("%s: %d", day, rec.Code)
+		}
+		size = rec.Body.Len()
+	}
+	b.ReportMetric(float64(size), "bytes/page")
+}
+
+// BenchmarkYearOverview renders the overview of a year whose 365 day
+// summaries are cached in the database: "memory" with the decoded summaries
+// kept in memory, "database" decoding them from the database every time
+// (the first view after a restart). The first, cold rendering (computing
+// every day from the readings) is reported as cold-ms.
+func BenchmarkYearOverview(b *testing.B) {
+	d, _ := benchDashboard(b)
+	h := mux(d)
+	get := func(b *testing.B) int {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/s/home/overview?year=2025", nil))
+		if rec.Code != 200 {
+			b.Fatalf("overview: %d %s", rec.Code, rec.Body.String())
+		}
+		return rec.Body.Len()
+	}
+	start := time.Now()
+	get(b)
+	cold := time.Since(start)
+	mem := d.days
+	for _, c := range []struct {
+		name  string
+		cache *energy.Cache
+	}{{"memory", mem}, {"database", nil}} {
+		b.Run(c.name, func(b *testing.B) {
+			d.days = c.cache
+			size := 0
+			for b.Loop() {
+				size = get(b)
+			}
+			b.ReportMetric(float64(cold.Milliseconds()), "cold-ms")
+			b.ReportMetric(float64(size), "bytes/page")
+		})
+	}
+	d.days = mem
+}

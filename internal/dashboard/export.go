@@ -1,0 +1,219 @@
+package dashboard
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/powermeter/powermeter/internal/legacy"
+	"github.com/powermeter/powermeter/internal/reading"
+)
+
+// parseBound reads from= / to=: a local day (YYYY-MM-DD; to= includes the
+// whole day) or an RFC 3339 instant.
+func parseBound(s string, zone *time.Location, end bool) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	if !validDay(s) {
+		return time.Time{}, errors.New("want YYYY-MM-DD or an RFC 3339 time")
+	}
+	t, _ := time.ParseInLocation("2006-01-02", s, zone)
+	if end {
+		y, m, d := t.Date()
+		t = time.Date(y, m, d+1, 0, 0, 0, 0, zone)
+	}
+	return t.UTC(), nil
+}
+
+// export streams readings of a range as CSV: format=php writes the original
+// app's lines (local wall-clock time, one line per instant: the sum of the
+// devices, the temperature, then each device's power when there are
+// several, or the phases of a single device); format=utc (default) one row
+// per reading with a header, times in UTC.
+func (d *Dashboard) export(w http.ResponseWriter, r *http.Request) {
+	source, p, ok := d.sourceFromPath(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	from, to := q.Get("from"), q.Get("to")
+	if from == "" {
+		from = p.Today
+	}
+	if to == "" {
+		to = from
+		if _, err := time.Parse(time.RFC3339, from); err == nil {
+			to = p.Today
+		}
+	}
+	start, err1 := parseBound(from, p.Zone, false)
+	end, err2 := parseBound(to, p.Zone, true)
+	if err1 != nil || err2 != nil || !end.After(start) {
+		http.Error(w, "from= and to= must be days (YYYY-MM-DD) or RFC 3339 times, from before to", http.StatusBadRequest)
+		return
+	}
+	format := q.Get("format")
+	if format == "" {
+		format = "utc"
+	}
+	if format != "utc" && format != "php" {
+		http.Error(w, "format= must be php or utc", http.StatusBadRequest)
+		return
+	}
+	// long ranges stream for a while; the request still ends
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Minute)
+	defer cancel()
+	if rc := http.NewResponseController(w); rc != nil {
+		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Minute))
+	}
+	name := source + "_" + from + "_" + to + "_" + format + ".csv"
+	name = strings.Map(func(c rune) rune {
+		if c == '"' || c == '\\' || c == '/' || c < ' ' || c > '~' {
+			return '_'
+		}
+		return c
+	}, strings.ReplaceAll(name, ":", ""))
+	h := w.Header()
+	h.Set("Content-Type", "text/csv; charset=utf-8")
+	h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+
+	bw := bufio.NewWriterSize(w, 64*1024)
+	var err error
+	if format == "php" {
+		err = d.exportPHP(ctx, bw, source, p.Zone, start, end)
+	} else {
+		err = d.exportUTC(ctx, bw, source, start, end)
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		// the header is out; all that is left is to log and cut the stream
+		d.o.Log.Error("csv export", "source", source, "err", err)
+	}
+}
+
+func ff(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
+func optF(v *float64) string {
+	if v == nil {
+		return ""
+	}
+	return ff(*v)
+}
+
+func (d *Dashboard) exportUTC(ctx context.Context, w *bufio.Writer, source string, start, end time.Time) error {
+	if _, err := w.WriteString("time,device,power_w,energy_in_wh,energy_out_wh,temperature_c,voltage_v,phases_w\n"); err != nil {
+		return err
+	}
+	n := 0
+	return d.st.Range(ctx, source, start, end, func(r reading.Reading) error {
+		w.WriteString(r.Time.UTC().Format(time.RFC3339))
+		w.WriteByte(',')
+		w.WriteString(csvField(r.Device))
+		w.WriteByte(',')
+		w.WriteString(ff(r.Power))
+		for _, v := range []*float64{r.EnergyIn, r.EnergyOut, r.Temperature, r.Voltage} {
+			w.WriteByte(',')
+			w.WriteString(optF(v))
+		}
+		w.WriteByte(',')
+		for i, ph := range r.Phases {
+			if i > 0 {
+				w.WriteByte(' ')
+			}
+			w.WriteString(ff(ph))
+		}
+		_, err := w.WriteString("\n")
+		if n++; n%4096 == 0 {
+			err = w.Flush()
+		}
+		return err
+	})
+}
+
+// csvField quotes a field when it needs it, and defuses leading formula
+// characters for spreadsheets.
+func csvField(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		s = "'" + s
+	}
+	if strings.ContainsAny(s, ",\"\n\r") {
+		return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+	}
+	return s
+}
+
+func tempDecimals(t float64) int {
+	if math.Abs(t*10-math.Round(t*10)) > 1e-6 {
+		return 2
+	}
+	return 1
+}
+
+func (d *Dashboard) exportPHP(ctx context.Context, w *bufio.Writer, source string, zone *time.Location, start, end time.Time) error {
+	var group []reading.Reading
+	n := 0
+	flush := func() error {
+		if len(group) == 0 {
+			return nil
+		}
+		var sum float64
+		var temp *float64
+		for i := range group {
+			sum += group[i].Power
+			if temp == nil && group[i].Temperature != nil {
+				temp = group[i].Temperature
+			}
+		}
+		var extra []float64
+		if len(group) > 1 {
+			for i := range group {
+				extra = append(extra, group[i].Power)
+			}
+		} else {
+			extra = group[0].Phases
+		}
+		dec := 1
+		if temp != nil {
+			dec = tempDecimals(*temp)
+		}
+		line, err := legacy.Format(group[0].Time, zone, sum, temp, dec, extra)
+		if err != nil && len(extra) > 0 {
+			line, err = legacy.Format(group[0].Time, zone, sum, temp, dec, nil)
+		}
+		group = group[:0]
+		if err != nil {
+			// a value the old format cannot hold: leave the line out
+			d.o.Log.Warn("csv export: line left out", "source", source, "err", err)
+			return nil
+		}
+		w.WriteString(line)
+		_, err = w.WriteString("\n")
+		if n++; n%4096 == 0 {
+			err = w.Flush()
+		}
+		return err
+	}
+	err := d.st.Range(ctx, source, start, end, func(r reading.Reading) error {
+		if len(group) > 0 && !r.Time.Equal(group[0].Time) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		group = append(group, r)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}

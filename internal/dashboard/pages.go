@@ -1,0 +1,231 @@
+package dashboard
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/powermeter/powermeter/internal/energy"
+)
+
+// bandRow is one line of the power band table: time and energy above Step.
+type bandRow struct {
+	Step    float64
+	Seconds float64
+	Wh      float64
+	Pct     float64 // share of the first row's time, for the bar
+}
+
+// bandRows lists time and energy above each step. The day keeps 50 W
+// bands; the table shows 50 W steps while that gives at most maxBandRows
+// lines, else wider steps (100, 250, 500 W …).
+func bandRows(bands []energy.Band) []bandRow {
+	above := energy.Above(bands)
+	last := -1
+	for i, b := range above {
+		if b.Seconds >= 0.5 {
+			last = i
+		}
+	}
+	if last < 0 {
+		return nil
+	}
+	every := 1
+	for _, k := range []int{1, 2, 5, 10, 20, 40, 100} {
+		every = k
+		if last/k+1 <= maxBandRows {
+			break
+		}
+	}
+	var rows []bandRow
+	for i := 0; i <= last; i += every {
+		b := above[i]
+		rows = append(rows, bandRow{Step: float64(i) * energy.BandWidth, Seconds: b.Seconds, Wh: b.Wh})
+	}
+	for i := range rows {
+		rows[i].Pct = 100 * rows[i].Seconds / rows[0].Seconds
+	}
+	return rows
+}
+
+const maxBandRows = 16
+
+type dayData struct {
+	Day, Prev, Next, Yesterday string
+	HasNext                    bool
+	IsToday                    bool
+	S                          energy.DaySummary
+	Chart                      chartView
+	Bands, FeedBands           []bandRow
+	OddDay                     bool // 23 or 25 hours
+	CoveredPct                 float64
+}
+
+func shiftDay(day string, n int) string {
+	t, err := time.Parse("2006-01-02", day)
+	if err != nil {
+		return day
+	}
+	return t.AddDate(0, 0, n).Format("2006-01-02")
+}
+
+// validDay accepts a real YYYY-MM-DD within the years readings may have.
+func validDay(s string) bool {
+	t, err := time.Parse("2006-01-02", s)
+	return err == nil && t.Year() >= 2000 && t.Year() <= 2200
+}
+
+// dayRedirect answers the date picker (a GET form) with the day's address.
+func (d *Dashboard) dayRedirect(w http.ResponseWriter, r *http.Request) {
+	source, p, ok := d.sourceFromPath(w, r)
+	if !ok {
+		return
+	}
+	day := r.URL.Query().Get("date")
+	if day == "" {
+		day = p.Today
+	}
+	if !validDay(day) {
+		d.fail(w, r, p, http.StatusBadRequest, "bad_date", nil)
+		return
+	}
+	http.Redirect(w, r, p.Link("/s/", url.PathEscape(source), "/day/", day), http.StatusSeeOther)
+}
+
+func (d *Dashboard) day(w http.ResponseWriter, r *http.Request) {
+	source, p, ok := d.sourceFromPath(w, r)
+	if !ok {
+		return
+	}
+	day := r.PathValue("date")
+	switch day {
+	case "today":
+		day = p.Today
+	case "yesterday":
+		day = shiftDay(p.Today, -1)
+	}
+	if !validDay(day) {
+		d.fail(w, r, p, http.StatusBadRequest, "bad_date", nil)
+		return
+	}
+	start, end, err := energy.DayBounds(day, p.Zone)
+	if err != nil {
+		d.fail(w, r, p, http.StatusBadRequest, "bad_date", nil)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	calc := d.calc(source, p.Zone)
+	entry, cached, err := calc.Lookup(ctx, day)
+	if err != nil {
+		d.fail(w, r, p, http.StatusInternalServerError, "server_error", err)
+		return
+	}
+	// the chart needs the readings anyway; the summary comes with them and
+	// is written to the cache only when the cached one is not current
+	version := entry.Version
+	if cached != nil {
+		version = 0
+	}
+	ch := newDayChart(start, end)
+	s, err := calc.ComputeAndCache(ctx, day, version, ch.add)
+	if err != nil {
+		d.fail(w, r, p, http.StatusInternalServerError, "server_error", err)
+		return
+	}
+	data := dayData{
+		Day: day, Prev: shiftDay(day, -1), Next: shiftDay(day, 1), Yesterday: shiftDay(p.Today, -1),
+		IsToday: day == p.Today, S: s, Chart: ch.render(p.lang, p.Zone),
+		Bands: bandRows(s.Bands), FeedBands: bandRows(s.FeedBands),
+		OddDay: end.Sub(start) != 24*time.Hour,
+	}
+	data.HasNext = data.Next <= p.Today
+	if span := end.Sub(start).Seconds(); span > 0 {
+		data.CoveredPct = 100 * s.Covered / span
+	}
+	p.Title = source + " · " + p.LongDate(day)
+	p.Nav = "day"
+	p.Data = data
+	d.render(w, r, "day", p)
+}
+
+type overviewData struct {
+	Years      []energy.Period
+	Year       string
+	Months     []energy.Period // of Year
+	YearTotal  energy.Period
+	Month      string
+	Days       []energy.DaySummary // of Month
+	MonthTotal energy.Period
+	All        energy.Period
+	MonthBars  chartBars
+	ExportFrom string
+	ExportTo   string
+}
+
+func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
+	source, p, ok := d.sourceFromPath(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
+	defer cancel()
+	days, err := d.calc(source, p.Zone).Totals(ctx, "2000-01-01", "2200-12-31")
+	if err != nil {
+		d.fail(w, r, p, http.StatusInternalServerError, "server_error", err)
+		return
+	}
+	data := overviewData{Years: energy.Years(days), ExportFrom: shiftDay(p.Today, -6), ExportTo: p.Today}
+	for _, y := range data.Years {
+		data.All.InWh += y.InWh
+		data.All.OutWh += y.OutWh
+		data.All.Days += y.Days
+		if y.PeakW > data.All.PeakW {
+			data.All.PeakW, data.All.PeakAt = y.PeakW, y.PeakAt
+		}
+	}
+	q := r.URL.Query()
+	month, year := q.Get("month"), q.Get("year")
+	if len(days) > 0 {
+		lastDay := days[len(days)-1].Day
+		if month == "" || len(month) != 7 {
+			if len(year) == 4 && year != lastDay[:4] {
+				month = year + "-01"
+				// the year's last month with readings
+				for _, s := range days {
+					if s.Day[:4] == year {
+						month = s.Day[:7]
+					}
+				}
+			} else {
+				month = lastDay[:7]
+			}
+		}
+		if len(year) != 4 {
+			year = month[:4]
+		}
+	}
+	data.Year, data.Month = year, month
+	var inYear []energy.DaySummary
+	for _, s := range days {
+		if s.Day[:4] == year {
+			inYear = append(inYear, s)
+		}
+		if s.Day[:7] == month {
+			data.Days = append(data.Days, s)
+		}
+	}
+	data.Months = energy.Months(inYear)
+	if ys := energy.Years(inYear); len(ys) == 1 {
+		data.YearTotal = ys[0]
+	}
+	if ms := energy.Months(data.Days); len(ms) == 1 {
+		data.MonthTotal = ms[0]
+	}
+	data.MonthBars = monthBars(data.Year, data.Months, p)
+	p.Title = source + " · " + p.T("overview")
+	p.Nav = "overview"
+	p.Data = data
+	d.render(w, r, "overview", p)
+}

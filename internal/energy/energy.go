@@ -1,0 +1,476 @@
+// Package energy turns readings into energy: per local day of a source, the
+// energy taken from the grid (import) and fed in (export), peak power,
+// feed-in times and the original's power bands; months and years add up days.
+//
+// Rules (see docs/dashboard.md):
+//   - Per device, per step between two consecutive readings: where both carry
+//     a counter (EnergyIn / EnergyOut), the counter's increase is the energy
+//     of that step, also across gaps; a drop is a counter reset and counts 0
+//     (counting restarts from the new value), so energy is never negative.
+//   - Where a counter is missing, the trapezoid of power over the step is
+//     used, split at the zero crossing into import (power > 0) and feed-in
+//     (power < 0), and only when the step is at most GapIntervals intervals
+//     long: a longer gap is not bridged.
+//   - A step that crosses a day boundary is split at the boundary in
+//     proportion to time (power interpolated linearly).
+//   - The source's energy is the sum of its devices' energies, import and
+//     export kept apart per device before summing.
+//   - The source's power at an instant (chart, peak, bands, feed-in times) is
+//     the sum of each device's latest power not older than the gap limit.
+package energy
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/powermeter/powermeter/internal/reading"
+)
+
+// FormatVersion is bumped whenever DaySummary's meaning or layout changes, so
+// cached summaries of an older format are recomputed.
+const FormatVersion = 1
+
+// GapIntervals is how many reading intervals a step may span and still be
+// integrated from power.
+const GapIntervals = 3
+
+// BandWidth is the width of one power band in W.
+const BandWidth = 50.0
+
+// MaxBands bounds the number of bands; power above MaxBands*BandWidth falls
+// into the last band.
+const MaxBands = 200
+
+// Band is the time and energy spent within one BandWidth step of power:
+// band i of DaySummary.Bands covers i*50 W < power ≤ (i+1)*50 W for import,
+// FeedBands the same for the amount of feed-in.
+type Band struct {
+	Seconds float64 `json:"s"`
+	Wh      float64 `json:"wh"`
+}
+
+// DeviceEnergy is one device's share of a day.
+type DeviceEnergy struct {
+	Device string  `json:"device"`
+	InWh   float64 `json:"in"`
+	OutWh  float64 `json:"out"`
+	// CounterSteps and PowerSteps count the steps taken from counters and
+	// from integrated power.
+	CounterSteps int `json:"cs,omitempty"`
+	PowerSteps   int `json:"ps,omitempty"`
+	// Resets counts counter drops (device reboot, counter reset).
+	Resets int `json:"resets,omitempty"`
+}
+
+// Method says how the device's energy was found: "counter", "power",
+// "mixed" or "" when no step was integrated.
+func (d DeviceEnergy) Method() string {
+	switch {
+	case d.CounterSteps > 0 && d.PowerSteps > 0:
+		return "mixed"
+	case d.CounterSteps > 0:
+		return "counter"
+	case d.PowerSteps > 0:
+		return "power"
+	}
+	return ""
+}
+
+// DaySummary is what one local day of one source adds up to. It is cached in
+// the store as JSON.
+type DaySummary struct {
+	Format    int       `json:"f"`
+	Day       string    `json:"day"` // YYYY-MM-DD in the source's zone
+	IntervalS float64   `json:"iv"`  // reading interval it was computed with (s)
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"` // Start + 23, 24 or 25 hours
+
+	InWh  float64 `json:"in"`  // energy taken (import), Wh
+	OutWh float64 `json:"out"` // energy fed in (export), Wh
+
+	Readings int     `json:"n"`   // readings within the day (all devices)
+	Covered  float64 `json:"cov"` // seconds of the day covered by readings without a gap
+
+	PeakW      float64   `json:"peak"` // highest source power (W)
+	PeakAt     time.Time `json:"peak_at,omitzero"`
+	FeedPeakW  float64   `json:"feed_peak,omitempty"` // highest feed-in (W, positive)
+	FeedPeakAt time.Time `json:"feed_peak_at,omitzero"`
+	// FirstFeed and LastFeed are the first and last instants the source's
+	// power was below zero (feed-in: production exceeding consumption).
+	FirstFeed time.Time `json:"first_feed,omitzero"`
+	LastFeed  time.Time `json:"last_feed,omitzero"`
+
+	MinTemp *float64 `json:"tmin,omitempty"`
+	MaxTemp *float64 `json:"tmax,omitempty"`
+
+	Devices   []DeviceEnergy `json:"dev,omitempty"`
+	Bands     []Band         `json:"bands,omitempty"`
+	FeedBands []Band         `json:"feed_bands,omitempty"`
+}
+
+// Hours is the day's length in hours (23, 24 or 25 around DST changes).
+func (s DaySummary) Hours() float64 { return s.End.Sub(s.Start).Hours() }
+
+// Current reports whether a cached summary was computed by this code with
+// this interval.
+func (s DaySummary) Current(interval time.Duration) bool {
+	return s.Format == FormatVersion && s.IntervalS == interval.Seconds()
+}
+
+// Point is one instant of the source's power, as the day chart draws it.
+type Point struct {
+	Time  time.Time
+	Power float64 // sum over devices, W
+	// Temp is the mean temperature of the devices that reported one at this
+	// instant; HasTemp is false when none did.
+	Temp    float64
+	HasTemp bool
+	// Gap is true when the previous point is further away than the gap limit
+	// (or there is none): the chart must not join the two.
+	Gap bool
+}
+
+// DayBounds returns the UTC instants a local day (YYYY-MM-DD) starts and
+// ends in loc.
+func DayBounds(day string, loc *time.Location) (start, end time.Time, err error) {
+	d, err := time.ParseInLocation("2006-01-02", day, loc)
+	if err != nil {
+		return time.Time{}, time.Time{}, fmt.Errorf("day %q: want YYYY-MM-DD", day)
+	}
+	y, m, dd := d.Date()
+	return time.Date(y, m, dd, 0, 0, 0, 0, loc).UTC(), time.Date(y, m, dd+1, 0, 0, 0, 0, loc).UTC(), nil
+}
+
+// devState is what a device's previous reading left (times in Unix ns).
+type devState struct {
+	name         string
+	have, listed bool
+	t            int64
+	p            float64
+	in, out      *float64
+	e            DeviceEnergy
+}
+
+// Day accumulates one local day. Feed it every reading of Window() in
+// (time, device) order with Add, then call Summary.
+type Day struct {
+	day        string
+	interval   time.Duration
+	gap        int64 // ns
+	start, end time.Time
+	s, e       int64 // start, end in Unix ns
+	// OnPoint, when set, receives each source power point within the day.
+	OnPoint func(Point)
+
+	devs []*devState // few per source: a slice beats a map
+	last int         // index of the device seen last
+	sum  DaySummary
+
+	// the current instant's group of readings
+	groupT    time.Time
+	groupNs   int64
+	groupOpen bool
+	tempSum   float64
+	tempN     int
+	// previous total point
+	prev     Point
+	prevNs   int64
+	havePrev bool
+}
+
+// NewDay starts the day (YYYY-MM-DD) in loc for readings taken every
+// interval (10 s when 0).
+func NewDay(day string, loc *time.Location, interval time.Duration) (*Day, error) {
+	if interval <= 0 {
+		interval = 10 * time.Second
+	}
+	start, end, err := DayBounds(day, loc)
+	if err != nil {
+		return nil, err
+	}
+	d := &Day{
+		day: day, interval: interval, gap: int64(GapIntervals * interval),
+		start: start, end: end, s: start.UnixNano(), e: end.UnixNano(),
+	}
+	d.sum = DaySummary{Format: FormatVersion, Day: day, IntervalS: interval.Seconds(), Start: start, End: end}
+	return d, nil
+}
+
+// Window is the time range to read: the day widened by the gap limit on both
+// sides, so steps crossing midnight are split correctly.
+func (d *Day) Window() (from, to time.Time) {
+	g := time.Duration(d.gap)
+	return d.start.Add(-g), d.end.Add(g)
+}
+
+func (d *Day) device(name string) *devState {
+	if d.last < len(d.devs) && d.devs[d.last].name == name {
+		return d.devs[d.last]
+	}
+	for i, st := range d.devs {
+		if st.name == name {
+			d.last = i
+			return st
+		}
+	}
+	st := &devState{name: name, e: DeviceEnergy{Device: name}}
+	d.devs = append(d.devs, st)
+	d.last = len(d.devs) - 1
+	return st
+}
+
+// Add takes the next reading; readings must come in time order.
+func (d *Day) Add(r reading.Reading) {
+	t := r.Time.UnixNano()
+	if d.groupOpen && t != d.groupNs {
+		d.flushGroup()
+	}
+	if !d.groupOpen {
+		d.groupT, d.groupNs, d.groupOpen = r.Time, t, true
+		d.tempSum, d.tempN = 0, 0
+	}
+	in := t >= d.s && t < d.e
+	if in {
+		d.sum.Readings++
+		if r.Temperature != nil {
+			d.tempSum += *r.Temperature
+			d.tempN++
+		}
+	}
+	st := d.device(r.Device)
+	if st.have {
+		d.step(st, t, r.Power, r.EnergyIn, r.EnergyOut)
+	}
+	st.t, st.p, st.in, st.out, st.have = t, r.Power, r.EnergyIn, r.EnergyOut, true
+	// a device seen only outside the day is not listed
+	if in {
+		st.listed = true
+	}
+}
+
+// clip returns the part of [t0,t1] (ns) inside the day and the interpolated
+// powers at its ends; ok is false when nothing of it lies inside.
+func (d *Day) clip(t0, t1 int64, p0, p1 float64) (a, b int64, pa, pb float64, ok bool) {
+	a, b = max(t0, d.s), min(t1, d.e)
+	if b <= a {
+		return a, b, 0, 0, false
+	}
+	if a == t0 && b == t1 {
+		return a, b, p0, p1, true
+	}
+	span := float64(t1 - t0)
+	pa = p0 + (p1-p0)*float64(a-t0)/span
+	pb = p0 + (p1-p0)*float64(b-t0)/span
+	return a, b, pa, pb, true
+}
+
+// step integrates one device step from its previous reading to (t1, p1).
+func (d *Day) step(st *devState, t1 int64, p1 float64, in1, out1 *float64) {
+	dt := t1 - st.t
+	if dt <= 0 {
+		return
+	}
+	a, b, pa, pb, ok := d.clip(st.t, t1, st.p, p1)
+	if !ok {
+		return
+	}
+	secs := float64(b-a) / 1e9
+	frac := float64(b-a) / float64(dt)
+	bridge := dt <= d.gap
+	pin, pout := split(pa, pb, secs)
+	usedCounter, usedPower, reset := false, false, false
+	counter := func(c0, c1 *float64) float64 {
+		usedCounter = true
+		if *c1 < *c0 {
+			reset = true
+			return 0
+		}
+		return (*c1 - *c0) * frac
+	}
+	e := &st.e
+	if st.in != nil && in1 != nil {
+		e.InWh += counter(st.in, in1)
+	} else if bridge {
+		e.InWh += pin
+		usedPower = true
+	}
+	if st.out != nil && out1 != nil {
+		e.OutWh += counter(st.out, out1)
+	} else if bridge {
+		e.OutWh += pout
+		usedPower = true
+	}
+	if reset {
+		e.Resets++
+	}
+	if usedCounter {
+		e.CounterSteps++
+	}
+	if usedPower {
+		e.PowerSteps++
+	}
+}
+
+// split integrates power falling linearly from p0 to p1 over secs seconds
+// and returns the import (p > 0) and export (p < 0) parts in Wh, both ≥ 0.
+func split(p0, p1, secs float64) (in, out float64) {
+	switch {
+	case p0 >= 0 && p1 >= 0:
+		return (p0 + p1) / 2 * secs / 3600, 0
+	case p0 <= 0 && p1 <= 0:
+		return 0, -(p0 + p1) / 2 * secs / 3600
+	}
+	// zero crossing at fraction f of the step
+	f := p0 / (p0 - p1)
+	a := p0 / 2 * f * secs / 3600
+	b := p1 / 2 * (1 - f) * secs / 3600
+	if p0 > 0 {
+		return a, -b
+	}
+	return b, -a
+}
+
+// flushGroup ends the current instant: computes the source power there and
+// integrates the source step from the previous instant.
+func (d *Day) flushGroup() {
+	d.groupOpen = false
+	t := d.groupNs
+	total := 0.0
+	for _, st := range d.devs {
+		if st.have && t-st.t <= d.gap {
+			total += st.p
+		}
+	}
+	pt := Point{Time: d.groupT, Power: total}
+	if d.tempN > 0 {
+		pt.Temp, pt.HasTemp = d.tempSum/float64(d.tempN), true
+	}
+	pt.Gap = !d.havePrev || t-d.prevNs > d.gap
+	if !pt.Gap {
+		d.sourceStep(d.prevNs, t, d.prev.Power, total)
+	}
+	if t >= d.s && t < d.e {
+		d.atPoint(pt)
+		if d.OnPoint != nil {
+			d.OnPoint(pt)
+		}
+	}
+	d.prev, d.prevNs, d.havePrev = pt, t, true
+}
+
+func (d *Day) atPoint(p Point) {
+	s := &d.sum
+	if p.Power > s.PeakW || s.PeakAt.IsZero() {
+		s.PeakW, s.PeakAt = p.Power, p.Time
+	}
+	if p.Power < 0 {
+		if -p.Power > s.FeedPeakW {
+			s.FeedPeakW, s.FeedPeakAt = -p.Power, p.Time
+		}
+		if s.FirstFeed.IsZero() {
+			s.FirstFeed = p.Time
+		}
+		s.LastFeed = p.Time
+	}
+	if p.HasTemp {
+		if s.MinTemp == nil || p.Temp < *s.MinTemp {
+			s.MinTemp = reading.F(p.Temp)
+		}
+		if s.MaxTemp == nil || p.Temp > *s.MaxTemp {
+			s.MaxTemp = reading.F(p.Temp)
+		}
+	}
+}
+
+// sourceStep adds the step between two source points (no gap) to the
+// covered time and the power bands.
+func (d *Day) sourceStep(t0, t1 int64, p0, p1 float64) {
+	a, b, pa, pb, ok := d.clip(t0, t1, p0, p1)
+	if !ok {
+		return
+	}
+	secs := float64(b-a) / 1e9
+	d.sum.Covered += secs
+	d.sum.Bands = addBands(d.sum.Bands, pa, pb, secs)
+	d.sum.FeedBands = addBands(d.sum.FeedBands, -pa, -pb, secs)
+}
+
+// addBands adds the positive part of a linear power step (pa→pb over secs)
+// to the bands.
+func addBands(bands []Band, pa, pb, secs float64) []Band {
+	lo, hi := math.Min(pa, pb), math.Max(pa, pb)
+	if hi <= 0 {
+		return bands
+	}
+	grow := func(i int) {
+		for len(bands) <= i {
+			bands = append(bands, Band{})
+		}
+	}
+	idx := func(p float64) int {
+		i := int(math.Ceil(p/BandWidth)) - 1
+		return min(max(i, 0), MaxBands-1)
+	}
+	if hi-lo < 1e-9 {
+		i := idx(hi)
+		grow(i)
+		bands[i].Seconds += secs
+		bands[i].Wh += hi * secs / 3600
+		return bands
+	}
+	from := math.Max(lo, 0)
+	for i := idx(from); i <= idx(hi); i++ {
+		x0 := math.Max(from, float64(i)*BandWidth)
+		x1 := math.Min(hi, float64(i+1)*BandWidth)
+		if i == MaxBands-1 {
+			x1 = hi
+		}
+		if x1 <= x0 {
+			continue
+		}
+		t := secs * (x1 - x0) / (hi - lo)
+		grow(i)
+		bands[i].Seconds += t
+		bands[i].Wh += t * (x0 + x1) / 2 / 3600
+	}
+	return bands
+}
+
+// Summary ends the day and returns its summary.
+func (d *Day) Summary() DaySummary {
+	if d.groupOpen {
+		d.flushGroup()
+	}
+	s := d.sum
+	s.InWh, s.OutWh = 0, 0
+	s.Devices = s.Devices[:0]
+	for _, st := range d.devs {
+		e := st.e
+		if !st.listed && e.CounterSteps+e.PowerSteps == 0 {
+			continue
+		}
+		s.Devices = append(s.Devices, e)
+		s.InWh += e.InWh
+		s.OutWh += e.OutWh
+	}
+	sort.Slice(s.Devices, func(i, j int) bool { return s.Devices[i].Device < s.Devices[j].Device })
+	if len(s.Devices) == 0 {
+		s.Devices = nil
+	}
+	return s
+}
+
+// Above returns, for each band step i (i*50 W), the time and energy spent at
+// more than that power: the suffix sums of bands.
+func Above(bands []Band) []Band {
+	out := make([]Band, len(bands))
+	var acc Band
+	for i := len(bands) - 1; i >= 0; i-- {
+		acc.Seconds += bands[i].Seconds
+		acc.Wh += bands[i].Wh
+		out[i] = acc
+	}
+	return out
+}
