@@ -1,0 +1,378 @@
+package uplink
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/powermeter/powermeter/internal/config"
+	"github.com/powermeter/powermeter/internal/outbox"
+	"github.com/powermeter/powermeter/internal/reading"
+	"github.com/powermeter/powermeter/internal/store"
+	"github.com/powermeter/powermeter/internal/uplink/uplinktest"
+)
+
+var berlin, _ = time.LoadLocation("Europe/Berlin")
+
+// 12:00 UTC in June is 14:00 in Berlin.
+var t0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func item(seq uint64, meter string, at time.Time, power float64, temp *float64, phases ...float64) outbox.Item {
+	return outbox.Item{Seq: seq, Meter: meter, Reading: reading.Reading{Device: meter, Time: at, Power: power, Temperature: temp, Phases: phases}}
+}
+
+var types = map[string]string{"balcony": "fritzdect", "fridge": "shelly", "grid": "shelly"}
+var order = []string{"balcony", "fridge", "grid"}
+
+func newSender(t *testing.T, u config.Uplink) Sender {
+	t.Helper()
+	if u.Name == "" {
+		u.Name = "up"
+	}
+	if u.Key == "" {
+		u.Key = "s3cret key"
+	}
+	if u.Method == "" {
+		u.Method = "get"
+	}
+	if u.Combine == "" {
+		u.Combine = "sum"
+	}
+	if u.Protocol == "" {
+		u.Protocol = "legacy"
+	}
+	s, err := New(u, 0, Options{Zone: berlin, MeterTypes: types, MeterOrder: order})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestLegacyLiveGETSendsTheOriginalLineUnescaped(t *testing.T) {
+	php := &uplinktest.PHP{Key: "s3cret key"}
+	srv := httptest.NewServer(php)
+	defer srv.Close()
+	s := newSender(t, config.Uplink{URL: srv.URL + "/powermeter/", Meters: []string{"balcony"}})
+	its := []outbox.Item{item(1, "balcony", t0, 123.456, reading.F(21.54))}
+	n, err := s.Send(context.Background(), its, t0)
+	if err != nil || n != 1 {
+		t.Fatalf("Send = %d, %v", n, err)
+	}
+	lines := php.Lines()
+	if len(lines) != 1 {
+		t.Fatalf("accepted %d lines, rejected %q", len(lines), php.Rejected())
+	}
+	l := lines[0]
+	if l.Stats != "01.06.2026,14:00:00,123.46,21.5" || l.Method != "GET" || l.Buffer {
+		t.Fatalf("line %+v", l)
+	}
+	if want := "key=s3cret+key&stats=01.06.2026,14:00:00,123.46,21.5"; l.RawQuery != want {
+		t.Fatalf("raw query %q, want %q (stats unescaped as the ESP8266 sent it)", l.RawQuery, want)
+	}
+	if php.Current() != l.Stats {
+		t.Fatalf("current %q", php.Current())
+	}
+}
+
+func TestLegacyReplayGoesAsPOSTWithBuffer(t *testing.T) {
+	php := &uplinktest.PHP{Key: "s3cret key"}
+	srv := httptest.NewServer(php)
+	defer srv.Close()
+	s := newSender(t, config.Uplink{URL: srv.URL + "/", Meters: []string{"fridge"}})
+	var its []outbox.Item
+	for i := 0; i < 5; i++ {
+		its = append(its, item(uint64(i), "fridge", t0.Add(time.Duration(i)*10*time.Second), 60+float64(i), reading.F(4.321)))
+	}
+	n, err := s.Send(context.Background(), its, t0.Add(40*time.Second))
+	if err != nil || n != 5 {
+		t.Fatalf("Send = %d, %v", n, err)
+	}
+	lines := php.Lines()
+	if len(lines) != 5 {
+		t.Fatalf("%d lines", len(lines))
+	}
+	for i, l := range lines[:4] {
+		if l.Method != "POST" || !l.Buffer {
+			t.Fatalf("replayed line %d went as %s buffer=%v", i, l.Method, l.Buffer)
+		}
+	}
+	if lines[4].Method != "GET" || lines[4].Buffer {
+		t.Fatalf("the current line went as %+v", lines[4])
+	}
+	if lines[0].Stats != "01.06.2026,14:00:00,60.00,4.32" {
+		t.Fatalf("Shelly line %q (temperature with 2 decimals)", lines[0].Stats)
+	}
+	if php.Current() != lines[4].Stats {
+		t.Fatalf("current %q", php.Current())
+	}
+}
+
+func TestLegacyPOSTMethod(t *testing.T) {
+	php := &uplinktest.PHP{Key: "k"}
+	srv := httptest.NewServer(php)
+	defer srv.Close()
+	s := newSender(t, config.Uplink{URL: srv.URL, Key: "k", Method: "post", Meters: []string{"fridge"}})
+	if _, err := s.Send(context.Background(), []outbox.Item{item(1, "fridge", t0, 5, nil)}, t0); err != nil {
+		t.Fatal(err)
+	}
+	l := php.Lines()
+	if len(l) != 1 || l[0].Method != "POST" || l[0].Buffer || l[0].Stats != "01.06.2026,14:00:00,5.00" {
+		t.Fatalf("lines %+v", l)
+	}
+}
+
+func TestLegacyLines(t *testing.T) {
+	s := newSender(t, config.Uplink{URL: "http://127.0.0.1:1/"}).(*legacySender)
+	cases := []struct {
+		name  string
+		group []outbox.Item
+		want  string
+	}{
+		{"fritzdect", []outbox.Item{item(1, "balcony", t0, -0.004, reading.F(-3.05))}, "01.06.2026,14:00:00,0.00,-3.0"},
+		{"3EM", []outbox.Item{item(1, "grid", t0, 212.5, nil, 300, -150.25, 62.75)}, "01.06.2026,14:00:00,212.50,,300.00,-150.25,62.75"},
+		{"3EM with its device temperature", []outbox.Item{item(1, "grid", t0, 212.5, reading.F(38.1), 300, -150.25, 62.75)}, "01.06.2026,14:00:00,212.50,,300.00,-150.25,62.75"},
+		{"sum in config order", []outbox.Item{
+			item(2, "grid", t0, 100, nil, 50, 50, 0),
+			item(1, "fridge", t0, 60.2, reading.F(5.123)),
+			item(3, "balcony", t0, -300, reading.F(21.44)),
+		}, "01.06.2026,14:00:00,-139.80,21.4,-300.00,60.20,100.00"},
+		{"sum without temperature", []outbox.Item{item(1, "fridge", t0, 60.2, nil), item(2, "grid", t0, 63.2, nil)}, "01.06.2026,14:00:00,123.40,,60.20,63.20"},
+	}
+	for _, c := range cases {
+		got, err := s.Line(c.group)
+		if err != nil || got != c.want {
+			t.Errorf("%s: %q, %v; want %q", c.name, got, err, c.want)
+		}
+	}
+}
+
+func TestLegacyCombineEachAndFilter(t *testing.T) {
+	php := &uplinktest.PHP{Key: "k"}
+	srv := httptest.NewServer(php)
+	defer srv.Close()
+	s := newSender(t, config.Uplink{URL: srv.URL + "/", Key: "k", Combine: "each", Meters: []string{"fridge", "grid"}})
+	its := []outbox.Item{item(1, "balcony", t0, 1, nil), item(2, "fridge", t0, 2, nil), item(3, "grid", t0, 3, nil)}
+	// Current lines are handled one per Send (acknowledged one by one).
+	for _, want := range []int{2, 1} {
+		n, err := s.Send(context.Background(), its, t0)
+		if err != nil || n != want {
+			t.Fatalf("Send = %d, %v; want %d", n, err, want)
+		}
+		its = its[n:]
+	}
+	var got []string
+	for _, l := range php.Lines() {
+		got = append(got, l.Stats)
+	}
+	if fmt.Sprint(got) != "[01.06.2026,14:00:00,2.00 01.06.2026,14:00:00,3.00]" {
+		t.Fatalf("lines %q", got)
+	}
+}
+
+func TestLegacyNon2xxIsAFailure(t *testing.T) {
+	php := &uplinktest.PHP{Key: "k"}
+	srv := httptest.NewServer(php)
+	defer srv.Close()
+	s := newSender(t, config.Uplink{URL: srv.URL + "/", Key: "k", Meters: []string{"fridge"}})
+	for _, code := range []int{301, 404, 500, 503, -1} {
+		php.SetDown(code)
+		n, err := s.Send(context.Background(), []outbox.Item{item(1, "fridge", t0, 1, nil), item(2, "fridge", t0.Add(10*time.Second), 1, nil)}, t0)
+		if err == nil || n != 0 {
+			t.Fatalf("status %d: Send = %d, %v; want a failure", code, n, err)
+		}
+	}
+	if len(php.Lines()) != 0 {
+		t.Fatal("lines accepted while down")
+	}
+}
+
+func TestLegacyKeepsARoundTogetherAcrossBatches(t *testing.T) {
+	php := &uplinktest.PHP{Key: "k"}
+	srv := httptest.NewServer(php)
+	defer srv.Close()
+	s := newSender(t, config.Uplink{URL: srv.URL + "/", Key: "k"})
+	// One round of one reading, then 30 rounds of ten meters: a window of
+	// MaxBatch items cuts the 26th round.
+	its := []outbox.Item{item(0, "m0", t0.Add(-10*time.Second), 1, nil)}
+	for r := 0; r < 30; r++ {
+		for m := 0; m < 10; m++ {
+			its = append(its, item(uint64(len(its)), fmt.Sprintf("m%d", m), t0.Add(time.Duration(r)*10*time.Second), float64(m), nil))
+		}
+	}
+	total := 0
+	for total < len(its) {
+		window := its[total:min(total+s.MaxBatch(), len(its))]
+		n, err := s.Send(context.Background(), window, t0.Add(time.Hour))
+		if err != nil || n == 0 {
+			t.Fatalf("Send = %d, %v", n, err)
+		}
+		total += n
+	}
+	lines := php.Lines()
+	if len(lines) != 31 {
+		t.Fatalf("%d lines, want 31", len(lines))
+	}
+	for i, l := range lines[1:] {
+		if len(l.Parsed.Extra) != 10 || l.Parsed.Power != 45 {
+			t.Fatalf("round %d went incomplete: %q", i, l.Stats)
+		}
+	}
+}
+
+func TestNativeBatchesAndBisectsRefusedReadings(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]int{}
+	posts := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/pm/api/v1/readings" || r.Header.Get("Authorization") != "Bearer key-123" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		var body struct {
+			Readings []reading.Reading `json:"readings"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		for _, rd := range body.Readings {
+			if rd.Power == 666 {
+				http.Error(w, `{"error":"bad item"}`, 400)
+				return
+			}
+		}
+		mu.Lock()
+		posts++
+		for _, rd := range body.Readings {
+			got[rd.Device+rd.Time.String()]++
+		}
+		mu.Unlock()
+		fmt.Fprintf(w, `{"inserted":%d}`, len(body.Readings))
+	}))
+	defer srv.Close()
+	var rejected []Rejected
+	s, err := New(config.Uplink{Name: "n", URL: srv.URL + "/pm", Protocol: "native", Key: "key-123"}, 0, Options{OnReject: func(r Rejected) { rejected = append(rejected, r) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var its []outbox.Item
+	for i := 0; i < 1000; i++ {
+		p := float64(i) + 0.25
+		if i == 777 {
+			p = 666
+		}
+		its = append(its, item(uint64(i), "m", t0.Add(time.Duration(i)*10*time.Second), p, nil))
+	}
+	n, err := s.Send(context.Background(), its, t0)
+	if err != nil || n != 1000 {
+		t.Fatalf("Send = %d, %v", n, err)
+	}
+	if len(rejected) != 1 || rejected[0].Item.Seq != 777 {
+		t.Fatalf("rejected %+v", rejected)
+	}
+	if len(got) != 999 {
+		t.Fatalf("server has %d readings, want 999", len(got))
+	}
+	for k, c := range got {
+		if c != 1 {
+			t.Fatalf("%s arrived %d times", k, c)
+		}
+	}
+	if s.MaxBatch() < 500 {
+		t.Fatalf("batch %d too small to drain a day quickly", s.MaxBatch())
+	}
+}
+
+func TestNativeServerErrorIsRetried(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "busy", 503) }))
+	defer srv.Close()
+	s := newSender(t, config.Uplink{URL: srv.URL, Protocol: "native"})
+	n, err := s.Send(context.Background(), []outbox.Item{item(1, "m", t0, 1, nil)}, t0)
+	var se *StatusError
+	if n != 0 || !errors.As(err, &se) || se.Code != 503 {
+		t.Fatalf("Send = %d, %v", n, err)
+	}
+}
+
+func TestTLSVerifiedCAFileAndInsecure(t *testing.T) {
+	php := &uplinktest.PHP{Key: "k"}
+	srv := httptest.NewTLSServer(php)
+	defer srv.Close()
+	its := []outbox.Item{item(1, "fridge", t0, 1, nil)}
+
+	s := newSender(t, config.Uplink{URL: srv.URL + "/", Key: "k"})
+	if _, err := s.Send(context.Background(), its, t0); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("an unknown certificate was accepted: %v", err)
+	}
+
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	pemData := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(ca, pemData, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s = newSender(t, config.Uplink{URL: srv.URL + "/", Key: "k", CAFile: ca})
+	if _, err := s.Send(context.Background(), its, t0); err != nil {
+		t.Fatalf("with ca_file: %v", err)
+	}
+
+	var logs bytes.Buffer
+	s, err := New(config.Uplink{Name: "x", URL: srv.URL + "/", Key: "k", Protocol: "legacy", Method: "get", Combine: "sum", Insecure: true}, 0, Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "insecure") {
+		t.Fatalf("no warning for insecure: %q", logs.String())
+	}
+	if _, err := s.Send(context.Background(), []outbox.Item{item(2, "fridge", t0.Add(10*time.Second), 1, nil)}, t0.Add(10*time.Second)); err != nil {
+		t.Fatalf("insecure: %v", err)
+	}
+	if len(php.Lines()) != 2 {
+		t.Fatalf("lines %+v", php.Lines())
+	}
+
+	_, err = New(config.Uplink{Name: "x", URL: srv.URL, CAFile: filepath.Join(t.TempDir(), "missing.pem")}, 3, Options{})
+	var ce *config.Error
+	if !errors.As(err, &ce) || ce.Key != "uplinks[3].ca_file" {
+		t.Fatalf("missing ca_file: %v", err)
+	}
+}
+
+type fakeStore struct {
+	fail bool
+	got  []reading.Reading
+}
+
+func (f *fakeStore) Insert(ctx context.Context, source string, rs []reading.Reading) (store.InsertResult, error) {
+	if f.fail {
+		return store.InsertResult{}, errors.New("disk full")
+	}
+	f.got = append(f.got, rs...)
+	return store.InsertResult{Inserted: len(rs)}, nil
+}
+
+func TestLocalSender(t *testing.T) {
+	st := &fakeStore{}
+	var rejected int
+	s := NewLocal(st, "home", func(Rejected) { rejected++ })
+	its := []outbox.Item{item(1, "a", t0, 1, nil), item(2, "a", time.Time{}, 1, nil), item(3, "b", t0, 2, nil)}
+	n, err := s.Send(context.Background(), its, t0)
+	if err != nil || n != 3 || len(st.got) != 2 || rejected != 1 {
+		t.Fatalf("Send = %d, %v; stored %d, rejected %d", n, err, len(st.got), rejected)
+	}
+	st.fail = true
+	if n, err := s.Send(context.Background(), its[:1], t0); err == nil || n != 0 {
+		t.Fatalf("failing store: %d, %v", n, err)
+	}
+}
