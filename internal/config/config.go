@@ -46,6 +46,9 @@ type Server struct {
 	MaxBodyBytes int64     `toml:"max_body_bytes"`
 	Sources      []Source  `toml:"sources"`
 	Dashboard    Dashboard `toml:"dashboard"`
+	// Metrics serves Prometheus metrics at /metrics (behind the read access
+	// of the dashboard when that is protected).
+	Metrics bool `toml:"metrics"`
 }
 
 // Source is one home / logger that may send readings.

@@ -1,0 +1,228 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/powermeter/powermeter/internal/config"
+	"github.com/powermeter/powermeter/internal/phpdir"
+	"github.com/powermeter/powermeter/internal/server/ingest"
+	"github.com/powermeter/powermeter/internal/store"
+)
+
+func init() {
+	Register(&Command{
+		Name:    "export",
+		Summary: "write a source's readings as a PHP powermeter data folder",
+		Usage: `powermeter export --config FILE --source NAME --dir DIR [--from DAY] [--to DAY] [--device ID]
+
+Writes one YYYY-MM-DD.csv per local day (lines DD.MM.YYYY,HH:MM:SS,power[,temp[,…]]
+in the source's zone, as the PHP receiver writes them) and stats.txt with the
+newest line. --from/--to take YYYY-MM-DD (in the source's zone; --to is
+inclusive) or RFC 3339 times. Existing day files of the same name are replaced.`,
+		Flags: func(fs *flag.FlagSet) {
+			fs.String("config", "", "config file (TOML) naming the database")
+			fs.String("source", "", "source to export")
+			fs.String("dir", "", "folder to write (created if missing)")
+			fs.String("from", "", "first day (YYYY-MM-DD) or instant (RFC 3339)")
+			fs.String("to", "", "last day, inclusive (YYYY-MM-DD), or end instant (RFC 3339)")
+			fs.String("device", "", `device to export (default: "legacy", or the source's only device)`)
+		},
+		Run: runExport,
+	})
+	Register(&Command{
+		Name:    "import",
+		Summary: "read a PHP powermeter data folder (.csv, .csv.gz) into the store",
+		Usage: `powermeter import --config FILE --source NAME DIR
+
+Reads every .csv and .csv.gz file of DIR in name order, each line as the
+log.php receiver would take it (same checks, same time rules), and stores
+the readings under the source. Running it again changes nothing. Prints
+each refused line as file:line and the counts imported / already present /
+refused.`,
+		Flags: func(fs *flag.FlagSet) {
+			fs.String("config", "", "config file (TOML) naming the database")
+			fs.String("source", "", "source to import into")
+			fs.Int("batch", 5000, "readings per store transaction")
+		},
+		Run: runImport,
+	})
+}
+
+func ieFlag(fs *flag.FlagSet, name string) string { return fs.Lookup(name).Value.String() }
+
+// openSource opens the store of cfg and finds the zone of source: from the
+// config, else as the store has it. create registers a configured source
+// that the store does not know yet.
+func openSource(ctx context.Context, cfg *config.Config, source string, create bool) (store.Store, *time.Location, store.SourceInfo, error) {
+	var info store.SourceInfo
+	if cfg.Server == nil {
+		return nil, nil, info, &config.Error{File: cfg.Path, Key: "server", Msg: "missing: the [server] section names the database"}
+	}
+	st, err := store.Open(ctx, cfg.Server.Database)
+	if err != nil {
+		return nil, nil, info, fmt.Errorf("opening the store: %w", err)
+	}
+	fail := func(err error) (store.Store, *time.Location, store.SourceInfo, error) {
+		st.Close()
+		return nil, nil, info, err
+	}
+	var zone *time.Location
+	if src, ok := cfg.Server.Source(source); ok {
+		zone = src.Timezone.Location
+		if create {
+			if err := st.EnsureSource(ctx, source, zone.String()); err != nil {
+				return fail(fmt.Errorf("registering source %s: %w", source, err))
+			}
+		}
+	}
+	infos, err := st.Sources(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("listing sources: %w", err))
+	}
+	found := false
+	for _, in := range infos {
+		if in.Name == source {
+			info, found = in, true
+		}
+	}
+	if zone == nil && found {
+		if z, err := time.LoadLocation(orDefault(info.Timezone, cfg.Timezone.String())); err == nil {
+			zone = z
+		}
+	}
+	if zone == nil || (!found && !create) {
+		return fail(Usagef("unknown source %q: it is neither in the config's [[server.sources]] nor in the store", source))
+	}
+	return st, zone, info, nil
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func runExport(ctx context.Context, env *Env, fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		return Usagef("export takes no arguments (got %q)", fs.Arg(0))
+	}
+	source, dir := ieFlag(fs, "source"), ieFlag(fs, "dir")
+	if source == "" || dir == "" {
+		return Usagef("--source and --dir are required")
+	}
+	cfg, err := LoadConfig(env, ieFlag(fs, "config"), false)
+	if err != nil {
+		return err
+	}
+	st, zone, info, err := openSource(ctx, cfg, source, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	opt := phpdir.ExportOptions{Source: source, Zone: zone, Device: ieFlag(fs, "device")}
+	if v := ieFlag(fs, "from"); v != "" {
+		if opt.From, err = ingest.ParseBound(v, zone, false); err != nil {
+			return Usagef("--from %v", err)
+		}
+	}
+	if v := ieFlag(fs, "to"); v != "" {
+		if opt.To, err = ingest.ParseBound(v, zone, true); err != nil {
+			return Usagef("--to %v", err)
+		}
+	}
+	if opt.Device == "" {
+		switch {
+		case slices.Contains(info.Devices, ingest.Device):
+			opt.Device = ingest.Device
+		case len(info.Devices) == 1:
+			opt.Device = info.Devices[0]
+		case len(info.Devices) == 0:
+			return fmt.Errorf("source %s has no readings to export", source)
+		default:
+			return Usagef("source %s has several devices (%s): pick one with --device", source, strings.Join(info.Devices, ", "))
+		}
+	} else if !slices.Contains(info.Devices, opt.Device) {
+		return Usagef("source %s has no device %q (it has: %s)", source, opt.Device, strings.Join(info.Devices, ", "))
+	}
+	res, err := phpdir.Export(ctx, st, dir, opt)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "exported %d lines of %s/%s into %d day files in %s\n", res.Lines, source, opt.Device, res.Files, dir)
+	return nil
+}
+
+func runImport(ctx context.Context, env *Env, fs *flag.FlagSet) error {
+	if fs.NArg() != 1 {
+		return Usagef("import needs exactly one folder (got %d arguments)", fs.NArg())
+	}
+	dir := fs.Arg(0)
+	source := ieFlag(fs, "source")
+	if source == "" {
+		return Usagef("--source is required")
+	}
+	batch := fs.Lookup("batch").Value.(flag.Getter).Get().(int)
+	if batch < 1 {
+		return Usagef("--batch must be at least 1")
+	}
+	cfg, err := LoadConfig(env, ieFlag(fs, "config"), false)
+	if err != nil {
+		return err
+	}
+	names, total, err := phpdir.Files(dir)
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("no .csv or .csv.gz files in %s", dir)
+	}
+	st, zone, _, err := openSource(ctx, cfg, source, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var bar *progressbar.ProgressBar
+	if f, ok := env.Stderr.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		bar = progressbar.NewOptions64(total,
+			progressbar.OptionSetWriter(f),
+			progressbar.OptionSetDescription("importing "+source),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish())
+	}
+	opt := phpdir.ImportOptions{
+		Source:    source,
+		Zone:      zone,
+		BatchSize: batch,
+		OnRefuse: func(r phpdir.Refusal) {
+			if bar != nil {
+				bar.Clear()
+			}
+			fmt.Fprintf(env.Stdout, "refused %s\n", r)
+		},
+	}
+	if bar != nil {
+		opt.Progress = func(n int64) { bar.Add64(n) }
+	}
+	res, err := phpdir.Import(ctx, st, dir, opt)
+	if bar != nil {
+		bar.Finish()
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "imported %d, already present %d, refused %d (%d lines in %d files)\n",
+		res.Imported, res.Present, res.Refused, res.Lines, res.Files)
+	return err
+}

@@ -1,0 +1,163 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/powermeter/powermeter/internal/config"
+	"github.com/powermeter/powermeter/internal/logger"
+	_ "github.com/powermeter/powermeter/internal/meter/all" // every meter family
+	"github.com/powermeter/powermeter/internal/server"
+	"github.com/powermeter/powermeter/internal/store"
+	_ "github.com/powermeter/powermeter/internal/store/sqlite" // sqlite://
+	"github.com/powermeter/powermeter/internal/uplink"
+)
+
+func init() {
+	Register(&Command{
+		Name:    "run",
+		Summary: "poll the meters, forward their readings and serve, as the config says",
+		Usage: `powermeter run --config FILE
+
+Runs what the config file has, in one process: the logger when it lists
+[[meters]] (every interval it reads them, keeps the readings in an outbox
+under data_dir and forwards them to each [[uplinks]] entry), and the server
+when it has a [server] section. With both, the logger also writes straight
+into the server's store, as the source named by [logger] source.
+Ctrl-C or SIGTERM: finishes the round, sends what is waiting, logs out.`,
+		Flags: func(fs *flag.FlagSet) {
+			fs.String("config", "", "the configuration file (TOML)")
+		},
+		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) error {
+			if fs.NArg() > 0 {
+				return Usagef("run takes no arguments (got %q)", fs.Arg(0))
+			}
+			cfg, err := LoadConfig(env, fs.Lookup("config").Value.String(), false)
+			if err != nil {
+				return err
+			}
+			return runConfig(ctx, env.Log, cfg, runParts{})
+		},
+	})
+}
+
+// runParts lets demo and tests put their own pieces in.
+type runParts struct {
+	// serverListener replaces listening on [server] listen.
+	serverListener net.Listener
+	// logger options (clock, outbox folder, backoff) for tests.
+	loggerOpts logger.Options
+	// ready is called once everything is started.
+	ready func()
+}
+
+// runConfig runs the logger and the server the config has until ctx ends.
+func runConfig(ctx context.Context, log *slog.Logger, cfg *config.Config, p runParts) error {
+	if len(cfg.Meters) == 0 && cfg.Server == nil {
+		return &config.Error{File: cfg.Path, Msg: "nothing to run: the file has no [[meters]] and no [server] section"}
+	}
+	if len(cfg.Uplinks) > 0 && len(cfg.Meters) == 0 {
+		return &config.Error{File: cfg.Path, Key: "uplinks", Msg: "there are uplinks but no [[meters]] to read"}
+	}
+	if cfg.Server == nil {
+		logger.TuneForSmallDevice()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var st store.Store
+	var srv *server.Server
+	lopts := p.loggerOpts
+	if lopts.Log == nil {
+		lopts.Log = log.With("part", "logger")
+	}
+	if cfg.Server != nil {
+		var err error
+		st, err = store.Open(ctx, cfg.Server.Database)
+		if err != nil {
+			return fmt.Errorf("opening the database: %w", err)
+		}
+		defer st.Close()
+		srv, err = server.New(ctx, cfg, st, log.With("part", "server"))
+		if err != nil {
+			return err
+		}
+		if len(cfg.Meters) > 0 {
+			src := cfg.Logger.Source
+			zone := cfg.Timezone.Location
+			if s, ok := cfg.Server.Source(src); ok && s.Timezone.Location != nil {
+				zone = s.Timezone.Location
+			}
+			if err := st.EnsureSource(ctx, src, zone.String()); err != nil {
+				return fmt.Errorf("registering the logger's source %s: %w", src, err)
+			}
+			lopts.Senders = append(lopts.Senders, uplink.NewLocal(st, src, nil))
+			log.Info("the logger writes into the local store", "source", src)
+		}
+	}
+	var lg *logger.Logger
+	if len(cfg.Meters) > 0 {
+		var err error
+		lg, err = logger.New(cfg, lopts)
+		if err != nil {
+			return err
+		}
+	}
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+		cancel()
+	}
+	// The server outlives the logger: at shutdown the logger may still be
+	// flushing to it (an uplink pointing at this very server).
+	srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServer()
+	if lg == nil {
+		go func() {
+			<-ctx.Done()
+			stopServer()
+		}()
+	}
+	if srv != nil {
+		ln := p.serverListener
+		if ln == nil {
+			var lc net.ListenConfig
+			var err error
+			if ln, err = lc.Listen(ctx, "tcp", cfg.Server.Listen); err != nil {
+				return fmt.Errorf("server.listen %s: %w", cfg.Server.Listen, err)
+			}
+		}
+		wg.Go(func() {
+			if err := srv.Serve(srvCtx, ln); err != nil && !errors.Is(err, context.Canceled) {
+				fail(err)
+			}
+		})
+	}
+	if lg != nil {
+		// The logger stops when ctx ends; its shutdown (flush, logout)
+		// needs the store still open, which the deferred Close keeps.
+		wg.Go(func() {
+			defer stopServer()
+			if err := lg.Run(ctx); err != nil {
+				fail(err)
+			}
+		})
+	}
+	if p.ready != nil {
+		p.ready()
+	}
+	wg.Wait()
+	return firstErr
+}

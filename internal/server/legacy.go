@@ -1,0 +1,163 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/powermeter/powermeter/internal/legacy"
+	"github.com/powermeter/powermeter/internal/reading"
+	"github.com/powermeter/powermeter/internal/server/ingest"
+)
+
+// legacy is the log.php receiver: GET ?key=…&stats=… (the ESP8266 logger,
+// raw HTTP/1.0, stats unescaped) or a POST form key, stats[, buffer=1].
+//
+// Unlike the PHP receiver, which answers 200 to everything, it answers
+// 400 for a refused line (naming the field), 401/403 for a missing/wrong
+// key, 429 for an address that keeps sending wrong keys, 405, 413, and 503
+// when the store cannot take the reading. 200 means stored or already
+// stored (a duplicate or a replay).
+func (s *Server) legacy(w http.ResponseWriter, r *http.Request) {
+	var form url.Values
+	switch r.Method {
+	case http.MethodGet:
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			s.refuse(w, "legacy", "bad_request", http.StatusBadRequest, "query: "+err.Error())
+			return
+		}
+		form = q
+	case http.MethodPost:
+		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+		if err := r.ParseForm(); err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				s.refuse(w, "legacy", "too_large", http.StatusRequestEntityTooLarge,
+					fmt.Sprintf("body: larger than %d bytes", s.maxBody))
+				return
+			}
+			s.refuse(w, "legacy", "bad_request", http.StatusBadRequest, "form: "+err.Error())
+			return
+		}
+		form = r.Form
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		s.refuse(w, "legacy", "method", http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: use GET or POST")
+		return
+	}
+	source, ok := s.authKey(w, r, "legacy", form.Get("key"))
+	if !ok {
+		return
+	}
+	stats := form["stats"]
+	if len(stats) == 0 || stats[0] == "" {
+		s.refuse(w, "legacy", "stats", http.StatusBadRequest, "stats: missing")
+		return
+	}
+	line, err := legacy.Parse(stats[0])
+	if err != nil {
+		reason := "stats"
+		var le *legacy.Error
+		if errors.As(err, &le) && le.Name != "" {
+			reason = le.Name
+			if le.Field > 4 {
+				reason = "value"
+			}
+		}
+		s.refuse(w, "legacy", reason, http.StatusBadRequest, err.Error())
+		return
+	}
+	// buffer=1 marks a line replayed from the sender's buffer. The PHP app
+	// then leaves its "current value" alone; here "latest" is simply the
+	// newest reading by time, so a replay is stored like any line.
+	// Once the line is accepted it is stored even if the client hangs up or
+	// shutdown begins: the write is all or nothing, and a logger that
+	// retries then finds the line present.
+	n, err := s.storeLine(context.WithoutCancel(r.Context()), source, line)
+	if err != nil {
+		s.log.Error("legacy: storing a reading", "source", source, "err", err)
+		s.refuse(w, "legacy", "store", http.StatusServiceUnavailable, "storage unavailable: try again later")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if n == 0 {
+		s.met.present.WithLabelValues(source, "legacy").Inc()
+		fmt.Fprintln(w, "already stored")
+		return
+	}
+	s.met.stored.WithLabelValues(source, "legacy").Inc()
+	fmt.Fprintln(w, "stored")
+}
+
+// storeLine resolves the line's time and stores it; it returns 1 when the
+// reading is new, 0 when it was stored already.
+func (s *Server) storeLine(ctx context.Context, source string, line legacy.Line) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, insertTimeout)
+	defer cancel()
+	t, ticket, err := s.res.Resolve(ctx, source, s.zones[source], line)
+	if err != nil {
+		return 0, err
+	}
+	defer ticket.Done()
+	res, err := s.st.Insert(ctx, source, []reading.Reading{ingest.Reading(line, t)})
+	if err != nil {
+		return 0, err
+	}
+	return res.Inserted, nil
+}
+
+// authKey finds the source of an ingest key, slowing down and blocking
+// addresses that send wrong keys. It answers the request itself when the
+// key is refused.
+func (s *Server) authKey(w http.ResponseWriter, r *http.Request, protocol, key string) (string, bool) {
+	fail := func(code int, reason, msg string) {
+		if protocol == "native" {
+			if code == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="powermeter"`)
+			}
+			s.refuseJSON(w, protocol, reason, code, msg, nil)
+			return
+		}
+		s.refuse(w, protocol, reason, code, msg)
+	}
+	addr := clientAddr(r)
+	if d, blocked := s.lim.blocked(addr); blocked {
+		w.Header().Set("Retry-After", retryAfter(d))
+		fail(http.StatusTooManyRequests, "blocked", "too many wrong keys from this address: try again later")
+		return "", false
+	}
+	if key == "" {
+		name := "key"
+		if protocol == "native" {
+			name = "Authorization: Bearer <key>"
+		}
+		fail(http.StatusUnauthorized, "no_key", name+": missing")
+		return "", false
+	}
+	source, ok := s.keys.lookup(key)
+	if !ok {
+		s.met.wrongKeys.Inc()
+		wait, block := s.lim.fail(addr)
+		if block > 0 {
+			s.log.Warn("blocking an address after repeated wrong keys", "remote", addr, "for", block)
+			w.Header().Set("Retry-After", retryAfter(block))
+			fail(http.StatusTooManyRequests, "blocked", "too many wrong keys from this address: try again in "+strconv.Itoa(int(block/time.Second))+" s")
+			return "", false
+		}
+		sleepCtx(r.Context(), wait)
+		fail(http.StatusForbidden, "wrong_key", "key: wrong")
+		return "", false
+	}
+	return source, true
+}
+
+// refuse answers a refused request with a one-line reason and counts it.
+func (s *Server) refuse(w http.ResponseWriter, protocol, reason string, code int, msg string) {
+	s.met.refused.WithLabelValues(protocol, reason).Inc()
+	textError(w, code, msg)
+}

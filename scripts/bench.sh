@@ -1,0 +1,156 @@
+#!/bin/sh
+# Runs powermeter's benchmarks and prints the numbers.
+#
+#   scripts/bench.sh              all sections
+#   scripts/bench.sh server       only the named sections
+#   BENCHTIME=5s scripts/bench.sh (default 3s per benchmark)
+#
+# One function per area (bench_<area>); a section whose package is missing
+# is skipped. To add an area: write bench_<area> and list it in SECTIONS.
+set -eu
+
+cd "$(dirname "$0")/.."
+BENCHTIME="${BENCHTIME:-3s}"
+SECTIONS="server import logger"
+
+# have PKG: the package directory exists and holds a benchmark.
+have() {
+	[ -d "$1" ] && grep -qs '^func Benchmark' "$1"/*_test.go
+}
+
+# run_bench PKG REGEX [BENCHTIME]: run the benchmarks of PKG matching REGEX
+# once, print the result lines.
+run_bench() {
+	if ! res=$(go test -run '^$' -bench "$2" -benchtime "${3:-$BENCHTIME}" -count 1 "./$1" 2>&1); then
+		printf '%s\n' "$res" | tail -n 30
+		return 1
+	fi
+	printf '%s\n' "$res" | grep -E '^(Benchmark|ok)'
+}
+
+# Legacy GET ingest over real HTTP with keep-alive into a real SQLite file
+# (durable), against a no-op handler on the same clients as the ceiling.
+bench_server() {
+	pkg=internal/server
+	if ! have "$pkg"; then
+		echo "server: skipped ($pkg missing)"
+		return 0
+	fi
+	echo "== server: legacy log.php ingest (durable, parallel keep-alive clients)"
+	out=$(run_bench "$pkg" 'BenchmarkLegacyIngest|BenchmarkNoopHandler') || {
+		echo "$out"
+		return 1
+	}
+	echo "$out"
+	echo "$out" | awk '
+		/^Benchmark/ {
+			name = $1; sub(/-[0-9]+$/, "", name); sub(/^Benchmark/, "", name)
+			for (i = 2; i < NF; i++) {
+				if ($(i+1) == "readings/s") rate = $i
+				if ($(i+1) == "p99-ms") p99 = $i
+			}
+			printf "   %-14s %10.0f readings/s   p99 %6.2f ms\n", name, rate, p99
+		}'
+}
+
+# Migration speed: a week of 10-s lines from a PHP data folder into a fresh
+# SQLite file.
+bench_import() {
+	pkg=internal/phpdir
+	if ! have "$pkg"; then
+		echo "import: skipped ($pkg missing)"
+		return 0
+	fi
+	echo "== import: PHP data folder into SQLite (a week of 10-s lines)"
+	out=$(run_bench "$pkg" 'BenchmarkImport' 3x) || {
+		echo "$out"
+		return 1
+	}
+	echo "$out"
+	echo "$out" | awk '
+		/^Benchmark/ {
+			for (i = 2; i < NF; i++) if ($(i+1) == "lines/s") rate = $i
+			printf "   %-14s %10.0f lines/s (a year of 10-s lines: %.0f s)\n", "Import", rate, 3153600 / rate
+		}'
+}
+
+# Logger: (1) a logger in its own process with 10 meters (emulators in the
+# parent) for 1000 rounds without waiting (fake clock), sending natively:
+# peak RSS (VmHWM, split into anon and file-backed pages) and CPU per round
+# (getrusage); (2) a day of one meter's backlog (8640 readings) drained into
+# our server on SQLite over HTTP, native and legacy; (3) the real binary,
+# `powermeter run` with 10 meters at interval 1s for LOGGER_SECONDS
+# (default 30) seconds: VmHWM/RssAnon/RssFile from /proc.
+bench_logger() {
+	pkg=internal/logger
+	if ! have "$pkg"; then
+		echo "logger: skipped ($pkg missing)"
+		return 0
+	fi
+	echo "== logger: 10 meters, 1000 rounds as fast as they go (own process)"
+	out=$(go test -run '^$' -bench 'BenchmarkLogger10Meters' -benchtime 1x -count 1 "./$pkg" |
+		grep -E '^(Benchmark|ok|FAIL|---)') || {
+		echo "$out"
+		return 1
+	}
+	echo "$out"
+	echo "== logger: drain a day of one meter's backlog (8640 readings) into our server"
+	out=$(go test -run '^$' -bench 'BenchmarkDrainDay' -benchtime 1x -count 1 ./internal/cli |
+		grep -E '^(Benchmark|ok|FAIL|---)') || {
+		echo "$out"
+		return 1
+	}
+	echo "$out"
+	secs="${LOGGER_SECONDS:-30}"
+	echo "== logger: powermeter run, 10 meters, interval 1s, ${secs}s"
+	tmp=$(mktemp -d)
+	go build -o "$tmp/powermeter" ./cmd/powermeter || return 1
+	pids=""
+	for kind in fritzbox shelly-gen1 shelly-pro3em; do
+		"$tmp/powermeter" emulate "$kind" --user admin --password bench-pass-1 >"$tmp/$kind.out" 2>/dev/null &
+		pids="$pids $!"
+	done
+	sleep 2
+	url() { sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$tmp/$1.out" | head -1; }
+	{
+		printf 'data_dir = "%s/data"\n[logger]\ninterval = "1s"\nstatus_listen = "127.0.0.1:0"\n' "$tmp"
+		for i in 1 2 3; do
+			printf '[[meters]]\nname = "dect%s"\ntype = "fritzdect"\nurl = "%s"\nusername = "admin"\npassword = "bench-pass-1"\nain = "11657 0020838"\n' "$i" "$(url fritzbox)"
+		done
+		for i in 1 2 3 4; do
+			printf '[[meters]]\nname = "plug%s"\ntype = "shelly"\nurl = "%s"\nusername = "admin"\npassword = "bench-pass-1"\n' "$i" "$(url shelly-gen1)"
+		done
+		for i in 1 2 3; do
+			printf '[[meters]]\nname = "em%s"\ntype = "shelly"\nurl = "%s"\nusername = "admin"\npassword = "bench-pass-1"\n' "$i" "$(url shelly-pro3em)"
+		done
+	} >"$tmp/logger.toml"
+	"$tmp/powermeter" run --config "$tmp/logger.toml" 2>"$tmp/run.log" &
+	run=$!
+	sleep "$secs"
+	printf '   '
+	grep -E '^(VmHWM|VmRSS|RssAnon|RssFile)' "/proc/$run/status" | tr -s ' \t' ' ' | tr '\n' ' '
+	echo
+	status_url=$(sed -n 's/.*msg="status at \(http[^"]*\)".*/\1/p' "$tmp/run.log" | head -1)
+	if [ -n "$status_url" ] && command -v curl >/dev/null; then
+		curl -s "$status_url" | grep -E '"(rounds|readings|missed_rounds)"' | tr -d ' \n'
+		echo
+	fi
+	kill -TERM "$run"
+	wait "$run" || true
+	# shellcheck disable=SC2086
+	kill $pids 2>/dev/null || true
+	wait 2>/dev/null || true
+	grep -E 'level=(WARN|ERROR)' "$tmp/run.log" | head -5
+	rm -rf "$tmp"
+}
+
+status=0
+for s in ${*:-$SECTIONS}; do
+	if ! command -v "bench_$s" >/dev/null 2>&1; then
+		echo "unknown section: $s (have: $SECTIONS)" >&2
+		exit 2
+	fi
+	"bench_$s" || status=1
+done
+echo "machine: $(nproc) cores, $(go version | cut -d' ' -f3), load $(cut -d' ' -f1-3 /proc/loadavg)"
+exit $status
