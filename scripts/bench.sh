@@ -11,7 +11,7 @@ set -eu
 
 cd "$(dirname "$0")/.."
 BENCHTIME="${BENCHTIME:-3s}"
-SECTIONS="server import logger"
+SECTIONS="server import store meters dashboard logger postgres"
 
 # have PKG: the package directory exists and holds a benchmark.
 have() {
@@ -142,6 +142,48 @@ bench_logger() {
 	wait 2>/dev/null || true
 	grep -E 'level=(WARN|ERROR)' "$tmp/run.log" | head -5
 	rm -rf "$tmp"
+}
+
+# plain PKG REGEX BENCHTIME TITLE: run a package's benchmarks and print them.
+plain() {
+	if ! have "$1"; then
+		echo "$4: skipped ($1 missing)"
+		return 0
+	fi
+	echo "== $4"
+	run_bench "$1" "$2" "$3"
+}
+
+# SQLite store: durable concurrent inserts (group commit), bytes per reading
+# after a year of 10-s readings and one day's range out of that year (the
+# year file is built once and kept at $POWERMETER_BENCH_YEARDB).
+bench_store() {
+	plain internal/store/sqlite 'InsertConcurrent' 20000x "store: SQLite, 64 goroutines inserting 1-reading batches" &&
+		plain internal/store/sqlite 'YearBytes|RangeDay' 200x "store: SQLite, a year of 10-s readings: bytes/reading, one day's range"
+}
+
+# One round over 50 emulated meters of all families, read concurrently.
+bench_meters() {
+	plain internal/meter/all 'Round' 100x "meters: one round over 50 emulated meters (mixed families)"
+}
+
+# Dashboard pages rendered server-side with a year of 10-s readings.
+bench_dashboard() {
+	plain internal/dashboard 'DayPage|YearOverview' 40x "dashboard: day page and year overview, a year of 10-s readings"
+}
+
+# PostgreSQL (needs POWERMETER_TEST_POSTGRES, e.g.
+# postgres://postgres@127.0.0.1:5432/test?sslmode=disable): the store's
+# benchmarks, then legacy GET ingest over real HTTP with 1, 100 and 10 000
+# sources on both backends (SQLite with 10 000 sources only when
+# POWERMETER_BENCH_SQLITE_10K=1: registering them takes minutes).
+bench_postgres() {
+	if [ -z "${POWERMETER_TEST_POSTGRES:-}" ]; then
+		echo "postgres: skipped (set POWERMETER_TEST_POSTGRES)"
+		return 0
+	fi
+	plain internal/store/postgres '.' 3000x "postgres: store (inserts, batches, day range, bytes/reading)" &&
+		plain internal/store/postgres/scaleout 'LegacyIngest' 5000x "postgres vs sqlite: legacy GET ingest over HTTP by number of sources"
 }
 
 status=0

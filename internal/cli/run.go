@@ -14,7 +14,6 @@ import (
 	_ "github.com/powermeter/powermeter/internal/meter/all" // every meter family
 	"github.com/powermeter/powermeter/internal/server"
 	"github.com/powermeter/powermeter/internal/store"
-	_ "github.com/powermeter/powermeter/internal/store/sqlite" // sqlite://
 	"github.com/powermeter/powermeter/internal/uplink"
 )
 

@@ -11,7 +11,6 @@ import (
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/server"
 	"github.com/powermeter/powermeter/internal/store"
-	_ "github.com/powermeter/powermeter/internal/store/sqlite" // the default store
 )
 
 func init() {

@@ -1,0 +1,246 @@
+package postgres
+
+// Benchmarks (run by the bench script; keep -benchtime small):
+//
+//	POWERMETER_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
+//	  go test -run '^$' -bench . -benchtime 2000x ./internal/store/postgres/
+//
+// The year fixture (3.15 M readings) is generated once with COPY into the
+// schema powermeter_bench_year_v3 and kept for later runs; drop it with
+// DROP SCHEMA powermeter_bench_year_v3 CASCADE.
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/powermeter/powermeter/internal/reading"
+	"github.com/powermeter/powermeter/internal/store/postgres/pgtest"
+	"github.com/powermeter/powermeter/internal/store/storetest"
+)
+
+// benchInsert runs b.N single Inserts of per readings each from workers
+// goroutines spread over sources sources, and reports readings/s.
+func benchInsert(b *testing.B, workers, sources, per int) {
+	s, _ := open(b)
+	ctx := context.Background()
+	for i := range sources {
+		if err := s.EnsureSource(ctx, fmt.Sprintf("home%d", i), "Europe/Berlin"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Steady state: every source and device already known.
+	for i := range sources {
+		var warm []reading.Reading
+		for d := range min(workers, 8) {
+			warm = append(warm, reading.Reading{Device: fmt.Sprintf("dev%d", d), Time: t0.Add(-time.Hour), Power: 1})
+		}
+		if _, err := s.Insert(ctx, fmt.Sprintf("home%d", i), warm); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var txs, batches int64
+	for _, gc := range s.gcs {
+		txs -= gc.Stats().Transactions
+		batches -= gc.Stats().Batches
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for w := range workers {
+		wg.Go(func() {
+			rs := make([]reading.Reading, per)
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				src := fmt.Sprintf("home%d", int(i)%sources)
+				for j := range rs {
+					rs[j] = reading.Reading{Device: fmt.Sprintf("dev%d", w%8), Time: t0.Add(time.Duration(i*int64(per)+int64(j)) * time.Second),
+						Power: float64(i%3000) + 0.5, EnergyIn: reading.F(float64(i) * 0.8)}
+				}
+				res, err := s.Insert(ctx, src, rs)
+				if err != nil || res.Inserted != per {
+					b.Errorf("insert: %+v %v", res, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*per)/b.Elapsed().Seconds(), "readings/s")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	for _, gc := range s.gcs {
+		txs += gc.Stats().Transactions
+		batches += gc.Stats().Batches
+	}
+	if txs > 0 {
+		b.ReportMetric(float64(batches)/float64(txs), "batches/tx")
+	}
+}
+
+// 64 goroutines × 1-reading batches on one source: group commit at work.
+func BenchmarkInsertConcurrent(b *testing.B) { benchInsert(b, 64, 1, 1) }
+
+// The same spread over 100 sources (homes).
+func BenchmarkInsertConcurrentSources100(b *testing.B) { benchInsert(b, 64, 100, 1) }
+
+// One writer, native-style batches of 100 readings.
+func BenchmarkInsertBatch100(b *testing.B) { benchInsert(b, 1, 1, 100) }
+
+// 8 writers, batches of 100 readings, 100 sources.
+func BenchmarkInsertBatch100x8(b *testing.B) { benchInsert(b, 8, 100, 100) }
+
+const yearSchema = "powermeter_bench_year_v3"
+
+// yearStore opens the year fixture: storetest's year of 10-s legacy
+// readings (power and temperature of one plug) for source "home", the data
+// set the SQLite benchmarks use too, generated with COPY on first use.
+func yearStore(b *testing.B) *Store {
+	b.Helper()
+	dsn := pgtest.Server(b)
+	u, err := pgtest.Schema(dsn, yearSchema)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pgtest.Exec(dsn, `CREATE SCHEMA IF NOT EXISTS `+yearSchema); err != nil {
+		b.Fatal(err)
+	}
+	s := openURL(b, u)
+	ctx := context.Background()
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(n), 0) FROM devices`).Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	if n == storetest.YearReadings {
+		return s
+	}
+	b.Logf("generating the year fixture (%d readings) in schema %s", storetest.YearReadings, yearSchema)
+	start := time.Now()
+	if _, err := s.pool.Exec(ctx, `TRUNCATE readings, days, devices, sources`); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.EnsureSource(ctx, "home", "Europe/Berlin"); err != nil {
+		b.Fatal(err)
+	}
+	sid := s.sources["home"]
+	ids, err := s.deviceIDs(ctx, sid, []string{"plug"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	copied, err := s.pool.CopyFrom(ctx, pgx.Identifier{"readings"},
+		[]string{"source_id", "t", "device_id", "power", "temperature"},
+		pgx.CopyFromFunc(func() ([]any, error) {
+			if i == storetest.YearReadings {
+				return nil, nil
+			}
+			r := storetest.LegacyReading(storetest.YearStart, i)
+			i++
+			w, err := encode(&r)
+			return []any{sid, w.t, ids["plug"], w.power, w.temp}, err
+		}))
+	if err != nil || copied != storetest.YearReadings {
+		b.Fatalf("copy: %d rows, %v", copied, err)
+	}
+	for _, q := range []string{
+		`UPDATE devices SET n = x.n, first_t = x.f, last_t = x.l
+			FROM (SELECT device_id, count(*) AS n, min(t) AS f, max(t) AS l FROM readings GROUP BY 1) x WHERE devices.id = x.device_id`,
+		`INSERT INTO days (source_id, day, version)
+			SELECT r.source_id, (r.t AT TIME ZONE s.timezone)::date, nextval('day_versions')
+			FROM readings r JOIN sources s ON s.id = r.source_id GROUP BY 1, 2`,
+		`VACUUM ANALYZE readings`,
+	} {
+		if _, err := s.pool.Exec(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("year fixture generated in %s", time.Since(start).Round(time.Second))
+	return s
+}
+
+// cpuTime is this process's CPU time (user + system): on a shared machine
+// it shows the client's cost better than wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkYearBytesPerReading: table and index size per reading of the
+// year (pg_total_relation_size of readings ÷ rows).
+func BenchmarkYearBytesPerReading(b *testing.B) {
+	s := yearStore(b)
+	var size int64
+	if err := s.pool.QueryRow(context.Background(), `SELECT pg_total_relation_size('readings')`).Scan(&size); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+	}
+	b.ReportMetric(float64(size)/storetest.YearReadings, "bytes/reading")
+	b.ReportMetric(float64(size)/(1<<20), "MiB")
+}
+
+// One local day (8 640 readings) out of the year, streamed; a different
+// day each iteration.
+func BenchmarkRangeDay(b *testing.B) {
+	s := yearStore(b)
+	ctx := context.Background()
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		b.Fatal(err)
+	}
+	i, n, total := 0, 0, 0
+	cpu0 := cpuTime()
+	for b.Loop() {
+		d := time.Date(2025, 1, 2+(i*37)%360, 0, 0, 0, 0, berlin)
+		i++
+		n = 0
+		if err := s.Range(ctx, "home", d, d.AddDate(0, 0, 1), func(reading.Reading) error { n++; return nil }); err != nil {
+			b.Fatal(err)
+		}
+		if n < 8000 {
+			b.Fatalf("day %s: %d readings", d.Format(time.DateOnly), n)
+		}
+		total += n
+	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "readings/s")
+}
+
+// The year overview's query: the versions (and cached summaries) of all
+// days of the year.
+func BenchmarkDaysOfYear(b *testing.B) {
+	s := yearStore(b)
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		days, err := s.Days(ctx, "home", "2025-01-01", "2025-12-31")
+		if err != nil || len(days) != 365 {
+			b.Fatalf("%d days, %v", len(days), err)
+		}
+	}
+}
+
+// The newest reading of every device and the source list (live page).
+func BenchmarkLatestOfYear(b *testing.B) {
+	s := yearStore(b)
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		l, err := s.Latest(ctx, "home")
+		if err != nil || len(l) != 1 {
+			b.Fatalf("%v %v", l, err)
+		}
+	}
+}

@@ -1,0 +1,158 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/powermeter/powermeter/internal/store"
+	"github.com/powermeter/powermeter/internal/store/groupcommit"
+)
+
+// maxGroup caps the readings one group-commit transaction takes; more wait
+// for the next one.
+const maxGroup = 20000
+
+// batch is one Insert call, validated and encoded by the caller.
+type batch struct {
+	source  int32
+	rows    []row
+	devices []int32 // device id per row
+
+	res store.InsertResult // set when its group commits
+}
+
+// groupTx is one group-commit transaction. Apply only collects the
+// batches; Commit stores them all with one statement (one round trip, its
+// own transaction, one WAL flush). When it fails, groupcommit retries every
+// batch alone, so one bad batch fails alone.
+type groupTx struct {
+	s       *Store
+	batches []*batch
+}
+
+func (s *Store) beginGroup(context.Context) (groupcommit.Tx[*batch, *batch], error) {
+	return &groupTx{s: s}, nil
+}
+
+func (g *groupTx) Apply(_ context.Context, b *batch) (*batch, error) {
+	g.batches = append(g.batches, b)
+	return b, nil
+}
+
+func (g *groupTx) Commit(ctx context.Context) error {
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		if err = g.s.storeGroup(ctx, g.batches); err == nil || !transient(err) {
+			return err
+		}
+		select {
+		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
+		case <-ctx.Done():
+			return err
+		}
+	}
+	return err
+}
+
+func (g *groupTx) Rollback() error {
+	g.batches = nil
+	return nil
+}
+
+// transient reports errors worth retrying the same statement for.
+func transient(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}
+
+type rowKey struct {
+	source, device int32
+	t              int64
+}
+
+// insertSQL inserts the readings, gives each local day that got a new one
+// (the zone is the source's, applied in SQL) a new version, and updates the
+// per-device count, first and last time. It returns the keys actually
+// inserted.
+//
+// Every step takes its row locks in key order, and the steps run in one
+// order (readings, days, devices; the "count(*) >= 0" init plan forces
+// it), so concurrent transactions from several servers cannot deadlock.
+// The sources row is only read: a zone change locks the days table, so
+// no insert runs while it refiles (see refileDays).
+const insertSQL = `
+WITH input AS (
+	SELECT * FROM unnest($1::int4[], $2::timestamptz[], $3::int4[], $4::int8[], $5::int8[], $6::int8[],
+	                     $7::int4[], $8::int4[], $9::text[], $10::timestamptz[], $11::bool[])
+		AS u(source_id, t, device_id, power, energy_in, energy_out, temperature, voltage, phases, device_time, backfilled)
+), ins AS (
+	INSERT INTO readings (source_id, t, device_id, power, energy_in, energy_out, temperature, voltage, phases, device_time, backfilled)
+	SELECT source_id, t, device_id, power, energy_in, energy_out, temperature, voltage, phases::int8[], device_time, backfilled
+	FROM input ORDER BY source_id, t, device_id
+	ON CONFLICT DO NOTHING
+	RETURNING source_id, t, device_id
+), src AS (
+	SELECT id, timezone FROM sources WHERE id IN (SELECT source_id FROM ins)
+), ver AS (
+	SELECT nextval('day_versions') AS v
+), dd AS (
+	INSERT INTO days AS d (source_id, day, version)
+	SELECT i.source_id, (i.t AT TIME ZONE src.timezone)::date, max(ver.v)
+	FROM ins i JOIN src ON src.id = i.source_id CROSS JOIN ver
+	GROUP BY 1, 2 ORDER BY 1, 2
+	ON CONFLICT (source_id, day) DO UPDATE SET version = excluded.version
+	RETURNING 1
+), dv AS (
+	INSERT INTO devices AS d (id, source_id, name, n, first_t, last_t)
+	SELECT a.device_id, a.source_id, x.name, a.n, a.first_t, a.last_t -- NULL name for an unknown device
+	FROM (SELECT source_id, device_id, count(*) AS n, min(t) AS first_t, max(t) AS last_t
+	      FROM ins GROUP BY 1, 2) a LEFT JOIN devices x ON x.id = a.device_id
+	WHERE (SELECT count(*) FROM dd) >= 0
+	ORDER BY a.device_id
+	ON CONFLICT (id) DO UPDATE SET n = d.n + excluded.n,
+		first_t = least(d.first_t, excluded.first_t), last_t = greatest(d.last_t, excluded.last_t)
+)
+SELECT source_id, t, device_id FROM ins`
+
+// store runs one group as one statement (its own transaction). Readings
+// repeated within the group are sent once, credited to the first batch.
+func (s *Store) storeGroup(ctx context.Context, group []*batch) error {
+	var cols columns
+	owner := make(map[rowKey]int, len(group))
+	for gi, b := range group {
+		b.res = store.InsertResult{}
+		for i := range b.rows {
+			k := rowKey{b.source, b.devices[i], b.rows[i].t.Unix()}
+			if _, dup := owner[k]; dup {
+				continue
+			}
+			owner[k] = gi
+			cols.add(b.source, b.devices[i], &b.rows[i])
+		}
+	}
+	rows, err := s.pool.Query(ctx, insertSQL, cols.args()...)
+	if err != nil {
+		return fmt.Errorf("storing %d readings: %w", len(cols.t), err)
+	}
+	var k rowKey
+	var t time.Time
+	inserted := make([]int, len(group))
+	_, err = pgx.ForEachRow(rows, []any{&k.source, &t, &k.device}, func() error {
+		k.t = t.Unix()
+		if gi, ok := owner[k]; ok {
+			inserted[gi]++
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storing %d readings: %w", len(cols.t), err)
+	}
+	for gi, b := range group {
+		b.res = store.InsertResult{Inserted: inserted[gi], Present: len(b.rows) - inserted[gi]}
+	}
+	return nil
+}

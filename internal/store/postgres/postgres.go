@@ -1,0 +1,617 @@
+// Package postgres is the scale-out store: readings in PostgreSQL through
+// pgx, so several powermeter servers can share one database.
+//
+// The database URL is a libpq-style URL, "postgres://user@host/db?sslmode=…";
+// pgx's own parameters (pool_max_conns, search_path, …) work as usual.
+// Tables live in the first schema of the search_path.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/powermeter/powermeter/internal/reading"
+	"github.com/powermeter/powermeter/internal/store"
+	"github.com/powermeter/powermeter/internal/store/groupcommit"
+)
+
+func init() {
+	store.Register("postgres", opener)
+	store.Register("postgresql", opener)
+}
+
+func opener(ctx context.Context, url string) (store.Store, error) { return Open(ctx, url) }
+
+// queryTimeout bounds every statement that is not a streaming Range.
+const queryTimeout = 30 * time.Second
+
+// Store is a PostgreSQL readings store. Safe for concurrent use, and for
+// several Stores (processes) on one database.
+type Store struct {
+	pool *pgxpool.Pool
+	log  *slog.Logger
+
+	mu      sync.RWMutex
+	sources map[string]int32 // name → id (ids never change)
+	zones   map[string]string
+	devices map[devKey]int32 // (source id, name) → id
+	names   map[int32]string // device id → name
+	known   map[string]bool  // zones the server knows
+
+	// gcs are the group committers; a source always goes to the same one,
+	// so one process never contends with itself for a source's rows.
+	gcs []*groupcommit.Committer[*batch, *batch]
+}
+
+type devKey struct {
+	source int32
+	name   string
+}
+
+// Open connects to the database named by url and brings its schema up to
+// date.
+func Open(ctx context.Context, url string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres %s: parsing the URL: %w", store.Redact(url), err)
+	}
+	// Insert promises durability: commit waits for the WAL flush unless the
+	// URL explicitly chooses otherwise.
+	if _, set := cfg.ConnConfig.RuntimeParams["synchronous_commit"]; !set {
+		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	}
+	// Every statement here is a key lookup or the group insert: a cached
+	// generic plan is right for all of them and saves planning each call.
+	if _, set := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !set {
+		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres %s: %w", store.Redact(url), err)
+	}
+	mctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := migrate(mctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres %s: %w", store.Redact(url), err)
+	}
+	s := &Store{
+		pool:    pool,
+		log:     slog.Default().With("store", "postgres"),
+		sources: map[string]int32{},
+		zones:   map[string]string{},
+		devices: map[devKey]int32{},
+		names:   map[int32]string{},
+		known:   map[string]bool{},
+	}
+	// Half the connections commit (sources in parallel), half read.
+	for range max(1, cfg.MaxConns/2) {
+		s.gcs = append(s.gcs, groupcommit.New(s.beginGroup, groupcommit.Options{MaxItems: maxGroup, TxTimeout: queryTimeout, Log: s.log}))
+	}
+	return s, nil
+}
+
+// EnsureSource registers a source with its IANA zone (idempotent); a changed
+// zone is updated.
+func (s *Store) EnsureSource(ctx context.Context, name, timezone string) error {
+	if name == "" {
+		return errors.New("ensure source: empty name")
+	}
+	if _, err := time.LoadLocation(timezone); err != nil || timezone == "" || timezone == "Local" {
+		return fmt.Errorf("ensure source %q: time zone %q is not an IANA zone name", name, timezone)
+	}
+	s.mu.RLock()
+	_, known := s.sources[name]
+	same := known && s.zones[name] == timezone
+	s.mu.RUnlock()
+	if same {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	if err := s.checkZone(ctx, timezone); err != nil {
+		return fmt.Errorf("ensure source %q: %w", name, err)
+	}
+	var id int32
+	var zone string
+	// Fast path (a server restarting with many sources): no write.
+	err := s.pool.QueryRow(ctx, `SELECT id, timezone FROM sources WHERE name = $1`, name).Scan(&id, &zone)
+	if err == nil && zone == timezone {
+		s.mu.Lock()
+		s.sources[name] = id
+		s.zones[name] = timezone
+		s.mu.Unlock()
+		return nil
+	}
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("ensure source %q: %w", name, err)
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var old string
+		err := tx.QueryRow(ctx, `SELECT id, timezone FROM sources WHERE name = $1 FOR UPDATE`, name).Scan(&id, &old)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = tx.QueryRow(ctx, `INSERT INTO sources (name, timezone) VALUES ($1, $2)
+				ON CONFLICT (name) DO NOTHING RETURNING id`, name, timezone).Scan(&id)
+			if err == nil {
+				return nil
+			}
+			if errors.Is(err, pgx.ErrNoRows) { // another process created it just now
+				err = tx.QueryRow(ctx, `SELECT id, timezone FROM sources WHERE name = $1 FOR UPDATE`, name).Scan(&id, &old)
+			}
+		}
+		if err != nil || old == timezone {
+			return err
+		}
+		return refileDays(ctx, tx, id, timezone)
+	})
+	if err != nil {
+		return fmt.Errorf("ensure source %q: %w", name, err)
+	}
+	s.mu.Lock()
+	s.sources[name] = id
+	s.zones[name] = timezone
+	s.mu.Unlock()
+	return nil
+}
+
+// checkZone makes sure the server knows the zone too: days are filed in
+// SQL. (pg_timezone_names reads the zone files: asked once per zone.)
+func (s *Store) checkZone(ctx context.Context, zone string) error {
+	s.mu.RLock()
+	ok := s.known[zone]
+	s.mu.RUnlock()
+	if ok {
+		return nil
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)`, zone).Scan(&ok); err != nil {
+		return fmt.Errorf("checking the time zone: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("time zone %q is unknown to the PostgreSQL server", zone)
+	}
+	s.mu.Lock()
+	s.known[zone] = true
+	s.mu.Unlock()
+	return nil
+}
+
+// CommitStats sums what the group committers did.
+func (s *Store) CommitStats() groupcommit.Stats {
+	var t groupcommit.Stats
+	for _, gc := range s.gcs {
+		st := gc.Stats()
+		t.Transactions += st.Transactions
+		t.Batches += st.Batches
+		t.Failed += st.Failed
+		t.Retries += st.Retries
+	}
+	return t
+}
+
+// refileDays moves a source to a new zone: its days are rebuilt from the
+// readings under the new zone, all with a fresh version, so no summary
+// computed under the old zone is ever taken. The SHARE lock on days waits
+// for running inserts and holds new ones (every server's) until the
+// commit; they then read the new zone.
+func refileDays(ctx context.Context, tx pgx.Tx, id int32, timezone string) error {
+	if _, err := tx.Exec(ctx, `LOCK TABLE days IN SHARE MODE`); err != nil {
+		return fmt.Errorf("locking days: %w", err)
+	}
+	var v int64
+	if err := tx.QueryRow(ctx, `UPDATE sources SET timezone = $2 WHERE id = $1 RETURNING nextval('day_versions')`,
+		id, timezone).Scan(&v); err != nil {
+		return fmt.Errorf("changing the zone: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM days WHERE source_id = $1`, id); err != nil {
+		return fmt.Errorf("refiling days: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO days (source_id, day, version)
+		SELECT $1, (t AT TIME ZONE $2)::date, $3 FROM readings WHERE source_id = $1 GROUP BY 2 ORDER BY 2`,
+		id, timezone, v); err != nil {
+		return fmt.Errorf("refiling days: %w", err)
+	}
+	return nil
+}
+
+// sourceID resolves a source name, consulting the database when another
+// process registered it.
+func (s *Store) sourceID(ctx context.Context, name string) (int32, error) {
+	s.mu.RLock()
+	id, ok := s.sources[name]
+	s.mu.RUnlock()
+	if ok {
+		return id, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	var zone string
+	err := s.pool.QueryRow(ctx, `SELECT id, timezone FROM sources WHERE name = $1`, name).Scan(&id, &zone)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("source %q: %w", name, store.ErrUnknownSource)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("looking up source %q: %w", name, err)
+	}
+	s.mu.Lock()
+	s.sources[name] = id
+	s.zones[name] = zone
+	s.mu.Unlock()
+	return id, nil
+}
+
+// deviceIDs resolves (and creates) the ids of the named devices of a source.
+// Creation commits on its own: a device row without readings is invisible.
+func (s *Store) deviceIDs(ctx context.Context, source int32, names []string) (map[string]int32, error) {
+	ids := make(map[string]int32, len(names))
+	var missing []string
+	s.mu.RLock()
+	for _, n := range names {
+		if id, ok := s.devices[devKey{source, n}]; ok {
+			ids[n] = id
+		} else if !slices.Contains(missing, n) {
+			missing = append(missing, n)
+		}
+	}
+	s.mu.RUnlock()
+	if len(missing) == 0 {
+		return ids, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	sort.Strings(missing)
+	if _, err := s.pool.Exec(ctx, `
+		INSERT INTO devices (source_id, name) SELECT $1, n FROM unnest($2::text[]) AS n ORDER BY n
+		ON CONFLICT (source_id, name) DO NOTHING`, source, missing); err != nil {
+		return nil, fmt.Errorf("registering devices: %w", err)
+	}
+	if err := s.loadDevices(ctx, source, missing, ids); err != nil {
+		return nil, err
+	}
+	for _, n := range missing {
+		if _, ok := ids[n]; !ok {
+			return nil, fmt.Errorf("registering device %q: not found after insert", n)
+		}
+	}
+	return ids, nil
+}
+
+// loadDevices reads device ids of a source (only the named ones unless names
+// is nil) into the cache and into into (when not nil).
+func (s *Store) loadDevices(ctx context.Context, source int32, names []string, into map[string]int32) error {
+	var rows pgx.Rows
+	var err error
+	if names == nil {
+		rows, err = s.pool.Query(ctx, `SELECT id, name FROM devices WHERE source_id = $1`, source)
+	} else {
+		rows, err = s.pool.Query(ctx, `SELECT id, name FROM devices WHERE source_id = $1 AND name = ANY($2)`, source, names)
+	}
+	if err != nil {
+		return fmt.Errorf("reading devices: %w", err)
+	}
+	var id int32
+	var name string
+	_, err = pgx.ForEachRow(rows, []any{&id, &name}, func() error {
+		s.mu.Lock()
+		s.devices[devKey{source, name}] = id
+		s.names[id] = name
+		s.mu.Unlock()
+		if into != nil {
+			into[name] = id
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading devices: %w", err)
+	}
+	return nil
+}
+
+// deviceName names a device id, reloading the source's devices once when
+// another process created it.
+func (s *Store) deviceName(ctx context.Context, source, id int32) (string, error) {
+	s.mu.RLock()
+	n, ok := s.names[id]
+	s.mu.RUnlock()
+	if ok {
+		return n, nil
+	}
+	if err := s.loadDevices(ctx, source, nil, nil); err != nil {
+		return "", err
+	}
+	s.mu.RLock()
+	n, ok = s.names[id]
+	s.mu.RUnlock()
+	if !ok {
+		return "", fmt.Errorf("device id %d: not found", id)
+	}
+	return n, nil
+}
+
+// Insert stores readings for source durably (see store.Store). Concurrent
+// calls share one transaction.
+func (s *Store) Insert(ctx context.Context, source string, rs []reading.Reading) (store.InsertResult, error) {
+	if len(rs) == 0 {
+		if _, err := s.sourceID(ctx, source); err != nil {
+			return store.InsertResult{}, fmt.Errorf("insert: %w", err)
+		}
+		return store.InsertResult{}, nil
+	}
+	rows := make([]row, len(rs))
+	names := make([]string, 0, 4)
+	for i := range rs {
+		w, err := encode(&rs[i])
+		if err != nil {
+			return store.InsertResult{}, fmt.Errorf("insert: reading %d: %w", i, err)
+		}
+		rows[i] = w
+		if !slices.Contains(names, rs[i].Device) {
+			names = append(names, rs[i].Device)
+		}
+	}
+	sid, err := s.sourceID(ctx, source)
+	if err != nil {
+		return store.InsertResult{}, fmt.Errorf("insert: %w", err)
+	}
+	ids, err := s.deviceIDs(ctx, sid, names)
+	if err != nil {
+		return store.InsertResult{}, fmt.Errorf("insert into %q: %w", source, err)
+	}
+	b := &batch{source: sid, rows: rows, devices: make([]int32, len(rs))}
+	for i := range rs {
+		b.devices[i] = ids[rs[i].Device]
+	}
+	b, err = s.gcs[int(sid)%len(s.gcs)].Do(ctx, b, len(rows))
+	if err != nil {
+		return store.InsertResult{}, fmt.Errorf("insert into %q: %w", source, err)
+	}
+	return b.res, nil
+}
+
+// Latest returns the newest reading of every device of the source, by
+// device name.
+func (s *Store) Latest(ctx context.Context, source string) ([]reading.Reading, error) {
+	sid, err := s.sourceID(ctx, source)
+	if err != nil {
+		return nil, fmt.Errorf("latest: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `
+		SELECT d.name, `+readingCols+`
+		FROM devices d JOIN readings r ON r.source_id = d.source_id AND r.t = d.last_t AND r.device_id = d.id
+		WHERE d.source_id = $1 ORDER BY d.name COLLATE "C"`, sid)
+	if err != nil {
+		return nil, fmt.Errorf("latest of %q: %w", source, err)
+	}
+	out := []reading.Reading{}
+	var sc scanned
+	var name string
+	_, err = pgx.ForEachRow(rows, append([]any{&name}, sc.dest()...), func() error {
+		out = append(out, sc.decode(name))
+		sc.phases = nil
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("latest of %q: %w", source, err)
+	}
+	return out, nil
+}
+
+// ceilSecond rounds t up to a whole second: stored times are whole seconds.
+func ceilSecond(t time.Time) time.Time {
+	if tt := t.Truncate(time.Second); !tt.Equal(t) {
+		return tt.Add(time.Second)
+	}
+	return t
+}
+
+// rangePage is the most rows one query of Range reads. Pages keep an early
+// stop cheap: the rest of one page is drained, the connection stays usable.
+const rangePage = 10000
+
+// Range streams the readings from <= Time < to in (Time, Device) order,
+// page by page along the primary key (keyset pagination). The index gives
+// time order; readings of one instant (a few devices) are sorted by name in
+// Go.
+func (s *Store) Range(ctx context.Context, source string, from, to time.Time, fn func(reading.Reading) error) error {
+	sid, err := s.sourceID(ctx, source)
+	if err != nil {
+		return fmt.Errorf("range: %w", err)
+	}
+	lo, hi := ceilSecond(from).UTC(), ceilSecond(to).UTC()
+	if !lo.Before(hi) {
+		return nil
+	}
+	var same []reading.Reading // readings of one instant
+	flush := func() error {
+		if len(same) > 1 {
+			sort.Slice(same, func(i, j int) bool { return same[i].Device < same[j].Device })
+		}
+		for _, r := range same {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		same = same[:0]
+		return nil
+	}
+	var sc scanned
+	var lastDev int32 = -1 << 31
+	lastT := lo
+	done := ctx.Done() // rows already received do not see a cancel: check
+	for {
+		rows, err := s.pool.Query(ctx, `SELECT `+readingCols+` FROM readings r
+			WHERE r.source_id = $1 AND (r.t, r.device_id) > ($2, $3) AND r.t < $4
+			ORDER BY r.t, r.device_id LIMIT `+fmt.Sprint(rangePage),
+			sid, lastT, lastDev, hi)
+		if err != nil {
+			return fmt.Errorf("range of %q: %w", source, err)
+		}
+		n := 0
+		for rows.Next() {
+			select {
+			case <-done:
+				rows.Close()
+				return fmt.Errorf("range of %q: %w", source, ctx.Err())
+			default:
+			}
+			n++
+			sc.phases = nil
+			if err := rows.Scan(sc.dest()...); err != nil {
+				rows.Close()
+				return fmt.Errorf("range of %q: %w", source, err)
+			}
+			lastT, lastDev = sc.t, sc.device
+			name, err := s.deviceName(ctx, sid, sc.device)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("range of %q: %w", source, err)
+			}
+			if len(same) > 0 && !same[0].Time.Equal(sc.t) {
+				if err := flush(); err != nil {
+					rows.Close()
+					return err
+				}
+			}
+			same = append(same, sc.decode(name))
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("range of %q: %w", source, err)
+		}
+		if n < rangePage {
+			return flush()
+		}
+	}
+}
+
+// Sources lists the registered sources by name with their counts. Names
+// sort by bytes (COLLATE "C"), as Go and SQLite sort them, whatever the
+// database's collation.
+func (s *Store) Sources(ctx context.Context) ([]store.SourceInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `
+		SELECT s.name, s.timezone, coalesce(sum(d.n), 0)::bigint, min(d.first_t), max(d.last_t),
+		       coalesce(array_agg(d.name ORDER BY d.name COLLATE "C") FILTER (WHERE d.n > 0), '{}')
+		FROM sources s LEFT JOIN devices d ON d.source_id = s.id
+		GROUP BY s.id ORDER BY s.name COLLATE "C"`)
+	if err != nil {
+		return nil, fmt.Errorf("listing sources: %w", err)
+	}
+	out := []store.SourceInfo{}
+	var si store.SourceInfo
+	var first, last *time.Time
+	_, err = pgx.ForEachRow(rows, []any{&si.Name, &si.Timezone, &si.Count, &first, &last, &si.Devices}, func() error {
+		x := si
+		x.First, x.Last = time.Time{}, time.Time{}
+		if first != nil {
+			x.First = first.UTC()
+		}
+		if last != nil {
+			x.Last = last.UTC()
+		}
+		out = append(out, x)
+		si.Devices = nil
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing sources: %w", err)
+	}
+	return out, nil
+}
+
+// LastTime is the newest reading time of the source.
+func (s *Store) LastTime(ctx context.Context, source string) (time.Time, bool, error) {
+	sid, err := s.sourceID(ctx, source)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("last time: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	var last *time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT max(last_t) FROM devices WHERE source_id = $1`, sid).Scan(&last); err != nil {
+		return time.Time{}, false, fmt.Errorf("last time of %q: %w", source, err)
+	}
+	if last == nil {
+		return time.Time{}, false, nil
+	}
+	return last.UTC(), true, nil
+}
+
+const dayLayout = "2006-01-02"
+
+// Days returns the days from..to (inclusive) that have readings.
+func (s *Store) Days(ctx context.Context, source, from, to string) ([]store.Day, error) {
+	f, err1 := time.Parse(dayLayout, from)
+	t, err2 := time.Parse(dayLayout, to)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, fmt.Errorf("days: want YYYY-MM-DD: %w", err)
+	}
+	sid, err := s.sourceID(ctx, source)
+	if err != nil {
+		return nil, fmt.Errorf("days: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `
+		SELECT to_char(day, 'YYYY-MM-DD'), version, summary, summary_version FROM days
+		WHERE source_id = $1 AND day BETWEEN $2::date AND $3::date ORDER BY day`,
+		sid, f.Format(dayLayout), t.Format(dayLayout))
+	if err != nil {
+		return nil, fmt.Errorf("days of %q: %w", source, err)
+	}
+	out := []store.Day{}
+	var d store.Day
+	_, err = pgx.ForEachRow(rows, []any{&d.Day, &d.Version, &d.Summary, &d.SummaryVersion}, func() error {
+		out = append(out, d)
+		d.Summary = nil
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("days of %q: %w", source, err)
+	}
+	return out, nil
+}
+
+// PutDaySummary stores summary for day if the day is still at version.
+func (s *Store) PutDaySummary(ctx context.Context, source, day string, version int64, summary []byte) (bool, error) {
+	if _, err := time.Parse(dayLayout, day); err != nil {
+		return false, fmt.Errorf("put day summary: want YYYY-MM-DD: %w", err)
+	}
+	sid, err := s.sourceID(ctx, source)
+	if err != nil {
+		return false, fmt.Errorf("put day summary: %w", err)
+	}
+	if summary == nil {
+		summary = []byte{}
+	}
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, `UPDATE days SET summary = $4, summary_version = $3
+		WHERE source_id = $1 AND day = $2::date AND version = $3`, sid, day, version, summary)
+	if err != nil {
+		return false, fmt.Errorf("put day summary %s of %q: %w", day, source, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Close waits for pending inserts and closes the connections.
+func (s *Store) Close() error {
+	for _, gc := range s.gcs {
+		gc.Close()
+	}
+	s.pool.Close()
+	return nil
+}
