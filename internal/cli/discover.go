@@ -2,13 +2,10 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/legacy"
@@ -44,33 +41,9 @@ type discovered struct {
 }
 
 func runDiscover(ctx context.Context, env *Env, fs *flag.FlagSet) error {
-	names, err := positional(env, fs)
-	if errors.Is(err, errHelpShown) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	cfg, err := LoadConfig(env, flagString(fs, "config"), false)
-	if err != nil {
-		return err
-	}
-	sel, err := selectMeters(cfg, names)
-	if err != nil {
-		return err
-	}
-	ms, err := openMeters(ctx, env, cfg, sel)
-	if err != nil {
-		return err
-	}
-	defer closeMeters(ctx, env, sel, ms)
-
-	out := make([]discovered, len(ms))
-	var wg sync.WaitGroup
-	for i, m := range ms {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	return withMeters(ctx, env, fs, func(cfg *config.Config, sel []config.Meter, ms []meter.Meter) error {
+		out := make([]discovered, len(ms))
+		forEach(ms, func(i int, m meter.Meter) {
 			d := discovered{Meter: sel[i].Name, Type: sel[i].Type, URL: redactURL(sel[i].URL)}
 			if dm, ok := m.(meter.Discoverer); ok {
 				d.Devices, d.err = dm.Discover(ctx)
@@ -81,32 +54,18 @@ func runDiscover(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 				d.Devices, d.Readings, d.Error = nil, nil, d.err.Error()
 			}
 			out[i] = d
-		}()
-	}
-	wg.Wait()
-
-	if flagBool(fs, "json") {
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
-			return fmt.Errorf("writing JSON: %w", err)
+		})
+		if flagBool(fs, "json") {
+			if err := writeJSON(env.Stdout, out); err != nil {
+				return err
+			}
+		} else {
+			for _, d := range out {
+				printDiscovered(env, cfg, d)
+			}
 		}
-	} else {
-		for _, d := range out {
-			printDiscovered(env, cfg, d)
-		}
-	}
-	var failed []string
-	for _, d := range out {
-		if d.err != nil {
-			failed = append(failed, d.Meter)
-			fmt.Fprintf(env.Stderr, "%s: %v\n", d.Meter, d.err)
-		}
-	}
-	if len(failed) > 0 {
-		return fmt.Errorf("%d of %d meter(s) failed: %s", len(failed), len(out), strings.Join(failed, ", "))
-	}
-	return nil
+		return failures(env, "failed", out, func(d discovered) (string, error) { return d.Meter, d.err })
+	})
 }
 
 func printDiscovered(env *Env, cfg *config.Config, d discovered) {

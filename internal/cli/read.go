@@ -2,13 +2,10 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/legacy"
@@ -88,73 +85,6 @@ func flagBool(fs *flag.FlagSet, name string) bool {
 	return false
 }
 
-// selectMeters returns the [[meters]] entries named (all when none is), in
-// the file's order; an unknown name is a usage error.
-func selectMeters(cfg *config.Config, names []string) ([]config.Meter, error) {
-	if len(cfg.Meters) == 0 {
-		return nil, &config.Error{File: cfg.Path, Key: "meters", Msg: "no [[meters]] in the file"}
-	}
-	if len(names) == 0 {
-		return cfg.Meters, nil
-	}
-	want := map[string]bool{}
-	for _, n := range names {
-		want[n] = true
-	}
-	var out []config.Meter
-	for _, m := range cfg.Meters {
-		if want[m.Name] {
-			out = append(out, m)
-			delete(want, m.Name)
-		}
-	}
-	if len(want) > 0 {
-		known := make([]string, len(cfg.Meters))
-		for i, m := range cfg.Meters {
-			known[i] = m.Name
-		}
-		var unknown []string
-		for _, n := range names {
-			if want[n] {
-				unknown = append(unknown, n)
-				delete(want, n)
-			}
-		}
-		return nil, Usagef("no meter named %s in %s (known: %s)", strings.Join(unknown, ", "), cfg.Path, strings.Join(known, ", "))
-	}
-	return out, nil
-}
-
-// openMeters builds the meters; on error the ones built are closed.
-func openMeters(ctx context.Context, env *Env, cfg *config.Config, sel []config.Meter) ([]meter.Meter, error) {
-	deps := meter.Deps{Log: env.Log, Zone: cfg.Timezone.Location}
-	ms := make([]meter.Meter, 0, len(sel))
-	for _, mc := range sel {
-		m, err := meter.New(mc, deps)
-		if err != nil {
-			closeMeters(ctx, env, sel, ms)
-			var ce *config.Error
-			if errors.As(err, &ce) && ce.File == "" {
-				ce.File = cfg.Path
-			}
-			return nil, err
-		}
-		ms = append(ms, m)
-	}
-	return ms, nil
-}
-
-// closeMeters closes (logs out of) the meters, even after Ctrl-C, within 10 s.
-func closeMeters(ctx context.Context, env *Env, sel []config.Meter, ms []meter.Meter) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	for i, m := range ms {
-		if err := m.Close(ctx); err != nil {
-			env.Log.Warn("closing meter", "meter", sel[i].Name, "err", err)
-		}
-	}
-}
-
 // result is one meter's outcome of a round.
 type result struct {
 	Meter    string            `json:"meter"`
@@ -168,23 +98,17 @@ type result struct {
 // readRound reads every meter once, concurrently.
 func readRound(ctx context.Context, sel []config.Meter, ms []meter.Meter) []result {
 	res := make([]result, len(ms))
-	var wg sync.WaitGroup
-	for i, m := range ms {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rs, err := m.Read(ctx)
-			res[i] = result{Meter: sel[i].Name, Type: sel[i].Type, Readings: rs, err: err}
-			if err != nil {
-				res[i].Readings = nil
-				res[i].Error = err.Error()
-				if k := meter.KindOf(err); k != 0 {
-					res[i].Kind = k.String()
-				}
+	forEach(ms, func(i int, m meter.Meter) {
+		rs, err := m.Read(ctx)
+		res[i] = result{Meter: sel[i].Name, Type: sel[i].Type, Readings: rs, err: err}
+		if err != nil {
+			res[i].Readings = nil
+			res[i].Error = err.Error()
+			if k := meter.KindOf(err); k != 0 {
+				res[i].Kind = k.String()
 			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 	return res
 }
 
@@ -197,61 +121,36 @@ func tempDecimals(typ string) int {
 }
 
 func runRead(ctx context.Context, env *Env, fs *flag.FlagSet) error {
-	names, err := positional(env, fs)
-	if errors.Is(err, errHelpShown) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	cfg, err := LoadConfig(env, flagString(fs, "config"), false)
-	if err != nil {
-		return err
-	}
-	sel, err := selectMeters(cfg, names)
-	if err != nil {
-		return err
-	}
-	ms, err := openMeters(ctx, env, cfg, sel)
-	if err != nil {
-		return err
-	}
-	defer closeMeters(ctx, env, sel, ms)
-	res := readRound(ctx, sel, ms)
-
-	if flagBool(fs, "json") {
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
-			return fmt.Errorf("writing JSON: %w", err)
-		}
-	} else {
-		n := 0
-		for _, r := range res {
-			n += len(r.Readings)
-		}
-		for _, r := range res {
-			for _, rd := range r.Readings {
-				line, err := legacy.Format(rd.Time, cfg.Timezone.Location, rd.Power, rd.Temperature, tempDecimals(r.Type), rd.Phases)
-				if err != nil {
-					line = fmt.Sprintf("(%v)", err)
-				}
-				if n > 1 {
-					line = rd.Device + "\t" + line
-				}
-				fmt.Fprintln(env.Stdout, line)
+	return withMeters(ctx, env, fs, func(cfg *config.Config, sel []config.Meter, ms []meter.Meter) error {
+		res := readRound(ctx, sel, ms)
+		if flagBool(fs, "json") {
+			if err := writeJSON(env.Stdout, res); err != nil {
+				return err
 			}
+		} else {
+			printReadings(env, cfg, res)
 		}
-	}
-	var failed []string
+		return failures(env, "could not be read", res, func(r result) (string, error) { return r.Meter, r.err })
+	})
+}
+
+// printReadings prints the readings as the original logger sent them, each
+// line after the device's name when there are several.
+func printReadings(env *Env, cfg *config.Config, res []result) {
+	n := 0
 	for _, r := range res {
-		if r.err != nil {
-			failed = append(failed, r.Meter)
-			fmt.Fprintf(env.Stderr, "%s: %v\n", r.Meter, r.err)
+		n += len(r.Readings)
+	}
+	for _, r := range res {
+		for _, rd := range r.Readings {
+			line, err := legacy.Format(rd.Time, cfg.Timezone.Location, rd.Power, rd.Temperature, tempDecimals(r.Type), rd.Phases)
+			if err != nil {
+				line = fmt.Sprintf("(%v)", err)
+			}
+			if n > 1 {
+				line = rd.Device + "\t" + line
+			}
+			fmt.Fprintln(env.Stdout, line)
 		}
 	}
-	if len(failed) > 0 {
-		return fmt.Errorf("%d of %d meter(s) could not be read: %s", len(failed), len(res), strings.Join(failed, ", "))
-	}
-	return nil
 }

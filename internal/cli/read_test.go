@@ -217,7 +217,7 @@ func TestDiscover(t *testing.T) {
 	}
 	es.tasmota.Faults().Set(emulate.Status401)
 	code, _, errs = run(t, "discover", "--config", es.cfg, "plug")
-	if code != 1 || !strings.Contains(errs, "plug: Tasmota at") || !strings.Contains(errs, "401") {
+	if code != 1 || !strings.Contains(errs, "plug: Tasmota at") || !strings.Contains(errs, "401") || !strings.Contains(errs, "1 of 1 meter(s) failed: plug") {
 		t.Errorf("failed discover: exit %d\n%s", code, errs)
 	}
 	if code, _, _ := run(t, "discover", "--config", es.cfg, "zzz"); code != 2 {

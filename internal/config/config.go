@@ -318,6 +318,20 @@ func (c *Config) applyDefaults() {
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
+// checkName reports a missing (with the message missing), malformed or
+// repeated name at key, and records it in seen.
+func checkName(add func(key, format string, args ...any), key, name, missing string, seen map[string]bool) {
+	switch {
+	case name == "":
+		add(key, "%s", missing)
+	case !nameRE.MatchString(name):
+		add(key, "%q: use letters, digits, '.', '_' or '-' (at most 64)", name)
+	case seen[name]:
+		add(key, "%q is used twice", name)
+	}
+	seen[name] = true
+}
+
 func (c *Config) validate(add func(key, format string, args ...any)) {
 	if s := c.Server; s != nil {
 		if _, _, err := net.SplitHostPort(s.Listen); err != nil {
@@ -333,15 +347,7 @@ func (c *Config) validate(add func(key, format string, args ...any)) {
 		keys := map[string]string{}
 		for i, src := range s.Sources {
 			p := fmt.Sprintf("server.sources[%d]", i)
-			switch {
-			case src.Name == "":
-				add(p+".name", "missing (every source needs a name)")
-			case !nameRE.MatchString(src.Name):
-				add(p+".name", "%q: use letters, digits, '.', '_' or '-' (at most 64)", src.Name)
-			case names[src.Name]:
-				add(p+".name", "%q is used twice", src.Name)
-			}
-			names[src.Name] = true
+			checkName(add, p+".name", src.Name, "missing (every source needs a name)", names)
 			switch {
 			case src.Key == "":
 				add(p+".key", "missing (the key the logger sends; use ${VAR} to read it from the environment)")
@@ -362,15 +368,7 @@ func (c *Config) validate(add func(key, format string, args ...any)) {
 	meterNames := map[string]bool{}
 	for i, m := range c.Meters {
 		p := fmt.Sprintf("meters[%d]", i)
-		switch {
-		case m.Name == "":
-			add(p+".name", "missing")
-		case !nameRE.MatchString(m.Name):
-			add(p+".name", "%q: use letters, digits, '.', '_' or '-' (at most 64)", m.Name)
-		case meterNames[m.Name]:
-			add(p+".name", "%q is used twice", m.Name)
-		}
-		meterNames[m.Name] = true
+		checkName(add, p+".name", m.Name, "missing", meterNames)
 		known := false
 		for _, t := range MeterTypes {
 			known = known || t == m.Type
@@ -509,41 +507,27 @@ var (
 	indexRE    = regexp.MustCompile(`\[\d+\]`)
 )
 
-// find returns the 1-based line of key, or 0 when it is not written there.
+// find returns the 1-based line of key, or that of its table's header when
+// the key is not written there, or 0.
 func (li lineIndex) find(key string) int {
-	counts := map[string]int{}
-	table := ""
 	// key like "meters[1].url" → table "meters[1]", leaf "url".
-	want := key
-	leafWant := ""
+	want, leafWant := "", key
 	if i := strings.LastIndex(key, "."); i >= 0 {
 		want, leafWant = key[:i], key[i+1:]
-	} else {
-		want, leafWant = "", key
 	}
 	leafWant = indexRE.ReplaceAllString(leafWant, "")
+	counts := map[string]int{}
+	table := ""
+	header := 0 // first line of the wanted table's header
 	for n, line := range li.lines {
+		if m := keyRE.FindStringSubmatch(line); m != nil {
+			if table == want && m[1] == leafWant {
+				return n + 1
+			}
+			continue
+		}
 		if m := arrTableRE.FindStringSubmatch(line); m != nil {
-			table = fmt.Sprintf("%s[%d]", m[1], counts[m[1]])
 			// nested array tables: "server.sources" → "server.sources[i]"
-			counts[m[1]]++
-			continue
-		}
-		if m := tableRE.FindStringSubmatch(line); m != nil {
-			table = m[1]
-			continue
-		}
-		if m := keyRE.FindStringSubmatch(line); m != nil && table == want && m[1] == leafWant {
-			return n + 1
-		}
-	}
-	// the table exists but the key is missing: point at the table header
-	table = ""
-	for k := range counts {
-		counts[k] = 0
-	}
-	for n, line := range li.lines {
-		if m := arrTableRE.FindStringSubmatch(line); m != nil {
 			table = fmt.Sprintf("%s[%d]", m[1], counts[m[1]])
 			counts[m[1]]++
 		} else if m := tableRE.FindStringSubmatch(line); m != nil {
@@ -551,9 +535,9 @@ func (li lineIndex) find(key string) int {
 		} else {
 			continue
 		}
-		if table == want && want != "" {
-			return n + 1
+		if header == 0 && want != "" && table == want {
+			header = n + 1
 		}
 	}
-	return 0
+	return header
 }

@@ -140,3 +140,23 @@ func TestErrorsNameKeyAndLine(t *testing.T) {
 		})
 	}
 }
+
+func TestLineIndexFind(t *testing.T) {
+	li := newLineIndex([]byte("timezone = \"UTC\"\n[server]\nlisten = \"x\"\n[[server.sources]]\nname = \"a\"\n[[server.sources]]\nname = \"b\"\n[[meters]]\nname = \"m\"\n"))
+	for key, want := range map[string]int{
+		"timezone":               1,
+		"server.listen":          3,
+		"server.database":        2, // not written: the table's header
+		"server.sources[1].name": 7,
+		"server.sources[1].key":  6,
+		"server.sources[0].name": 5,
+		"meters[0].name":         9,
+		"meters[1].name":         0, // no such table
+		"logger.interval":        0,
+		"listen":                 0, // a top-level key, not server's
+	} {
+		if got := li.find(key); got != want {
+			t.Errorf("find(%q) = %d, want %d", key, got, want)
+		}
+	}
+}

@@ -53,6 +53,17 @@ type Deps struct {
 	Zone *time.Location
 }
 
+// OrDefaults fills what d leaves unset: slog.Default() and UTC.
+func (d Deps) OrDefaults() Deps {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.Zone == nil {
+		d.Zone = time.UTC
+	}
+	return d
+}
+
 // Factory builds a Meter from its config section. It validates the
 // type-specific fields and returns a *config.Error naming the key when one
 // is wrong.
@@ -93,13 +104,7 @@ func New(cfg config.Meter, deps Deps) (Meter, error) {
 	if !ok {
 		return nil, &config.Error{Key: fmt.Sprintf("meters[%d].type", cfg.Index), Msg: fmt.Sprintf("%q is not a known meter type (known: %v)", cfg.Type, Types())}
 	}
-	if deps.Log == nil {
-		deps.Log = slog.Default()
-	}
-	if deps.Zone == nil {
-		deps.Zone = time.UTC
-	}
-	return f(cfg, deps)
+	return f(cfg, deps.OrDefaults())
 }
 
 // ConfigError builds the error a Factory returns for a bad field.

@@ -71,11 +71,7 @@ func New(cfg config.Meter, deps meter.Deps) (meter.Meter, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := deps.Log
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Meter{cfg: cfg, c: c, log: log, now: time.Now}, nil
+	return &Meter{cfg: cfg, c: c, log: deps.OrDefaults().Log, now: time.Now}, nil
 }
 
 // Close has nothing to release.
@@ -94,12 +90,7 @@ func (m *Meter) Read(ctx context.Context) ([]reading.Reading, error) {
 	if err := m.c.GetJSON(ctx, fmt.Sprintf("/api/inverter/id/%d", m.cfg.Channel), &inv); err != nil {
 		return nil, err
 	}
-	r, err := m.parse(&inv)
-	if err != nil {
-		return nil, err
-	}
-	meter.Apply(m.cfg, &r)
-	return []reading.Reading{r}, nil
+	return m.c.Result(m.parse(&inv))
 }
 
 func (m *Meter) parse(inv *inverter) (reading.Reading, error) {
@@ -154,8 +145,8 @@ func (m *Meter) parse(inv *inverter) (reading.Reading, error) {
 			r.Phases[i] = dc[dcP]
 		}
 	}
-	if err := r.Validate(); err != nil {
-		return reading.Reading{}, meter.Errorf(meter.BadAnswer, err, "%s answered values out of range", w)
+	if err := m.c.Check(r); err != nil {
+		return reading.Reading{}, err
 	}
 	return r, nil
 }

@@ -6,39 +6,18 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/emulate"
 	"github.com/powermeter/powermeter/internal/meter"
-	"github.com/powermeter/powermeter/internal/reading"
+	"github.com/powermeter/powermeter/internal/meter/metertest"
 )
 
-var berlin = mustZone("Europe/Berlin")
+var berlin = metertest.MustZone("Europe/Berlin")
 
-func mustZone(name string) *time.Location {
-	z, err := time.LoadLocation(name)
-	if err != nil {
-		panic(err)
-	}
-	return z
-}
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newMeter(t *testing.T, cfg config.Meter, clk *clock) *Meter {
+func newMeter(t *testing.T, cfg config.Meter, clk *metertest.Clock) *Meter {
 	t.Helper()
 	cfg.Name, cfg.Type = "balcony", "ahoydtu"
 	if cfg.Timeout.Duration == 0 {
@@ -79,58 +58,18 @@ func serveFiles(t *testing.T, files map[string]string) *httptest.Server {
 	return srv
 }
 
-func readOne(t *testing.T, m *Meter) reading.Reading {
-	t.Helper()
-	rs, err := m.Read(context.Background())
-	if err != nil {
-		t.Fatalf("Read: %v", err)
-	}
-	if len(rs) != 1 {
-		t.Fatalf("got %d readings", len(rs))
-	}
-	if err := rs[0].Validate(); err != nil {
-		t.Fatalf("invalid reading: %v", err)
-	}
-	return rs[0]
-}
-
-func wantErr(t *testing.T, m *Meter, kind meter.Kind, contains string) {
-	t.Helper()
-	rs, err := m.Read(context.Background())
-	if err == nil || rs != nil {
-		t.Fatalf("Read = %+v, %v; want no reading and a %v error", rs, err, kind)
-	}
-	if k := meter.KindOf(err); k != kind {
-		t.Errorf("error kind %v (%v), want %v", k, err, kind)
-	}
-	if !strings.Contains(err.Error(), contains) {
-		t.Errorf("error %q does not mention %q", err, contains)
-	}
-}
-
-func eq(t *testing.T, name string, got *float64, want float64) {
-	t.Helper()
-	if got == nil {
-		t.Errorf("%s: missing, want %v", name, want)
-		return
-	}
-	if d := *got - want; d > 1e-6 || d < -1e-6 {
-		t.Errorf("%s = %v, want %v", name, *got, want)
-	}
-}
-
 const tsProducing = 1782900005 // ts_last_success in inverter_producing.json
 
 func TestProducing(t *testing.T) {
 	srv := serveFiles(t, map[string]string{"/api/inverter/id/0": "inverter_producing.json"})
-	clk := &clock{t: time.Unix(tsProducing+12, 0)}
-	r := readOne(t, newMeter(t, config.Meter{URL: srv.URL}, clk))
+	clk := metertest.NewClock(time.Unix(tsProducing+12, 0))
+	r := metertest.ReadOne(t, newMeter(t, config.Meter{URL: srv.URL}, clk))
 	if r.Power != 427.4 {
 		t.Errorf("power %v", r.Power)
 	}
-	eq(t, "temperature", r.Temperature, 38.6)
-	eq(t, "voltage", r.Voltage, 229.8)
-	eq(t, "energy", r.EnergyIn, 812544)
+	metertest.Eq(t, "temperature", r.Temperature, 38.6)
+	metertest.Eq(t, "voltage", r.Voltage, 229.8)
+	metertest.Eq(t, "energy", r.EnergyIn, 812544)
 	if len(r.Phases) != 2 || r.Phases[0] != 229.1 || r.Phases[1] != 219.8 {
 		t.Errorf("DC inputs %v", r.Phases)
 	}
@@ -141,52 +80,52 @@ func TestProducing(t *testing.T) {
 
 func TestStaleTimestampReadsZero(t *testing.T) {
 	srv := serveFiles(t, map[string]string{"/api/inverter/id/0": "inverter_producing.json"})
-	clk := &clock{t: time.Unix(tsProducing+5, 0)}
+	clk := metertest.NewClock(time.Unix(tsProducing+5, 0))
 	m := newMeter(t, config.Meter{URL: srv.URL}, clk)
-	readOne(t, m)
+	metertest.ReadOne(t, m)
 	clk.Add(StaleAfter - time.Second)
-	if r := readOne(t, m); r.Power != 427.4 {
+	if r := metertest.ReadOne(t, m); r.Power != 427.4 {
 		t.Errorf("before StaleAfter: power %v, want the value still", r.Power)
 	}
 	clk.Add(time.Second)
-	r := readOne(t, m)
+	r := metertest.ReadOne(t, m)
 	if r.Power != 0 || r.Temperature != nil || r.Voltage != nil {
 		t.Errorf("stale: power %v temp %v voltage %v, want 0 W and no temperature/voltage", r.Power, r.Temperature, r.Voltage)
 	}
 	if len(r.Phases) != 2 || r.Phases[0] != 0 || r.Phases[1] != 0 {
 		t.Errorf("stale DC inputs %v, want zeros", r.Phases)
 	}
-	eq(t, "stale energy keeps the counter", r.EnergyIn, 812544)
+	metertest.Eq(t, "stale energy keeps the counter", r.EnergyIn, 812544)
 
 	// a first read long after the last success: asleep at once
-	clk2 := &clock{t: time.Unix(tsProducing, 0).Add(MaxAge + time.Minute)}
-	if r := readOne(t, newMeter(t, config.Meter{URL: srv.URL}, clk2)); r.Power != 0 {
+	clk2 := metertest.NewClock(time.Unix(tsProducing, 0).Add(MaxAge + time.Minute))
+	if r := metertest.ReadOne(t, newMeter(t, config.Meter{URL: srv.URL}, clk2)); r.Power != 0 {
 		t.Errorf("old ts_last_success: power %v, want 0", r.Power)
 	}
 }
 
 func TestNeverReached(t *testing.T) {
 	srv := serveFiles(t, map[string]string{"/api/inverter/id/1": "inverter_fresh.json"})
-	wantErr(t, newMeter(t, config.Meter{URL: srv.URL, Channel: 1}, nil), meter.NotPresent, "Garage")
+	metertest.WantErr(t, newMeter(t, config.Meter{URL: srv.URL, Channel: 1}, nil), meter.NotPresent, "Garage")
 }
 
 func TestNotFoundAndBadShapes(t *testing.T) {
 	srv := serveFiles(t, map[string]string{"/api/inverter/id/5": "not_found.json", "/api/inverter/id/0": "short_ch.json"})
-	wantErr(t, newMeter(t, config.Meter{URL: srv.URL, Channel: 5}, nil), meter.Config, "no inverter with id 5")
-	wantErr(t, newMeter(t, config.Meter{URL: srv.URL}, nil), meter.BadAnswer, "ch[0] too short")
+	metertest.WantErr(t, newMeter(t, config.Meter{URL: srv.URL, Channel: 5}, nil), meter.Config, "no inverter with id 5")
+	metertest.WantErr(t, newMeter(t, config.Meter{URL: srv.URL}, nil), meter.BadAnswer, "ch[0] too short")
 	// an old firmware without this endpoint
-	wantErr(t, newMeter(t, config.Meter{URL: srv.URL, Channel: 2}, nil), meter.BadAnswer, "404")
+	metertest.WantErr(t, newMeter(t, config.Meter{URL: srv.URL, Channel: 2}, nil), meter.BadAnswer, "404")
 }
 
 func TestInvertAndThreshold(t *testing.T) {
 	srv := serveFiles(t, map[string]string{"/api/inverter/id/0": "inverter_producing.json"})
-	clk := &clock{t: time.Unix(tsProducing, 0)}
-	r := readOne(t, newMeter(t, config.Meter{URL: srv.URL, Invert: true}, clk))
+	clk := metertest.NewClock(time.Unix(tsProducing, 0))
+	r := metertest.ReadOne(t, newMeter(t, config.Meter{URL: srv.URL, Invert: true}, clk))
 	if r.Power != -427.4 || r.EnergyIn != nil || r.Phases[0] != -229.1 {
 		t.Errorf("inverted: %+v", r)
 	}
-	eq(t, "inverted: production as export", r.EnergyOut, 812544)
-	r = readOne(t, newMeter(t, config.Meter{URL: srv.URL, PowerThreshold: 500}, clk))
+	metertest.Eq(t, "inverted: production as export", r.EnergyOut, 812544)
+	r = metertest.ReadOne(t, newMeter(t, config.Meter{URL: srv.URL, PowerThreshold: 500}, clk))
 	if r.Power != 0 {
 		t.Errorf("threshold: %v", r.Power)
 	}
@@ -203,7 +142,7 @@ func TestDiscover(t *testing.T) {
 	}
 }
 
-func startEmulator(t *testing.T, clk *clock) (*Emulator, string) {
+func startEmulator(t *testing.T, clk *metertest.Clock) (*Emulator, string) {
 	t.Helper()
 	e := NewEmulator(clk.Now, berlin)
 	srv := httptest.NewServer(e)
@@ -213,62 +152,62 @@ func startEmulator(t *testing.T, clk *clock) (*Emulator, string) {
 
 func TestEmulatorDayAndNight(t *testing.T) {
 	// 14:00 CEST at midsummer: the sun is up
-	clk := &clock{t: time.Date(2026, 6, 21, 12, 0, 0, 0, time.UTC)}
+	clk := metertest.NewClock(time.Date(2026, 6, 21, 12, 0, 0, 0, time.UTC))
 	_, url := startEmulator(t, clk)
 	m := newMeter(t, config.Meter{URL: url}, clk)
-	r := readOne(t, m)
+	r := metertest.ReadOne(t, m)
 	if want := emulate.Solar(clk.Now(), berlin, 580); r.Power != want || want <= 0 {
 		t.Errorf("power %v, want the solar curve's %v", r.Power, want)
 	}
-	eq(t, "counter", r.EnergyIn, 1234567)
+	metertest.Eq(t, "counter", r.EnergyIn, 1234567)
 	if len(r.Phases) != 2 || r.Phases[0] <= 0 || r.Temperature == nil {
 		t.Errorf("reading %+v", r)
 	}
 	// the second inverter
-	if r := readOne(t, newMeter(t, config.Meter{URL: url, Channel: 1}, clk)); r.Power <= 0 || len(r.Phases) != 1 {
+	if r := metertest.ReadOne(t, newMeter(t, config.Meter{URL: url, Channel: 1}, clk)); r.Power <= 0 || len(r.Phases) != 1 {
 		t.Errorf("inverter 1: %+v", r)
 	}
 	// night: values persist, ts_last_success stands still → 0 W, counter kept
 	clk.Add(11 * time.Hour)
-	r = readOne(t, m)
+	r = metertest.ReadOne(t, m)
 	if r.Power != 0 || r.EnergyIn == nil || *r.EnergyIn < 1234567 {
 		t.Errorf("night: %+v", r)
 	}
 	if r.DeviceTime == nil || r.DeviceTime.After(clk.Now().Add(-time.Hour)) {
 		t.Errorf("night: device time %v should be the evening's last success", r.DeviceTime)
 	}
-	wantErr(t, newMeter(t, config.Meter{URL: url, Channel: 7}, clk), meter.Config, "no inverter with id 7")
+	metertest.WantErr(t, newMeter(t, config.Meter{URL: url, Channel: 7}, clk), meter.Config, "no inverter with id 7")
 }
 
 func TestEmulatorStartedAtNight(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)}
+	clk := metertest.NewClock(time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC))
 	_, url := startEmulator(t, clk)
-	wantErr(t, newMeter(t, config.Meter{URL: url}, clk), meter.NotPresent, "since it started")
+	metertest.WantErr(t, newMeter(t, config.Meter{URL: url}, clk), meter.NotPresent, "since it started")
 }
 
 func TestEmulatorStaleFault(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 6, 21, 10, 0, 0, 0, time.UTC)}
+	clk := metertest.NewClock(time.Date(2026, 6, 21, 10, 0, 0, 0, time.UTC))
 	e, url := startEmulator(t, clk)
 	m := newMeter(t, config.Meter{URL: url}, clk)
-	first := readOne(t, m)
+	first := metertest.ReadOne(t, m)
 	e.Faults().Set(emulate.Stale)
 	clk.Add(time.Minute)
-	if r := readOne(t, m); r.Power != first.Power {
+	if r := metertest.ReadOne(t, m); r.Power != first.Power {
 		t.Errorf("frozen values: %v, want %v", r.Power, first.Power)
 	}
 	clk.Add(StaleAfter)
-	if r := readOne(t, m); r.Power != 0 || r.EnergyIn == nil {
+	if r := metertest.ReadOne(t, m); r.Power != 0 || r.EnergyIn == nil {
 		t.Errorf("stale: %+v, want 0 W with the counter", r)
 	}
 	e.Faults().Set(emulate.None)
 	clk.Add(PollInterval)
-	if r := readOne(t, m); r.Power <= 0 {
+	if r := metertest.ReadOne(t, m); r.Power <= 0 {
 		t.Errorf("after the fault: power %v", r.Power)
 	}
 }
 
 func TestEmulatorFaults(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 6, 21, 10, 0, 0, 0, time.UTC)}
+	clk := metertest.NewClock(time.Date(2026, 6, 21, 10, 0, 0, 0, time.UTC))
 	e, url := startEmulator(t, clk)
 	e.Faults().Delay = 400 * time.Millisecond
 	m := newMeter(t, config.Meter{URL: url, Timeout: config.Duration{Duration: 150 * time.Millisecond}}, clk)
@@ -282,9 +221,9 @@ func TestEmulatorFaults(t *testing.T) {
 	} {
 		t.Run(string(c.f), func(t *testing.T) {
 			e.Faults().Set(c.f)
-			wantErr(t, m, c.kind, "AhoyDTU at ")
+			metertest.WantErr(t, m, c.kind, "AhoyDTU at ")
 		})
 	}
 	e.Faults().Set(emulate.None)
-	readOne(t, m)
+	metertest.ReadOne(t, m)
 }

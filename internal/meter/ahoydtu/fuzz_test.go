@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/powermeter/powermeter/internal/config"
+	"github.com/powermeter/powermeter/internal/meter/metertest"
 )
 
 // FuzzParse: whatever the DTU answers, parsing returns a valid reading or an
@@ -21,7 +22,7 @@ func FuzzParse(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		m := newMeter(t, config.Meter{URL: "http://127.0.0.1:9"}, &clock{t: time.Unix(tsProducing, 0)})
+		m := newMeter(t, config.Meter{URL: "http://127.0.0.1:9"}, metertest.NewClock(time.Unix(tsProducing, 0)))
 		var inv inverter
 		if m.c.Decode("/api/inverter/id/0", body, &inv) != nil {
 			return

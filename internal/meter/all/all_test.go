@@ -20,6 +20,7 @@ import (
 	"github.com/powermeter/powermeter/internal/emulate"
 	"github.com/powermeter/powermeter/internal/meter"
 	"github.com/powermeter/powermeter/internal/meter/fritzdect"
+	"github.com/powermeter/powermeter/internal/meter/metertest"
 	"github.com/powermeter/powermeter/internal/meter/opendtu"
 	"github.com/powermeter/powermeter/internal/meter/shelly"
 )
@@ -73,14 +74,6 @@ func meterConfig(kind string, i int, url string) config.Meter {
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-func mustZone(n string) *time.Location {
-	z, err := time.LoadLocation(n)
-	if err != nil {
-		panic(err)
-	}
-	return z
-}
 
 // newEmulator builds the emulator of kind. Shelly devices answer 429 above
 // 20 requests per second; back-to-back benchmark rounds are faster than any
@@ -137,7 +130,7 @@ func openFleet(tb testing.TB, kinds, urls []string) []meter.Meter {
 	tb.Helper()
 	ms := make([]meter.Meter, len(urls))
 	for i := range urls {
-		m, err := meter.New(meterConfig(kinds[i], i, urls[i]), meter.Deps{Zone: mustZone("Europe/Berlin"), Log: quiet})
+		m, err := meter.New(meterConfig(kinds[i], i, urls[i]), meter.Deps{Zone: metertest.MustZone("Europe/Berlin"), Log: quiet})
 		if err != nil {
 			tb.Fatalf("meter %d (%s): %v", i, kinds[i], err)
 		}

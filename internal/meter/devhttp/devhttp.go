@@ -2,26 +2,27 @@
 // plain HTTP APIs share (Tasmota, AhoyDTU, OpenDTU): it applies the meter's
 // timeout, ca_file and insecure settings and turns every way a request can go
 // wrong into a typed meter.Error with a sentence a user can act on.
+//
+// Its lower layer (NewClient, TLSConfig, Timeout, Classify, TransportError)
+// also serves the families with their own protocol handling (Shelly,
+// FRITZ!DECT).
 package devhttp
 
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/meter"
+	"github.com/powermeter/powermeter/internal/reading"
 )
 
 // MaxBody bounds what is read from a device (their answers are a few kB).
@@ -41,6 +42,7 @@ type Client struct {
 	// AuthHint is appended to 401/403 messages ("the user is always admin").
 	AuthHint string
 
+	cfg  config.Meter
 	http *http.Client
 }
 
@@ -51,45 +53,45 @@ func New(cfg config.Meter, family string) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, meter.ConfigError(cfg, "url", "%q: want http://host or https://host", cfg.URL)
 	}
-	timeout := cfg.Timeout.Duration
-	if timeout <= 0 {
-		timeout = 5 * time.Second
+	timeout := Timeout(cfg)
+	hc, err := NewClient(cfg, ClientOptions{})
+	if err != nil {
+		return nil, err
 	}
-	tr := &http.Transport{
-		Proxy:                 nil, // devices are on the local network
-		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost:   2,
-		IdleConnTimeout:       60 * time.Second,
-		TLSHandshakeTimeout:   timeout,
-		ResponseHeaderTimeout: timeout,
-	}
-	if cfg.CAFile != "" || cfg.Insecure {
-		tc := &tls.Config{InsecureSkipVerify: cfg.Insecure} //nolint:gosec // the user asked for it (self-signed device certificates)
-		if cfg.CAFile != "" {
-			pem, err := os.ReadFile(cfg.CAFile)
-			if err != nil {
-				return nil, meter.ConfigError(cfg, "ca_file", "cannot read: %v", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, meter.ConfigError(cfg, "ca_file", "%s holds no PEM certificate", cfg.CAFile)
-			}
-			tc.RootCAs = pool
-		}
-		tr.TLSClientConfig = tc
-	}
+	hc.Timeout = timeout // besides Get's context: a second bound on the whole request
 	return &Client{
 		Family:   family,
 		Base:     u,
 		Timeout:  timeout,
 		Username: cfg.Username,
 		Password: cfg.Password,
-		http:     &http.Client{Transport: tr, Timeout: timeout},
+		cfg:      cfg,
+		http:     hc,
 	}, nil
 }
 
 // Where names the device in messages: "Tasmota at http://192.168.1.20".
 func (c *Client) Where() string { return c.Family + " at " + c.Base.Redacted() }
+
+// Check is nil for a valid reading, else the BadAnswer error for values
+// out of range.
+func (c *Client) Check(r reading.Reading) error {
+	if err := r.Validate(); err != nil {
+		return meter.Errorf(meter.BadAnswer, err, "%s answered values out of range", c.Where())
+	}
+	return nil
+}
+
+// Result ends a Read with the reading the family parsed (and checked): a
+// parse error passes through, else the meter's threshold and invert are
+// applied and r is the one reading.
+func (c *Client) Result(r reading.Reading, err error) ([]reading.Reading, error) {
+	if err != nil {
+		return nil, err
+	}
+	meter.Apply(c.cfg, &r)
+	return []reading.Reading{r}, nil
+}
 
 // GetJSON fetches path (with its query, already escaped) and decodes the JSON
 // answer into v. Every failure is a *meter.Error.
@@ -115,12 +117,12 @@ func (c *Client) Get(ctx context.Context, path string) ([]byte, error) {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, c.transportError(ctx, err)
+		return nil, TransportError(ctx, err, c.Where(), c.Timeout)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
 	if err != nil {
-		return nil, meter.Errorf(meter.BadAnswer, scrub(err), "%s: the answer broke off", c.Where())
+		return nil, meter.Errorf(meter.BadAnswer, Scrub(err), "%s: the answer broke off", c.Where())
 	}
 	if len(body) > MaxBody {
 		return nil, meter.Errorf(meter.BadAnswer, nil, "%s: answer larger than %d bytes", c.Where(), MaxBody)
@@ -152,44 +154,65 @@ func (c *Client) Get(ctx context.Context, path string) ([]byte, error) {
 
 // Decode parses a JSON body and classifies what is wrong with it.
 func (c *Client) Decode(path string, body []byte, v any) error {
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 {
+	switch problem, err := Unmarshal(body, v); problem {
+	case Empty:
 		return meter.Errorf(meter.BadAnswer, nil, "%s answered an empty body for %s", c.Where(), redactPath(path))
-	}
-	if trimmed[0] == '<' {
+	case HTML:
 		return meter.Errorf(meter.BadAnswer, nil, "%s answered HTML, not JSON (a login page or another device at this address?)", c.Where())
-	}
-	if err := json.Unmarshal(trimmed, v); err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) || strings.Contains(err.Error(), "unexpected end of JSON input") {
-			return meter.Errorf(meter.BadAnswer, err, "%s answered broken or truncated JSON", c.Where())
-		}
+	case Truncated, Broken:
+		return meter.Errorf(meter.BadAnswer, err, "%s answered broken or truncated JSON", c.Where())
+	case Shape:
 		return meter.Errorf(meter.BadAnswer, err, "%s answered JSON of an unexpected shape", c.Where())
 	}
 	return nil
 }
 
-func (c *Client) transportError(ctx context.Context, err error) error {
-	err = scrub(err)
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) || isTimeout(err) {
-		return meter.Errorf(meter.Unreachable, err, "%s did not answer within %v", c.Where(), c.Timeout)
+// Problem is what is wrong with a JSON answer.
+type Problem int
+
+const (
+	// NoProblem: decoded.
+	NoProblem Problem = iota
+	// Empty: nothing but white space.
+	Empty
+	// HTML: a markup page (a login page, a proxy, another device).
+	HTML
+	// Truncated: the JSON ends in the middle of a value.
+	Truncated
+	// Broken: the JSON is wrong somewhere.
+	Broken
+	// Shape: valid JSON that does not fit v.
+	Shape
+)
+
+// Unmarshal decodes a device's JSON answer into v and says what is wrong
+// with it if it cannot (with json's error for Truncated, Broken and Shape).
+func Unmarshal(body []byte, v any) (Problem, error) {
+	b := bytes.TrimSpace(body)
+	switch {
+	case len(b) == 0:
+		return Empty, nil
+	case b[0] == '<':
+		return HTML, nil
 	}
-	return meter.Errorf(meter.Unreachable, err, "%s is not reachable", c.Where())
+	err := json.Unmarshal(b, v)
+	var se *json.SyntaxError
+	switch {
+	case err == nil:
+		return NoProblem, nil
+	case truncatedJSON(b):
+		return Truncated, err
+	case errors.As(err, &se):
+		return Broken, err
+	}
+	return Shape, err
 }
 
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// scrub drops the URL (it may carry a password in the query) from a
-// *url.Error and keeps the cause.
-func scrub(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
+// truncatedJSON tells a body that ends in the middle of a value from one
+// that is wrong somewhere (only the streaming decoder tells them apart).
+func truncatedJSON(b []byte) bool {
+	var v any
+	return errors.Is(json.NewDecoder(bytes.NewReader(b)).Decode(&v), io.ErrUnexpectedEOF)
 }
 
 // redactPath hides password= values in a path for messages.

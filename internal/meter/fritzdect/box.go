@@ -3,16 +3,12 @@ package fritzdect
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +16,7 @@ import (
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/meter"
+	"github.com/powermeter/powermeter/internal/meter/devhttp"
 )
 
 const (
@@ -44,7 +41,6 @@ type box struct {
 	pass    string
 	tlsKey  string // ca_file + insecure, to catch meters that disagree
 	hc      *http.Client
-	tr      *http.Transport
 	timeout time.Duration
 	log     *slog.Logger
 	refs    int // guarded by poolMu
@@ -88,33 +84,27 @@ func acquire(cfg config.Meter, base string, log *slog.Logger) (*box, error) {
 		b.refs++
 		return b, nil
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 2
-	if strings.HasPrefix(base, "https:") {
-		tc, err := tlsConfig(cfg)
-		if err != nil {
-			return nil, err
-		}
-		tr.TLSClientConfig = tc
-		if cfg.Insecure {
-			log.Warn("fritzdect: insecure = true: the FRITZ!Box certificate is not checked; prefer ca_file", "url", base)
-		}
+	https := strings.HasPrefix(base, "https:")
+	hc, err := devhttp.NewClient(cfg, devhttp.ClientOptions{
+		Transport:  http.DefaultTransport.(*http.Transport).Clone(),
+		SkipTLS:    !https,
+		NoRedirect: true,
+		CAHint:     "export the box's certificate under Internet > Permit Access > FRITZ!Box Services",
+	})
+	if err != nil {
+		return nil, err
 	}
-	timeout := cfg.Timeout.Duration
-	if timeout <= 0 {
-		timeout = 5 * time.Second
+	if https && cfg.Insecure {
+		log.Warn("fritzdect: insecure = true: the FRITZ!Box certificate is not checked; prefer ca_file", "url", base)
 	}
 	b := &box{
 		key: key, base: base, user: cfg.Username, pass: cfg.Password, tlsKey: tlsKey,
-		tr: tr, hc: &http.Client{Transport: tr, CheckRedirect: noRedirect},
-		timeout: timeout, log: log, refs: 1,
+		hc: hc, timeout: devhttp.Timeout(cfg), log: log, refs: 1,
 		now: time.Now, cacheFor: roundCache,
 	}
 	pool[key] = b
 	return b, nil
 }
-
-func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // release drops one reference; the last one logs out and frees the box.
 func (b *box) release(ctx context.Context) error {
@@ -131,28 +121,11 @@ func (b *box) release(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	err := b.logout(ctx)
-	b.tr.CloseIdleConnections()
+	b.hc.CloseIdleConnections()
 	if err != nil {
 		return fmt.Errorf("FRITZ!Box at %s: logout: %w", b.host(), err)
 	}
 	return nil
-}
-
-func tlsConfig(cfg config.Meter) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, meter.ConfigError(cfg, "ca_file", "cannot read: %v", err)
-		}
-		certs := x509.NewCertPool()
-		if !certs.AppendCertsFromPEM(pem) {
-			return nil, meter.ConfigError(cfg, "ca_file", "%s holds no PEM certificate (export the box's certificate under Internet > Permit Access > FRITZ!Box Services)", cfg.CAFile)
-		}
-		tc.RootCAs = certs
-	}
-	tc.InsecureSkipVerify = cfg.Insecure
-	return tc, nil
 }
 
 func (b *box) host() string {
@@ -239,19 +212,15 @@ func (b *box) do(ctx context.Context, method, path string, q, form url.Values) (
 }
 
 func (b *box) unreachable(ctx context.Context, err error) error {
-	// *url.Error repeats the URL, SID included: keep only the cause.
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	var ne net.Error
+	// Scrub: *url.Error repeats the URL, SID included.
+	cause := devhttp.Scrub(err)
 	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
-		return meter.Errorf(meter.Unreachable, err, "FRITZ!Box at %s did not answer within %s", b.host(), b.timeout)
-	case strings.Contains(err.Error(), "certificate"):
-		return meter.Errorf(meter.Unreachable, err, "FRITZ!Box at %s: TLS certificate not trusted (set ca_file to the box's certificate, or use http:// in the LAN)", b.host())
+	case devhttp.Classify(ctx, err) == devhttp.TimedOut:
+		return meter.Errorf(meter.Unreachable, cause, "FRITZ!Box at %s did not answer within %s", b.host(), b.timeout)
+	case strings.Contains(cause.Error(), "certificate"):
+		return meter.Errorf(meter.Unreachable, cause, "FRITZ!Box at %s: TLS certificate not trusted (set ca_file to the box's certificate, or use http:// in the LAN)", b.host())
 	}
-	return meter.Errorf(meter.Unreachable, err, "cannot reach FRITZ!Box at %s", b.host())
+	return meter.Errorf(meter.Unreachable, cause, "cannot reach FRITZ!Box at %s", b.host())
 }
 
 // badAnswer explains an answer we could not parse.

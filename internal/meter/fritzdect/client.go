@@ -59,9 +59,7 @@ var ainRE = regexp.MustCompile(`^[0-9A-Za-z]{1,24}(-[0-9]{1,3})?$`)
 // New checks cfg and joins (or opens) the shared session of its box. It
 // does not talk to the box: the first Read logs in.
 func New(cfg config.Meter, deps meter.Deps) (*Meter, error) {
-	if deps.Log == nil {
-		deps.Log = slog.Default()
-	}
+	deps = deps.OrDefaults()
 	if cfg.Username == "" {
 		return nil, meter.ConfigError(cfg, "username", "missing: %s", userHint)
 	}

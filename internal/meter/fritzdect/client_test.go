@@ -19,6 +19,7 @@ import (
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/emulate"
 	"github.com/powermeter/powermeter/internal/meter"
+	"github.com/powermeter/powermeter/internal/meter/metertest"
 )
 
 var bg = context.Background()
@@ -479,9 +480,8 @@ func TestDiscover(t *testing.T) {
 }
 
 func TestApplyThresholdAndInvert(t *testing.T) {
-	clk := newClock()
 	// The fridge idles at 3.1 W from minute 12 to 40 of its cycle.
-	clk.t = time.Unix((start.Unix()/2400)*2400+1000, 0).UTC()
+	clk := metertest.NewClock(time.Unix((start.Unix()/2400)*2400+1000, 0).UTC())
 	_, srv := newEmu(t, EmulatorOptions{}, clk)
 	cfg := meterCfg(srv.URL, "fridge")
 	cfg.AIN = EmuAINFridge

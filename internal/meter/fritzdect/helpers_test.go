@@ -5,36 +5,19 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/meter"
+	"github.com/powermeter/powermeter/internal/meter/metertest"
 )
-
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
 
 // start is a summer noon: the balcony plant produces, the fridge runs.
 var start = time.Date(2026, 6, 21, 12, 0, 3, 0, time.UTC)
 
-func newClock() *fakeClock { return &fakeClock{t: start} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// newClock is a clock tests move by hand, standing at start.
+func newClock() *metertest.Clock { return metertest.NewClock(start) }
 
 const (
 	testUser = "fritz3456"
@@ -42,7 +25,7 @@ const (
 )
 
 // newEmu starts an emulated box on 127.0.0.1 with fast PBKDF2.
-func newEmu(t testing.TB, o EmulatorOptions, clk *fakeClock) (*Emulator, *httptest.Server) {
+func newEmu(t testing.TB, o EmulatorOptions, clk *metertest.Clock) (*Emulator, *httptest.Server) {
 	t.Helper()
 	if o.Username == "" && o.Password == "" {
 		o.Username, o.Password = testUser, testPass
@@ -71,7 +54,7 @@ func meterCfg(url, name string) config.Meter {
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // newMeter builds a meter, points its box at clk and closes it at the end.
-func newMeter(t testing.TB, cfg config.Meter, clk *fakeClock) *Meter {
+func newMeter(t testing.TB, cfg config.Meter, clk *metertest.Clock) *Meter {
 	t.Helper()
 	m, err := New(cfg, meter.Deps{Log: quiet})
 	if err != nil {

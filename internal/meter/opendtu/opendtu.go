@@ -66,11 +66,7 @@ func New(cfg config.Meter, deps meter.Deps) (meter.Meter, error) {
 	if cfg.Serial != "" {
 		path += "?inv=" + url.QueryEscape(cfg.Serial)
 	}
-	log := deps.Log
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Meter{cfg: cfg, c: c, path: path, log: log, now: time.Now}, nil
+	return &Meter{cfg: cfg, c: c, path: path, log: deps.OrDefaults().Log, now: time.Now}, nil
 }
 
 // Close has nothing to release.
@@ -123,21 +119,23 @@ func (m *Meter) Read(ctx context.Context) ([]reading.Reading, error) {
 	if err := m.c.GetJSON(ctx, m.path, &ld); err != nil {
 		return nil, err
 	}
-	var r reading.Reading
-	var err error
+	return m.c.Result(m.parse(&ld))
+}
+
+// parse takes the configured inverter (or the total) and checks the reading.
+func (m *Meter) parse(ld *livedata) (reading.Reading, error) {
+	pick := m.total
 	if m.cfg.Serial != "" {
-		r, err = m.one(&ld)
-	} else {
-		r, err = m.total(&ld)
+		pick = m.one
+	}
+	r, err := pick(ld)
+	if err == nil {
+		err = m.c.Check(r)
 	}
 	if err != nil {
-		return nil, err
+		return reading.Reading{}, err
 	}
-	if err := r.Validate(); err != nil {
-		return nil, meter.Errorf(meter.BadAnswer, err, "%s answered values out of range", m.c.Where())
-	}
-	meter.Apply(m.cfg, &r)
-	return []reading.Reading{r}, nil
+	return r, nil
 }
 
 func (m *Meter) one(ld *livedata) (reading.Reading, error) {

@@ -6,37 +6,16 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/emulate"
 	"github.com/powermeter/powermeter/internal/meter"
-	"github.com/powermeter/powermeter/internal/reading"
+	"github.com/powermeter/powermeter/internal/meter/metertest"
 )
 
-var berlin = mustZone("Europe/Berlin")
-
-func mustZone(name string) *time.Location {
-	z, err := time.LoadLocation(name)
-	if err != nil {
-		panic(err)
-	}
-	return z
-}
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+var berlin = metertest.MustZone("Europe/Berlin")
 
 func newMeter(t *testing.T, cfg config.Meter) *Meter {
 	t.Helper()
@@ -79,107 +58,67 @@ func serve(t *testing.T, file, wantInv, pass string) *httptest.Server {
 	return srv
 }
 
-func readOne(t *testing.T, m *Meter) reading.Reading {
-	t.Helper()
-	rs, err := m.Read(context.Background())
-	if err != nil {
-		t.Fatalf("Read: %v", err)
-	}
-	if len(rs) != 1 {
-		t.Fatalf("got %d readings", len(rs))
-	}
-	if err := rs[0].Validate(); err != nil {
-		t.Fatalf("invalid reading: %v", err)
-	}
-	return rs[0]
-}
-
-func wantErr(t *testing.T, m *Meter, kind meter.Kind, contains string) {
-	t.Helper()
-	rs, err := m.Read(context.Background())
-	if err == nil || rs != nil {
-		t.Fatalf("Read = %+v, %v; want no reading and a %v error", rs, err, kind)
-	}
-	if k := meter.KindOf(err); k != kind {
-		t.Errorf("error kind %v (%v), want %v", k, err, kind)
-	}
-	if !strings.Contains(err.Error(), contains) {
-		t.Errorf("error %q does not mention %q", err, contains)
-	}
-}
-
-func eq(t *testing.T, name string, got *float64, want float64) {
-	t.Helper()
-	if got == nil {
-		t.Errorf("%s: missing, want %v", name, want)
-		return
-	}
-	if d := *got - want; d > 1e-6 || d < -1e-6 {
-		t.Errorf("%s = %v, want %v", name, *got, want)
-	}
-}
-
 func TestTotal(t *testing.T) {
 	srv := serve(t, "status_all.json", "", "")
-	r := readOne(t, newMeter(t, config.Meter{URL: srv.URL}))
+	r := metertest.ReadOne(t, newMeter(t, config.Meter{URL: srv.URL}))
 	if r.Power != 512.3 || r.Device != "roof" {
 		t.Errorf("power %v device %q", r.Power, r.Device)
 	}
-	eq(t, "total energy", r.EnergyIn, 3456789)
+	metertest.Eq(t, "total energy", r.EnergyIn, 3456789)
 }
 
 func TestOneInverter(t *testing.T) {
 	srv := serve(t, "status_inv.json", "114184020874", "s3cret")
-	r := readOne(t, newMeter(t, config.Meter{URL: srv.URL, Serial: "114184020874", Password: "s3cret"}))
+	r := metertest.ReadOne(t, newMeter(t, config.Meter{URL: srv.URL, Serial: "114184020874", Password: "s3cret"}))
 	if r.Power != 512.3 {
 		t.Errorf("power %v", r.Power)
 	}
-	eq(t, "energy", r.EnergyIn, 3017402)
-	eq(t, "temperature", r.Temperature, 41.3)
-	eq(t, "voltage", r.Voltage, 232.1)
+	metertest.Eq(t, "energy", r.EnergyIn, 3017402)
+	metertest.Eq(t, "temperature", r.Temperature, 41.3)
+	metertest.Eq(t, "voltage", r.Voltage, 232.1)
 	if len(r.Phases) != 2 || r.Phases[0] != 270.1 || r.Phases[1] != 261.5 {
 		t.Errorf("DC inputs %v", r.Phases)
 	}
-	wantErr(t, newMeter(t, config.Meter{URL: srv.URL, Serial: "114184020874", Password: "wrong"}), meter.Auth, `refused access for user "admin" (HTTP 401)`)
-	wantErr(t, newMeter(t, config.Meter{URL: srv.URL, Serial: "114184020874"}), meter.Auth, "without a password")
+	metertest.WantErr(t, newMeter(t, config.Meter{URL: srv.URL, Serial: "114184020874", Password: "wrong"}), meter.Auth, `refused access for user "admin" (HTTP 401)`)
+	metertest.WantErr(t, newMeter(t, config.Meter{URL: srv.URL, Serial: "114184020874"}), meter.Auth, "without a password")
 }
 
 func TestUnknownSerial(t *testing.T) {
 	srv := serve(t, "status_all.json", "999", "")
-	wantErr(t, newMeter(t, config.Meter{URL: srv.URL, Serial: "999"}), meter.Config, "no inverter with serial \"999\" (it has: 114184020874, 112182211234)")
+	metertest.WantErr(t, newMeter(t, config.Meter{URL: srv.URL, Serial: "999"}), meter.Config, "no inverter with serial \"999\" (it has: 114184020874, 112182211234)")
 	empty := serve(t, "status_empty.json", "", "")
-	wantErr(t, newMeter(t, config.Meter{URL: empty.URL}), meter.Config, "no inverters configured")
+	metertest.WantErr(t, newMeter(t, config.Meter{URL: empty.URL}), meter.Config, "no inverters configured")
 }
 
 func TestCounterResetPassedAsZero(t *testing.T) {
 	srv := serve(t, "status_inv_restart.json", "114184020874", "")
-	r := readOne(t, newMeter(t, config.Meter{URL: srv.URL, Serial: "114184020874"}))
+	r := metertest.ReadOne(t, newMeter(t, config.Meter{URL: srv.URL, Serial: "114184020874"}))
 	if r.Power != 35.7 {
 		t.Errorf("power %v", r.Power)
 	}
-	eq(t, "energy after the inverter's restart", r.EnergyIn, 0)
+	metertest.Eq(t, "energy after the inverter's restart", r.EnergyIn, 0)
 	all := serve(t, "status_inv_restart.json", "", "")
-	r = readOne(t, newMeter(t, config.Meter{URL: all.URL}))
-	eq(t, "total after restart", r.EnergyIn, 0)
+	r = metertest.ReadOne(t, newMeter(t, config.Meter{URL: all.URL}))
+	metertest.Eq(t, "total after restart", r.EnergyIn, 0)
 }
 
 func TestUnreachable(t *testing.T) {
 	// evening: the inverter went to sleep, its last values persist
 	srv := serve(t, "status_evening.json", "114184020874", "")
-	r := readOne(t, newMeter(t, config.Meter{URL: srv.URL, Serial: "114184020874"}))
+	r := metertest.ReadOne(t, newMeter(t, config.Meter{URL: srv.URL, Serial: "114184020874"}))
 	if r.Power != 0 || r.Temperature != nil || len(r.Phases) != 2 || r.Phases[0] != 0 {
 		t.Errorf("sleeping inverter: %+v, want 0 W and no temperature", r)
 	}
-	eq(t, "sleeping inverter keeps the counter", r.EnergyIn, 3018146)
+	metertest.Eq(t, "sleeping inverter keeps the counter", r.EnergyIn, 3018146)
 
 	// night after a DTU restart: all zero, the 0 counter is no counter
 	night := serve(t, "status_night_after_boot.json", "114184020874", "")
-	r = readOne(t, newMeter(t, config.Meter{URL: night.URL, Serial: "114184020874"}))
+	r = metertest.ReadOne(t, newMeter(t, config.Meter{URL: night.URL, Serial: "114184020874"}))
 	if r.Power != 0 || r.EnergyIn != nil {
 		t.Errorf("night after boot: %+v, want 0 W and no counter", r)
 	}
 	nightAll := serve(t, "status_night_after_boot.json", "", "")
-	r = readOne(t, newMeter(t, config.Meter{URL: nightAll.URL}))
+	r = metertest.ReadOne(t, newMeter(t, config.Meter{URL: nightAll.URL}))
 	if r.Power != 0 || r.EnergyIn != nil {
 		t.Errorf("night after boot, total: %+v", r)
 	}
@@ -206,36 +145,36 @@ func startEmulator(t *testing.T, o emulate.Options) (*Emulator, string) {
 }
 
 func TestEmulator(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 6, 21, 11, 0, 0, 0, time.UTC)}
+	clk := metertest.NewClock(time.Date(2026, 6, 21, 11, 0, 0, 0, time.UTC))
 	e, url := startEmulator(t, emulate.Options{Now: clk.Now, Zone: berlin, Password: "pw"})
 	one := newMeter(t, config.Meter{URL: url, Serial: Serial800, Password: "pw"})
 	total := newMeter(t, config.Meter{URL: url, Password: "pw"})
-	r := readOne(t, one)
+	r := metertest.ReadOne(t, one)
 	if want := emulate.Solar(clk.Now(), berlin, 780); r.Power != want || want <= 0 {
 		t.Errorf("power %v, want %v", r.Power, want)
 	}
-	eq(t, "counter", r.EnergyIn, 2345678)
+	metertest.Eq(t, "counter", r.EnergyIn, 2345678)
 	if len(r.Phases) != 2 || r.Temperature == nil || r.Voltage == nil {
 		t.Errorf("reading %+v", r)
 	}
-	tr := readOne(t, total)
+	tr := metertest.ReadOne(t, total)
 	want := emulate.Solar(clk.Now(), berlin, 780) + emulate.Solar(clk.Now(), berlin, 390)
 	if d := tr.Power - want; d > 0.051 || d < -0.051 {
 		t.Errorf("total %v, want %v", tr.Power, want)
 	}
-	wantErr(t, newMeter(t, config.Meter{URL: url, Serial: Serial800}), meter.Auth, "401")
-	wantErr(t, newMeter(t, config.Meter{URL: url, Serial: "1", Password: "pw"}), meter.Config, "no inverter with serial")
+	metertest.WantErr(t, newMeter(t, config.Meter{URL: url, Serial: Serial800}), meter.Auth, "401")
+	metertest.WantErr(t, newMeter(t, config.Meter{URL: url, Serial: "1", Password: "pw"}), meter.Config, "no inverter with serial")
 
 	// counter reset: YieldTotal drops to 0, is passed on, never negative
 	e.Faults().Set(emulate.CounterReset)
 	clk.Add(10 * time.Second)
-	r = readOne(t, one)
-	eq(t, "after counter reset", r.EnergyIn, 0)
+	r = metertest.ReadOne(t, one)
+	metertest.Eq(t, "after counter reset", r.EnergyIn, 0)
 	if r.Power <= 0 {
 		t.Errorf("power after reset %v", r.Power)
 	}
 	clk.Add(time.Hour)
-	r = readOne(t, one)
+	r = metertest.ReadOne(t, one)
 	if r.EnergyIn == nil || *r.EnergyIn <= 0 || *r.EnergyIn > 780 {
 		t.Errorf("counter after an hour from 0: %v", r.EnergyIn)
 	}
@@ -243,27 +182,27 @@ func TestEmulator(t *testing.T) {
 
 	// night: unreachable, values persist → 0 W, counter kept
 	clk.Add(12 * time.Hour)
-	r = readOne(t, one)
+	r = metertest.ReadOne(t, one)
 	if r.Power != 0 || r.EnergyIn == nil || *r.EnergyIn <= 0 {
 		t.Errorf("night: %+v", r)
 	}
-	if tr := readOne(t, total); tr.Power != 0 || tr.EnergyIn == nil {
+	if tr := metertest.ReadOne(t, total); tr.Power != 0 || tr.EnergyIn == nil {
 		t.Errorf("night total: %+v", tr)
 	}
 }
 
 func TestEmulatorStale(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 6, 21, 11, 0, 0, 0, time.UTC)}
+	clk := metertest.NewClock(time.Date(2026, 6, 21, 11, 0, 0, 0, time.UTC))
 	e, url := startEmulator(t, emulate.Options{Now: clk.Now, Zone: berlin})
 	m := newMeter(t, config.Meter{URL: url, Serial: Serial400})
-	first := readOne(t, m)
+	first := metertest.ReadOne(t, m)
 	e.Faults().Set(emulate.Stale)
 	clk.Add(time.Minute)
-	if r := readOne(t, m); r.Power != first.Power {
+	if r := metertest.ReadOne(t, m); r.Power != first.Power {
 		t.Errorf("frozen: %v, want %v", r.Power, first.Power)
 	}
 	clk.Add(StaleAfter)
-	if r := readOne(t, m); r.Power != 0 || r.EnergyIn == nil {
+	if r := metertest.ReadOne(t, m); r.Power != 0 || r.EnergyIn == nil {
 		t.Errorf("stale: %+v, want 0 W and the counter", r)
 	}
 }
@@ -282,9 +221,9 @@ func TestEmulatorFaults(t *testing.T) {
 	} {
 		t.Run(string(c.f), func(t *testing.T) {
 			e.Faults().Set(c.f)
-			wantErr(t, m, c.kind, "OpenDTU at ")
+			metertest.WantErr(t, m, c.kind, "OpenDTU at ")
 		})
 	}
 	e.Faults().Set(emulate.None)
-	readOne(t, m)
+	metertest.ReadOne(t, m)
 }

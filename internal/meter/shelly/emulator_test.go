@@ -19,6 +19,7 @@ import (
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/emulate"
 	"github.com/powermeter/powermeter/internal/meter"
+	"github.com/powermeter/powermeter/internal/meter/metertest"
 )
 
 // recorded is one request an emulator saw and its answer's status.
@@ -105,12 +106,12 @@ var berlinNoon = time.Date(2026, 7, 1, 11, 0, 0, 0, time.UTC) // 13:00 in Berlin
 
 func TestGen1Emulator(t *testing.T) {
 	berlin := zone(t, "Europe/Berlin")
-	clock := newClock(berlinNoon)
+	clock := metertest.NewClock(berlinNoon)
 	e := newEmu(t, "shelly-gen1", emulate.Options{Password: "plug€pw", Now: clock.Now, Zone: berlin})
 	srv, _ := startEmulator(t, e)
 
 	m := newTestMeter(t, srv.URL, berlin, func(c *config.Meter) { c.Password = "plug€pw" })
-	r := readOne(t, m)
+	r := metertest.ReadOne(t, m)
 	if want := math.Round(emulate.Fridge(clock.Now())*100) / 100; r.Power != want {
 		t.Errorf("power %v, want the fridge's %v", r.Power, want)
 	}
@@ -126,16 +127,16 @@ func TestGen1Emulator(t *testing.T) {
 	}
 	// energy moves with the fridge: 10 minutes later
 	clock.Add(10 * time.Minute)
-	r = readOne(t, m)
+	r = metertest.ReadOne(t, m)
 	p := emulate.Fridge(clock.Now())
 	// total is whole watt-minutes: allow 1/60 Wh of rounding
 	if got, want := *r.EnergyIn-first, p/6; math.Abs(got-want) > 1.0/60+1e-9 {
 		t.Errorf("energy grew by %v Wh in 10 min at %v W, want %v", got, p, want)
 	}
 
-	readErr(t, newTestMeter(t, srv.URL, berlin, func(c *config.Meter) { c.Password = "wrong" }), meter.Auth, "wrong user name or password")
-	readErr(t, newTestMeter(t, srv.URL, berlin, func(c *config.Meter) { c.Password = "plug€pw"; c.Username = "root" }), meter.Auth, `refused user "root"`)
-	readErr(t, newTestMeter(t, srv.URL, berlin, func(c *config.Meter) { c.Password = "plug€pw"; c.Channel = 1 }), meter.Config, "not channel 1")
+	metertest.WantErr(t, newTestMeter(t, srv.URL, berlin, func(c *config.Meter) { c.Password = "wrong" }), meter.Auth, "wrong user name or password")
+	metertest.WantErr(t, newTestMeter(t, srv.URL, berlin, func(c *config.Meter) { c.Password = "plug€pw"; c.Username = "root" }), meter.Auth, `refused user "root"`)
+	metertest.WantErr(t, newTestMeter(t, srv.URL, berlin, func(c *config.Meter) { c.Password = "plug€pw"; c.Channel = 1 }), meter.Config, "not channel 1")
 
 	// /meter/0 gives the one element, /meter/1 does not exist
 	req, _ := http.NewRequest("GET", srv.URL+"/meter/0", nil)
@@ -154,7 +155,7 @@ func TestGen1Emulator(t *testing.T) {
 // converted with the configured zone; a wrong zone is off by its offset.
 func TestGen1EmulatorLocalTimestamp(t *testing.T) {
 	berlin := zone(t, "Europe/Berlin")
-	clock := newClock(berlinNoon)
+	clock := metertest.NewClock(berlinNoon)
 	cfg := DefaultEmulatorConfig()
 	cfg.Unsynced = true
 	e, err := NewGen1Emulator(emulate.Options{Now: clock.Now, Zone: berlin}, cfg)
@@ -162,11 +163,11 @@ func TestGen1EmulatorLocalTimestamp(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv, _ := startEmulator(t, e)
-	r := readOne(t, newTestMeter(t, srv.URL, berlin, nil))
+	r := metertest.ReadOne(t, newTestMeter(t, srv.URL, berlin, nil))
 	if r.DeviceTime == nil || !r.DeviceTime.Equal(clock.Now()) {
 		t.Errorf("device time %v, want %v", r.DeviceTime, clock.Now())
 	}
-	r = readOne(t, newTestMeter(t, srv.URL, time.UTC, nil))
+	r = metertest.ReadOne(t, newTestMeter(t, srv.URL, time.UTC, nil))
 	if r.DeviceTime == nil || r.DeviceTime.Sub(clock.Now()) != 2*time.Hour {
 		t.Errorf("zone UTC configured for a Berlin device: device time %v, want 2 h late", r.DeviceTime)
 	}
@@ -174,11 +175,11 @@ func TestGen1EmulatorLocalTimestamp(t *testing.T) {
 
 func TestGen1Emulator3EM(t *testing.T) {
 	berlin := zone(t, "Europe/Berlin")
-	clock := newClock(berlinNoon)
+	clock := metertest.NewClock(berlinNoon)
 	e := newEmu(t, "shelly-gen1", emulate.Options{Profile: "house3", Now: clock.Now, Zone: berlin})
 	srv, _ := startEmulator(t, e)
 	m := newTestMeter(t, srv.URL, berlin, nil)
-	r := readOne(t, m)
+	r := metertest.ReadOne(t, m)
 	ph := emulate.House3(clock.Now(), berlin)
 	if len(r.Phases) != 3 || r.Phases[0] != ph[0] || r.Phases[1] != ph[1] || r.Phases[2] != ph[2] {
 		t.Errorf("phases %v, want %v", r.Phases, ph)
@@ -191,7 +192,7 @@ func TestGen1Emulator3EM(t *testing.T) {
 	}
 	in0, out0 := *r.EnergyIn, *r.EnergyOut
 	clock.Add(time.Hour)
-	r = readOne(t, m)
+	r = metertest.ReadOne(t, m)
 	ph = emulate.House3(clock.Now(), berlin)
 	if d := *r.EnergyOut - out0; math.Abs(d-(-ph[2])) > 0.2 {
 		t.Errorf("export grew by %v Wh in 1 h, want about %v", d, -ph[2])
@@ -202,11 +203,11 @@ func TestGen1Emulator3EM(t *testing.T) {
 	if r.Voltage == nil || *r.Voltage < 225 || *r.Voltage > 235 {
 		t.Errorf("voltage %v", r.Voltage)
 	}
-	readErr(t, newTestMeter(t, srv.URL, berlin, func(c *config.Meter) { c.Channel = 1 }), meter.Config, "leave channel at 0")
+	metertest.WantErr(t, newTestMeter(t, srv.URL, berlin, func(c *config.Meter) { c.Channel = 1 }), meter.Config, "leave channel at 0")
 }
 
 func TestGen2EmulatorDigest(t *testing.T) {
-	clock := newClock(berlinNoon)
+	clock := metertest.NewClock(berlinNoon)
 	cfg := DefaultEmulatorConfig()
 	cfg.NonceTTL = time.Hour
 	e, err := NewGen2Emulator(emulate.Options{Password: "digest=pw€", Now: clock.Now}, cfg)
@@ -216,7 +217,7 @@ func TestGen2EmulatorDigest(t *testing.T) {
 	srv, rc := startEmulator(t, e)
 	m := newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Password = "digest=pw€" })
 
-	r := readOne(t, m)
+	r := metertest.ReadOne(t, m)
 	if want := math.Round(emulate.Fridge(clock.Now())*10) / 10; r.Power != want {
 		t.Errorf("power %v, want %v", r.Power, want)
 	}
@@ -239,7 +240,7 @@ func TestGen2EmulatorDigest(t *testing.T) {
 	// nc counts up on the same nonce, one request per read (preemptive)
 	for i := 2; i <= 4; i++ {
 		n := rc.count()
-		readOne(t, m)
+		metertest.ReadOne(t, m)
 		got := rc.since(n)
 		if len(got) != 1 || got[0].code != 200 {
 			t.Fatalf("read %d: %+v", i, got)
@@ -255,7 +256,7 @@ func TestGen2EmulatorDigest(t *testing.T) {
 	// the nonce expires: exactly one re-challenge (stale=true), then nc=1 again
 	clock.Add(61 * time.Minute)
 	n := rc.count()
-	readOne(t, m)
+	metertest.ReadOne(t, m)
 	got := rc.since(n)
 	if len(got) != 2 || got[0].code != 401 || !strings.Contains(got[0].challenge, "stale=true") || got[1].code != 200 {
 		t.Fatalf("after expiry: %+v", got)
@@ -267,12 +268,12 @@ func TestGen2EmulatorDigest(t *testing.T) {
 	// wrong password: Auth, and no more than a challenge and one try
 	bad := newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Password = "wrong" })
 	n = rc.count()
-	readErr(t, bad, meter.Auth, `refused the password for user "admin"`)
+	metertest.WantErr(t, bad, meter.Auth, `refused the password for user "admin"`)
 	if got := rc.since(n); len(got) != 3 {
 		t.Errorf("wrong password took %d requests: %+v", len(got), got)
 	}
 	// no password at all
-	readErr(t, newTestMeter(t, srv.URL, time.UTC, nil), meter.Auth, "no password is configured")
+	metertest.WantErr(t, newTestMeter(t, srv.URL, time.UTC, nil), meter.Auth, "no password is configured")
 
 	// Basic auth is refused with a digest challenge
 	req, _ := http.NewRequest("GET", srv.URL+"/rpc/Shelly.GetStatus", nil)
@@ -286,26 +287,26 @@ func TestGen2EmulatorDigest(t *testing.T) {
 // A device that forgot its nonces (a reboot) answers the preemptive
 // request with a plain 401: one new challenge, not a wrong password.
 func TestGen2ForgottenNonce(t *testing.T) {
-	clock := newClock(berlinNoon)
+	clock := metertest.NewClock(berlinNoon)
 	e, err := NewGen2Emulator(emulate.Options{Password: "pw", Now: clock.Now}, DefaultEmulatorConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv, rc := startEmulator(t, e)
 	m := newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Password = "pw" })
-	readOne(t, m)
+	metertest.ReadOne(t, m)
 	e.digest.mu.Lock()
 	clear(e.digest.nonces)
 	e.digest.mu.Unlock()
 	n := rc.count()
-	readOne(t, m)
+	metertest.ReadOne(t, m)
 	if got := rc.since(n); len(got) != 2 || got[0].code != 401 || got[1].code != 200 {
 		t.Errorf("after a forgotten nonce: %+v", got)
 	}
 }
 
 func TestGen2EmulatorRPC(t *testing.T) {
-	clock := newClock(berlinNoon)
+	clock := metertest.NewClock(berlinNoon)
 	e := newEmu(t, "shelly-gen2", emulate.Options{Now: clock.Now})
 	srv, _ := startEmulator(t, e)
 	get := func(path string, code int, v any) {
@@ -358,11 +359,11 @@ func TestGen2EmulatorRPC(t *testing.T) {
 
 func TestGen2EmulatorSolarPM(t *testing.T) {
 	berlin := zone(t, "Europe/Berlin")
-	clock := newClock(berlinNoon)
+	clock := metertest.NewClock(berlinNoon)
 	e := newEmu(t, "shelly-gen2", emulate.Options{Profile: "solar", Password: "pw", Now: clock.Now, Zone: berlin})
 	srv, _ := startEmulator(t, e)
 	m := newTestMeter(t, srv.URL, berlin, func(c *config.Meter) { c.Password = "pw" })
-	r := readOne(t, m)
+	r := metertest.ReadOne(t, m)
 	if r.Power >= 0 || m.dev.gen != 3 {
 		t.Fatalf("power %v gen %d: want a Gen3 PM feeding in at noon", r.Power, m.dev.gen)
 	}
@@ -371,7 +372,7 @@ func TestGen2EmulatorSolarPM(t *testing.T) {
 		t.Errorf("import %v export %v, want 812.25 and 15230.5 (aenergy - ret_aenergy)", in0, out0)
 	}
 	clock.Add(30 * time.Minute)
-	r = readOne(t, m)
+	r = metertest.ReadOne(t, m)
 	if *r.EnergyIn != in0 {
 		t.Errorf("import moved from %v to %v while feeding in", in0, *r.EnergyIn)
 	}
@@ -379,7 +380,7 @@ func TestGen2EmulatorSolarPM(t *testing.T) {
 		t.Errorf("export grew by %v in 30 min, want %v", d, want)
 	}
 	// invert: reads as production
-	r = readOne(t, newTestMeter(t, srv.URL, berlin, func(c *config.Meter) { c.Password = "pw"; c.Invert = true }))
+	r = metertest.ReadOne(t, newTestMeter(t, srv.URL, berlin, func(c *config.Meter) { c.Password = "pw"; c.Invert = true }))
 	if r.Power <= 0 || *r.EnergyIn < 15230 {
 		t.Errorf("inverted: power %v in %v", r.Power, *r.EnergyIn)
 	}
@@ -387,11 +388,11 @@ func TestGen2EmulatorSolarPM(t *testing.T) {
 
 func TestPro3EMEmulator(t *testing.T) {
 	berlin := zone(t, "Europe/Berlin")
-	clock := newClock(berlinNoon)
+	clock := metertest.NewClock(berlinNoon)
 	e := newEmu(t, "shelly-pro3em", emulate.Options{Password: "pro", Now: clock.Now, Zone: berlin})
 	srv, _ := startEmulator(t, e)
 	m := newTestMeter(t, srv.URL, berlin, func(c *config.Meter) { c.Password = "pro" })
-	r := readOne(t, m)
+	r := metertest.ReadOne(t, m)
 	ph := emulate.House3(clock.Now(), berlin)
 	if len(r.Phases) != 3 || r.Phases[2] != ph[2] || ph[2] >= 0 {
 		t.Fatalf("phases %v, want %v with L3 feeding in", r.Phases, ph)
@@ -404,7 +405,7 @@ func TestPro3EMEmulator(t *testing.T) {
 	}
 	in0, out0 := *r.EnergyIn, *r.EnergyOut
 	clock.Add(time.Hour)
-	r = readOne(t, m)
+	r = metertest.ReadOne(t, m)
 	ph = emulate.House3(clock.Now(), berlin)
 	if d := *r.EnergyOut - out0; math.Abs(d+ph[2]) > 0.05 {
 		t.Errorf("export grew by %v Wh in 1 h at L3 %v W", d, ph[2])
@@ -421,14 +422,14 @@ func TestPro3EMEmulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv2, _ := startEmulator(t, mono)
-	r = readOne(t, newTestMeter(t, srv2.URL, berlin, func(c *config.Meter) { c.Channel = 2 }))
+	r = metertest.ReadOne(t, newTestMeter(t, srv2.URL, berlin, func(c *config.Meter) { c.Channel = 2 }))
 	if r.Power != ph[2] || r.Phases != nil || r.EnergyOut == nil {
 		t.Errorf("monophase channel 2: %+v, want power %v", r, ph[2])
 	}
 }
 
 func TestEmulatorRateLimit(t *testing.T) {
-	clock := newClock(berlinNoon)
+	clock := metertest.NewClock(berlinNoon)
 	cfg := DefaultEmulatorConfig()
 	cfg.RateLimit = 3
 	e, err := NewGen2Emulator(emulate.Options{Now: clock.Now}, cfg)
@@ -438,17 +439,17 @@ func TestEmulatorRateLimit(t *testing.T) {
 	srv, rc := startEmulator(t, e)
 	m := newTestMeter(t, srv.URL, time.UTC, nil)
 	m.now = clock.Now
-	readOne(t, m) // /shelly + status: 2 of 3
-	readOne(t, m) // 3 of 3
-	readErr(t, m, meter.Busy, "429 Too Many Requests")
+	metertest.ReadOne(t, m) // /shelly + status: 2 of 3
+	metertest.ReadOne(t, m) // 3 of 3
+	metertest.WantErr(t, m, meter.Busy, "429 Too Many Requests")
 	n := rc.count()
 	clock.Add(time.Second) // a new second, but the back-off is 2 s
-	readErr(t, m, meter.Busy, "not asking again")
+	metertest.WantErr(t, m, meter.Busy, "not asking again")
 	if rc.count() != n {
 		t.Error("a request went out during the back-off")
 	}
 	clock.Add(time.Second)
-	readOne(t, m)
+	metertest.ReadOne(t, m)
 }
 
 // Every fault gives a typed error and no reading; the meter recovers when
@@ -471,17 +472,17 @@ func TestEmulatorFaults(t *testing.T) {
 	for _, kind := range []string{"shelly-gen1", "shelly-gen2", "shelly-pro3em"} {
 		for _, fc := range faults {
 			t.Run(kind+"/"+string(fc.f), func(t *testing.T) {
-				clock := newClock(berlinNoon)
+				clock := metertest.NewClock(berlinNoon)
 				e := newEmu(t, kind, emulate.Options{Password: "pw", Now: clock.Now, Zone: berlin})
 				e.Faults().Delay = 2 * time.Second
 				srv, _ := startEmulator(t, e)
 				m := newTestMeter(t, srv.URL, berlin, func(c *config.Meter) { c.Password = "pw"; c.Timeout.Duration = 150 * time.Millisecond })
-				readOne(t, m)
+				metertest.ReadOne(t, m)
 				e.Faults().Set(fc.f)
-				readErr(t, m, fc.kind, fc.msg)
-				readErr(t, m, fc.kind, fc.msg) // again, from detection
+				metertest.WantErr(t, m, fc.kind, fc.msg)
+				metertest.WantErr(t, m, fc.kind, fc.msg) // again, from detection
 				e.Faults().Set(emulate.None)
-				readOne(t, m)
+				metertest.ReadOne(t, m)
 			})
 		}
 	}
@@ -496,15 +497,15 @@ func TestEmulatorInval(t *testing.T) {
 		{"shelly-gen1", "house3", "phase 1 as not valid"},
 		{"shelly-pro3em", "", "power_meter_failure"},
 	} {
-		clock := newClock(berlinNoon)
+		clock := metertest.NewClock(berlinNoon)
 		e := newEmu(t, c.kind, emulate.Options{Profile: c.profile, Now: clock.Now, Zone: berlin})
 		srv, _ := startEmulator(t, e)
 		m := newTestMeter(t, srv.URL, berlin, nil)
-		readOne(t, m)
+		metertest.ReadOne(t, m)
 		e.Faults().Set(emulate.Inval)
-		readErr(t, m, meter.NotPresent, c.msg)
+		metertest.WantErr(t, m, meter.NotPresent, c.msg)
 		e.Faults().Set(emulate.None)
-		readOne(t, m)
+		metertest.ReadOne(t, m)
 	}
 }
 
@@ -515,20 +516,20 @@ func TestEmulatorCounterReset(t *testing.T) {
 	for _, c := range []struct{ kind, profile string }{
 		{"shelly-gen1", ""}, {"shelly-gen1", "house3"}, {"shelly-gen2", ""}, {"shelly-gen2", "solar"}, {"shelly-pro3em", ""},
 	} {
-		clock := newClock(berlinNoon)
+		clock := metertest.NewClock(berlinNoon)
 		e := newEmu(t, c.kind, emulate.Options{Profile: c.profile, Password: "pw", Now: clock.Now, Zone: berlin})
 		srv, _ := startEmulator(t, e)
 		m := newTestMeter(t, srv.URL, berlin, func(cfg *config.Meter) { cfg.Password = "pw" })
-		before := readOne(t, m)
+		before := metertest.ReadOne(t, m)
 		e.Faults().Set(emulate.CounterReset)
 		clock.Add(time.Minute)
-		after := readOne(t, m)
+		after := metertest.ReadOne(t, m)
 		if *after.EnergyIn >= *before.EnergyIn || *after.EnergyIn > 10 {
 			t.Errorf("%s %s: import %v → %v, want a restart near 0", c.kind, c.profile, *before.EnergyIn, *after.EnergyIn)
 		}
 		// the counter grows again from there, reset happens once per switch
 		clock.Add(10 * time.Minute)
-		again := readOne(t, m)
+		again := metertest.ReadOne(t, m)
 		if *again.EnergyIn < *after.EnergyIn {
 			t.Errorf("%s %s: import fell again %v → %v", c.kind, c.profile, *after.EnergyIn, *again.EnergyIn)
 		}

@@ -10,17 +10,12 @@ package shelly
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +23,7 @@ import (
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/meter"
+	"github.com/powermeter/powermeter/internal/meter/devhttp"
 	"github.com/powermeter/powermeter/internal/reading"
 )
 
@@ -101,61 +97,30 @@ func New(cfg config.Meter, deps meter.Deps) (*Meter, error) {
 	if cfg.Channel < 0 || cfg.Channel > 15 {
 		return nil, meter.ConfigError(cfg, "channel", "%d: want 0..15 (the switch, meter or emeter number, starting at 0)", cfg.Channel)
 	}
-	timeout := cfg.Timeout.Duration
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
-	tr := &http.Transport{
-		Proxy:                 nil, // devices are on the local network
-		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost:   2,
-		IdleConnTimeout:       60 * time.Second,
-		TLSHandshakeTimeout:   timeout,
-		ResponseHeaderTimeout: timeout,
-	}
-	if u.Scheme == "https" && (cfg.CAFile != "" || cfg.Insecure) {
-		tc := &tls.Config{InsecureSkipVerify: cfg.Insecure} //nolint:gosec // asked for by the user (self-signed device certificate)
-		if cfg.CAFile != "" {
-			pem, err := os.ReadFile(cfg.CAFile)
-			if err != nil {
-				return nil, meter.ConfigError(cfg, "ca_file", "cannot read: %v", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, meter.ConfigError(cfg, "ca_file", "%s holds no PEM certificate", cfg.CAFile)
-			}
-			tc.RootCAs = pool
-		}
-		tr.TLSClientConfig = tc
+	hc, err := devhttp.NewClient(cfg, devhttp.ClientOptions{
+		SkipTLS:    u.Scheme != "https",
+		NoRedirect: true, // digest auth is per URI: never follow redirects silently
+	})
+	if err != nil {
+		return nil, err
 	}
 	user := cfg.Username
 	if user == "" && cfg.Password != "" {
 		user = "admin"
 	}
-	log := deps.Log
-	if log == nil {
-		log = slog.Default()
-	}
-	zone := deps.Zone
-	if zone == nil {
-		zone = time.UTC
-	}
+	deps = deps.OrDefaults()
 	m := &Meter{
 		cfg:     cfg,
 		base:    u.String(),
 		where:   "Shelly at " + u.Redacted(),
 		user:    user,
 		pass:    cfg.Password,
-		timeout: timeout,
-		hc: &http.Client{
-			Transport: tr,
-			// Digest auth is per URI: never follow redirects silently.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-		log:  log.With("meter", cfg.Name, "type", "shelly"),
-		zone: zone,
-		now:  time.Now,
-		keys: newGen2Keys(cfg.Channel),
+		timeout: devhttp.Timeout(cfg),
+		hc:      hc,
+		log:     deps.Log.With("meter", cfg.Name, "type", "shelly"),
+		zone:    deps.Zone,
+		now:     time.Now,
+		keys:    newGen2Keys(cfg.Channel),
 	}
 	m.dig.user, m.dig.pass = user, cfg.Password
 	return m, nil
@@ -166,13 +131,8 @@ func New(cfg config.Meter, deps meter.Deps) (*Meter, error) {
 func (m *Meter) Read(ctx context.Context) ([]reading.Reading, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.waitBusy(); err != nil {
+	if err := m.ready(ctx); err != nil {
 		return nil, err
-	}
-	if m.dev == nil {
-		if err := m.detect(ctx); err != nil {
-			return nil, err
-		}
 	}
 	var (
 		r   reading.Reading
@@ -207,13 +167,8 @@ func (m *Meter) Read(ctx context.Context) ([]reading.Reading, error) {
 func (m *Meter) Discover(ctx context.Context) ([]meter.Device, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.waitBusy(); err != nil {
+	if err := m.ready(ctx); err != nil {
 		return nil, err
-	}
-	if m.dev == nil {
-		if err := m.detect(ctx); err != nil {
-			return nil, err
-		}
 	}
 	var out []meter.Device
 	if m.dev.gen == 1 {
@@ -240,6 +195,18 @@ func (m *Meter) Discover(ctx context.Context) ([]meter.Device, error) {
 // Close drops idle connections.
 func (m *Meter) Close(context.Context) error {
 	m.hc.CloseIdleConnections()
+	return nil
+}
+
+// ready refuses to send during a 429 back-off and detects the device when
+// it is not known (yet, or again). Called with m.mu held.
+func (m *Meter) ready(ctx context.Context) error {
+	if err := m.waitBusy(); err != nil {
+		return err
+	}
+	if m.dev == nil {
+		return m.detect(ctx)
+	}
 	return nil
 }
 
@@ -318,7 +285,7 @@ func (m *Meter) get(ctx context.Context, path string, setAuth func(*http.Request
 		if ctx.Err() != nil {
 			return nil, nil, m.transportError(ctx, err)
 		}
-		return nil, nil, meter.Errorf(meter.BadAnswer, scrub(err), "%s: the answer to %s broke off", m.where, path)
+		return nil, nil, meter.Errorf(meter.BadAnswer, devhttp.Scrub(err), "%s: the answer to %s broke off", m.where, path)
 	}
 	if m.buf.Len() > maxBody {
 		return nil, nil, meter.Errorf(meter.BadAnswer, nil, "%s answered more than %d bytes for %s", m.where, maxBody, path)
@@ -397,50 +364,27 @@ func errorDetail(body []byte) string {
 
 // decode parses a JSON answer and says what is wrong with it if it cannot.
 func (m *Meter) decode(path string, resp *http.Response, body []byte, v any) error {
-	b := bytes.TrimSpace(body)
-	if len(b) == 0 {
+	problem, err := devhttp.Unmarshal(body, v)
+	if problem == devhttp.Empty {
 		return meter.Errorf(meter.BadAnswer, nil, "%s answered an empty body for %s", m.where, path)
 	}
-	if b[0] == '<' || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+	if problem == devhttp.HTML || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		return meter.Errorf(meter.BadAnswer, nil, "%s answered HTML, not JSON, for %s (a login page, a proxy, or another device at this address?)", m.where, path)
 	}
-	if err := json.Unmarshal(b, v); err != nil {
-		if truncatedJSON(b) {
-			return meter.Errorf(meter.BadAnswer, err, "%s answered truncated JSON for %s (%d bytes)", m.where, path, len(b))
-		}
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return meter.Errorf(meter.BadAnswer, err, "%s answered broken JSON for %s", m.where, path)
-		}
+	switch problem {
+	case devhttp.Truncated:
+		return meter.Errorf(meter.BadAnswer, err, "%s answered truncated JSON for %s (%d bytes)", m.where, path, len(bytes.TrimSpace(body)))
+	case devhttp.Broken:
+		return meter.Errorf(meter.BadAnswer, err, "%s answered broken JSON for %s", m.where, path)
+	case devhttp.Shape:
 		return meter.Errorf(meter.BadAnswer, err, "%s answered JSON of an unexpected shape for %s", m.where, path)
 	}
 	return nil
 }
 
-// truncatedJSON tells a body that ends in the middle of a value from one
-// that is wrong somewhere (only the streaming decoder tells them apart).
-func truncatedJSON(b []byte) bool {
-	var v any
-	return errors.Is(json.NewDecoder(bytes.NewReader(b)).Decode(&v), io.ErrUnexpectedEOF)
-}
-
 func (m *Meter) transportError(ctx context.Context, err error) error {
-	err = scrub(err)
-	var ne net.Error
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		return meter.Errorf(meter.Unreachable, err, "%s did not answer within %v", m.where, m.timeout)
-	}
-	if ctx.Err() != nil {
+	if devhttp.Classify(ctx, err) == devhttp.Cancelled {
 		return meter.Errorf(meter.Unreachable, ctx.Err(), "%s: reading was cancelled", m.where)
 	}
-	return meter.Errorf(meter.Unreachable, err, "%s is not reachable", m.where)
-}
-
-// scrub drops the URL from a *url.Error and keeps the cause.
-func scrub(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
+	return devhttp.TransportError(ctx, err, m.where, m.timeout)
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,7 +19,7 @@ import (
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/meter"
-	"github.com/powermeter/powermeter/internal/reading"
+	"github.com/powermeter/powermeter/internal/meter/metertest"
 )
 
 func zone(t testing.TB, name string) *time.Location {
@@ -30,26 +29,6 @@ func zone(t testing.TB, name string) *time.Location {
 		t.Fatal(err)
 	}
 	return loc
-}
-
-// fakeClock is a settable clock shared by client and emulator.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *fakeClock { return &fakeClock{t: t} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
 }
 
 func testdata(t testing.TB, name string) []byte {
@@ -121,52 +100,7 @@ func newTestMeter(t testing.TB, url string, loc *time.Location, edit func(*confi
 	return m
 }
 
-func readOne(t testing.TB, m *Meter) reading.Reading {
-	t.Helper()
-	rs, err := m.Read(context.Background())
-	if err != nil {
-		t.Fatalf("Read: %v", err)
-	}
-	if len(rs) != 1 {
-		t.Fatalf("Read returned %d readings, want 1", len(rs))
-	}
-	if err := rs[0].Validate(); err != nil {
-		t.Fatalf("reading invalid: %v", err)
-	}
-	return rs[0]
-}
-
-// readErr reads and wants an error of kind whose message contains substr.
-func readErr(t testing.TB, m *Meter, kind meter.Kind, substr string) error {
-	t.Helper()
-	rs, err := m.Read(context.Background())
-	if err == nil {
-		t.Fatalf("Read succeeded with %+v, want a %v error", rs, kind)
-	}
-	if rs != nil {
-		t.Errorf("Read returned readings %+v together with error %v", rs, err)
-	}
-	if got := meter.KindOf(err); got != kind {
-		t.Errorf("error kind %v, want %v: %v", got, kind, err)
-	}
-	if !strings.Contains(err.Error(), substr) {
-		t.Errorf("error %q does not say %q", err, substr)
-	}
-	return err
-}
-
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
-
-func wantF(t testing.TB, name string, got *float64, want float64) {
-	t.Helper()
-	if got == nil {
-		t.Errorf("%s: nil, want %v", name, want)
-		return
-	}
-	if !near(*got, want) {
-		t.Errorf("%s = %v, want %v", name, *got, want)
-	}
-}
 
 func wantNil(t testing.TB, name string, got *float64) {
 	t.Helper()
@@ -178,16 +112,16 @@ func wantNil(t testing.TB, name string, got *float64) {
 func TestGen1PlugS(t *testing.T) {
 	srv := serve(t, &fakeDevice{files: gen1Files(t, "gen1_plugs_shelly.json", "gen1_plugs_status.json")})
 	m := newTestMeter(t, srv.URL, zone(t, "Europe/Berlin"), nil)
-	r := readOne(t, m)
+	r := metertest.ReadOne(t, m)
 	if r.Device != "test" || r.Time.IsZero() || r.Time.Location() != time.UTC {
 		t.Errorf("device %q time %v", r.Device, r.Time)
 	}
 	if !near(r.Power, 84.62) {
 		t.Errorf("power %v", r.Power)
 	}
-	wantF(t, "energy in (5190 watt-minutes)", r.EnergyIn, 86.5)
+	metertest.Eq(t, "energy in (5190 watt-minutes)", r.EnergyIn, 86.5)
 	wantNil(t, "energy out", r.EnergyOut)
-	wantF(t, "temperature", r.Temperature, 27.31)
+	metertest.Eq(t, "temperature", r.Temperature, 27.31)
 	wantNil(t, "voltage", r.Voltage)
 	if r.Phases != nil {
 		t.Errorf("phases %v", r.Phases)
@@ -210,17 +144,17 @@ func TestGen1LocalTimestampWithoutUnixtime(t *testing.T) {
 	files["/status"] = []byte(status)
 	srv := serve(t, &fakeDevice{files: files})
 
-	r := readOne(t, newTestMeter(t, srv.URL, zone(t, "Europe/Berlin"), nil))
+	r := metertest.ReadOne(t, newTestMeter(t, srv.URL, zone(t, "Europe/Berlin"), nil))
 	if r.DeviceTime == nil || !r.DeviceTime.Equal(time.Date(2024, 7, 1, 13, 0, 0, 0, time.UTC)) {
 		t.Errorf("Berlin: device time %v, want 13:00 UTC", r.DeviceTime)
 	}
-	r = readOne(t, newTestMeter(t, srv.URL, zone(t, "America/New_York"), nil))
+	r = metertest.ReadOne(t, newTestMeter(t, srv.URL, zone(t, "America/New_York"), nil))
 	if r.DeviceTime == nil || !r.DeviceTime.Equal(time.Date(2024, 7, 1, 19, 0, 0, 0, time.UTC)) {
 		t.Errorf("New York: device time %v, want 19:00 UTC", r.DeviceTime)
 	}
 	// a timestamp before 2000 (clock never set) gives no device time
 	files["/status"] = []byte(strings.Replace(status, `"timestamp": 1719846000`, `"timestamp": 86000`, 1))
-	if r := readOne(t, newTestMeter(t, srv.URL, zone(t, "Europe/Berlin"), nil)); r.DeviceTime != nil {
+	if r := metertest.ReadOne(t, newTestMeter(t, srv.URL, zone(t, "Europe/Berlin"), nil)); r.DeviceTime != nil {
 		t.Errorf("unset clock: device time %v, want nil", r.DeviceTime)
 	}
 }
@@ -253,7 +187,7 @@ func TestGen1IsValidFalse(t *testing.T) {
 	files["/status"] = []byte(status)
 	srv := serve(t, &fakeDevice{files: files})
 	m := newTestMeter(t, srv.URL, time.UTC, nil)
-	readErr(t, m, meter.NotPresent, "is_valid=false")
+	metertest.WantErr(t, m, meter.NotPresent, "is_valid=false")
 	if m.dev == nil {
 		t.Error("a NotPresent answer dropped the detected device")
 	}
@@ -263,15 +197,15 @@ func TestGen1TemperatureSensorInvalid(t *testing.T) {
 	files := gen1Files(t, "gen1_plugs_shelly.json", "gen1_plugs_status.json")
 	files["/status"] = []byte(strings.Replace(string(files["/status"]), `"tF": 81.16, "is_valid": true`, `"tF": 81.16, "is_valid": false`, 1))
 	srv := serve(t, &fakeDevice{files: files})
-	r := readOne(t, newTestMeter(t, srv.URL, time.UTC, nil))
+	r := metertest.ReadOne(t, newTestMeter(t, srv.URL, time.UTC, nil))
 	wantNil(t, "temperature of a failed sensor", r.Temperature)
-	wantF(t, "energy in", r.EnergyIn, 86.5)
+	metertest.Eq(t, "energy in", r.EnergyIn, 86.5)
 }
 
 func TestGen1WrongChannel(t *testing.T) {
 	srv := serve(t, &fakeDevice{files: gen1Files(t, "gen1_plugs_shelly.json", "gen1_plugs_status.json")})
 	m := newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Channel = 1 })
-	readErr(t, m, meter.Config, "has 1 meter(s) (channel 0..0), not channel 1")
+	metertest.WantErr(t, m, meter.Config, "has 1 meter(s) (channel 0..0), not channel 1")
 }
 
 func TestGen1ThreeEM(t *testing.T) {
@@ -279,38 +213,38 @@ func TestGen1ThreeEM(t *testing.T) {
 	srv := serve(t, d)
 
 	// auth enabled, no password configured: said before /status is asked
-	readErr(t, newTestMeter(t, srv.URL, time.UTC, nil), meter.Auth, "no password is configured")
+	metertest.WantErr(t, newTestMeter(t, srv.URL, time.UTC, nil), meter.Auth, "no password is configured")
 
 	// wrong password
 	wrong := newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Password = "nope" })
-	readErr(t, wrong, meter.Auth, `refused user "admin": wrong user name or password`)
+	metertest.WantErr(t, wrong, meter.Auth, `refused user "admin": wrong user name or password`)
 
 	m := newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Password = "s3cret€" })
-	r := readOne(t, m)
+	r := metertest.ReadOne(t, m)
 	if len(r.Phases) != 3 || r.Phases[0] != 412.35 || r.Phases[1] != 128.02 || r.Phases[2] != -233.61 {
 		t.Errorf("phases %v", r.Phases)
 	}
 	if !near(r.Power, 306.76) {
 		t.Errorf("power %v, want total_power 306.76", r.Power)
 	}
-	wantF(t, "energy in", r.EnergyIn, 812344.1+402911.7+150220.9)
-	wantF(t, "energy out", r.EnergyOut, 0+12.5+9821.4)
-	wantF(t, "voltage (average)", r.Voltage, (231.2+230.4+232.0)/3)
+	metertest.Eq(t, "energy in", r.EnergyIn, 812344.1+402911.7+150220.9)
+	metertest.Eq(t, "energy out", r.EnergyOut, 0+12.5+9821.4)
+	metertest.Eq(t, "voltage (average)", r.Voltage, (231.2+230.4+232.0)/3)
 	if r.DeviceTime == nil || r.DeviceTime.Unix() != 1706182200 {
 		t.Errorf("device time %v", r.DeviceTime)
 	}
 
 	// invert: the phase feeding in reads positive, counters swap
 	inv := newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Password = "s3cret€"; c.Invert = true })
-	r = readOne(t, inv)
+	r = metertest.ReadOne(t, inv)
 	if !near(r.Power, -306.76) || r.Phases[2] != 233.61 {
 		t.Errorf("inverted: power %v phases %v", r.Power, r.Phases)
 	}
-	wantF(t, "inverted energy in", r.EnergyIn, 0+12.5+9821.4)
+	metertest.Eq(t, "inverted energy in", r.EnergyIn, 0+12.5+9821.4)
 
 	// the 3EM is read as a whole
 	ch := newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Password = "s3cret€"; c.Channel = 2 })
-	readErr(t, ch, meter.Config, "leave channel at 0")
+	metertest.WantErr(t, ch, meter.Config, "leave channel at 0")
 }
 
 func TestGen1ThreeEMPhaseInvalid(t *testing.T) {
@@ -318,20 +252,20 @@ func TestGen1ThreeEMPhaseInvalid(t *testing.T) {
 	files["/status"] = []byte(strings.Replace(string(files["/status"]), `"voltage": 230.4, "is_valid": true`, `"voltage": 230.4, "is_valid": false`, 1))
 	srv := serve(t, &fakeDevice{files: files})
 	m := newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Password = "x" })
-	readErr(t, m, meter.NotPresent, "phase 2 as not valid")
+	metertest.WantErr(t, m, meter.NotPresent, "phase 2 as not valid")
 }
 
 func TestGen2Plus1PM(t *testing.T) {
 	srv := serve(t, &fakeDevice{files: gen2Files(t, "gen2_plus1pm_shelly.json", "gen2_plus1pm_status.json")})
 	m := newTestMeter(t, srv.URL, time.UTC, nil)
-	r := readOne(t, m)
+	r := metertest.ReadOne(t, m)
 	if !near(r.Power, 1503.4) {
 		t.Errorf("power %v", r.Power)
 	}
-	wantF(t, "energy in", r.EnergyIn, 3110.046)
+	metertest.Eq(t, "energy in", r.EnergyIn, 3110.046)
 	wantNil(t, "energy out (no ret_aenergy)", r.EnergyOut)
-	wantF(t, "voltage", r.Voltage, 229.7)
-	wantF(t, "temperature", r.Temperature, 41.2)
+	metertest.Eq(t, "voltage", r.Voltage, 229.7)
+	metertest.Eq(t, "temperature", r.Temperature, 41.2)
 	if r.DeviceTime == nil || r.DeviceTime.Unix() != 1707326945 {
 		t.Errorf("device time %v", r.DeviceTime)
 	}
@@ -343,19 +277,19 @@ func TestGen2Plus1PM(t *testing.T) {
 func TestGen2PlusPlugSNullFields(t *testing.T) {
 	// auth_en is true here but the fake does not ask: a password must be set
 	srv := serve(t, &fakeDevice{files: gen2Files(t, "gen2_plusplugs_shelly.json", "gen2_plusplugs_status.json")})
-	readErr(t, newTestMeter(t, srv.URL, time.UTC, nil), meter.Auth, "set password")
+	metertest.WantErr(t, newTestMeter(t, srv.URL, time.UTC, nil), meter.Auth, "set password")
 
-	r := readOne(t, newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Password = "pw" }))
+	r := metertest.ReadOne(t, newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Password = "pw" }))
 	if !near(r.Power, 3.1) {
 		t.Errorf("power %v", r.Power)
 	}
-	wantF(t, "energy in", r.EnergyIn, 9812.337)
+	metertest.Eq(t, "energy in", r.EnergyIn, 9812.337)
 	wantNil(t, "temperature (tC null)", r.Temperature)
 	if r.DeviceTime != nil {
 		t.Errorf("device time %v, want nil (sys.unixtime null)", r.DeviceTime)
 	}
 	// threshold: 3.1 W below 5 W reads 0
-	r = readOne(t, newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Password = "pw"; c.PowerThreshold = 5 }))
+	r = metertest.ReadOne(t, newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Password = "pw"; c.PowerThreshold = 5 }))
 	if r.Power != 0 {
 		t.Errorf("power %v below the threshold, want 0", r.Power)
 	}
@@ -363,47 +297,47 @@ func TestGen2PlusPlugSNullFields(t *testing.T) {
 
 func TestGen2Pro3EM(t *testing.T) {
 	srv := serve(t, &fakeDevice{files: gen2Files(t, "gen2_pro3em_shelly.json", "gen2_pro3em_status.json")})
-	r := readOne(t, newTestMeter(t, srv.URL, time.UTC, nil))
+	r := metertest.ReadOne(t, newTestMeter(t, srv.URL, time.UTC, nil))
 	if len(r.Phases) != 3 || r.Phases[0] != 402.7 || r.Phases[1] != 121.9 || r.Phases[2] != -389.4 {
 		t.Errorf("phases %v (L3 feeds in)", r.Phases)
 	}
 	if !near(r.Power, 135.2) {
 		t.Errorf("power %v, want total_act_power", r.Power)
 	}
-	wantF(t, "energy in", r.EnergyIn, 1604066.4)
-	wantF(t, "energy out", r.EnergyOut, 412922.05)
-	wantF(t, "voltage", r.Voltage, (230.1+229.5+231.0)/3)
-	wantF(t, "temperature", r.Temperature, 44.8)
+	metertest.Eq(t, "energy in", r.EnergyIn, 1604066.4)
+	metertest.Eq(t, "energy out", r.EnergyOut, 412922.05)
+	metertest.Eq(t, "voltage", r.Voltage, (230.1+229.5+231.0)/3)
+	metertest.Eq(t, "temperature", r.Temperature, 44.8)
 	if r.DeviceTime == nil || r.DeviceTime.Unix() != 1719839100 {
 		t.Errorf("device time %v", r.DeviceTime)
 	}
 
 	// channel 1 does not exist on a triphase Pro 3EM
-	readErr(t, newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Channel = 1 }), meter.Config, "it has em:0")
+	metertest.WantErr(t, newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Channel = 1 }), meter.Config, "it has em:0")
 }
 
 func TestGen2Pro3EMMonophase(t *testing.T) {
 	srv := serve(t, &fakeDevice{files: gen2Files(t, "gen2_pro3em_shelly.json", "gen2_pro3em_monophase_status.json")})
-	r := readOne(t, newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Channel = 1 }))
+	r := metertest.ReadOne(t, newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Channel = 1 }))
 	if !near(r.Power, -612.9) || r.Phases != nil {
 		t.Errorf("power %v phases %v", r.Power, r.Phases)
 	}
-	wantF(t, "energy in", r.EnergyIn, 310.77)
-	wantF(t, "energy out", r.EnergyOut, 88412.05)
-	wantF(t, "voltage", r.Voltage, 230.4)
-	readErr(t, newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Channel = 3 }), meter.Config, "em1:0, em1:1, em1:2")
+	metertest.Eq(t, "energy in", r.EnergyIn, 310.77)
+	metertest.Eq(t, "energy out", r.EnergyOut, 88412.05)
+	metertest.Eq(t, "voltage", r.Voltage, 230.4)
+	metertest.WantErr(t, newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Channel = 3 }), meter.Config, "em1:0, em1:1, em1:2")
 }
 
 func TestGen3RetAEnergy(t *testing.T) {
 	srv := serve(t, &fakeDevice{files: gen2Files(t, "gen3_pmmini_shelly.json", "gen3_pmmini_status.json")})
 	m := newTestMeter(t, srv.URL, time.UTC, nil)
-	r := readOne(t, m)
+	r := metertest.ReadOne(t, m)
 	if !near(r.Power, -531.6) {
 		t.Errorf("power %v", r.Power)
 	}
 	// aenergy counts both directions: import = 16042.75 - 15230.5
-	wantF(t, "energy in", r.EnergyIn, 812.25)
-	wantF(t, "energy out", r.EnergyOut, 15230.5)
+	metertest.Eq(t, "energy in", r.EnergyIn, 812.25)
+	metertest.Eq(t, "energy out", r.EnergyOut, 15230.5)
 	if m.dev.gen != 3 {
 		t.Errorf("gen %d", m.dev.gen)
 	}
@@ -413,7 +347,7 @@ func TestGen2SwitchWithoutPowerMeter(t *testing.T) {
 	files := gen2Files(t, "gen2_plus1pm_shelly.json", "gen2_plus1pm_status.json")
 	files[gen2StatusPath] = []byte(`{"switch:0":{"id":0,"source":"init","output":false,"temperature":{"tC":33.1,"tF":91.6}},"sys":{"unixtime":1707326945}}`)
 	srv := serve(t, &fakeDevice{files: files})
-	readErr(t, newTestMeter(t, srv.URL, time.UTC, nil), meter.Config, "does not measure power")
+	metertest.WantErr(t, newTestMeter(t, srv.URL, time.UTC, nil), meter.Config, "does not measure power")
 }
 
 func TestBadAnswers(t *testing.T) {
@@ -445,7 +379,7 @@ func TestBadAnswers(t *testing.T) {
 			}}
 			srv := serve(t, d)
 			m := newTestMeter(t, srv.URL, time.UTC, nil)
-			err := readErr(t, m, c.kind, c.msg)
+			err := metertest.WantErr(t, m, c.kind, c.msg)
 			if !strings.Contains(err.Error(), "Shelly at "+srv.URL) {
 				t.Errorf("error %q does not name the device", err)
 			}
@@ -453,7 +387,7 @@ func TestBadAnswers(t *testing.T) {
 				t.Error("device not re-detected after a failure")
 			}
 			before := d.requests.Load()
-			readErr(t, m, c.kind, c.msg)
+			metertest.WantErr(t, m, c.kind, c.msg)
 			if got := d.requests.Load() - before; got != 2 {
 				t.Errorf("second read sent %d requests, want 2 (/shelly again, then the status)", got)
 			}
@@ -463,19 +397,19 @@ func TestBadAnswers(t *testing.T) {
 
 func TestDetectFailures(t *testing.T) {
 	srv := serve(t, &fakeDevice{files: map[string][]byte{"/shelly": []byte(`{"name":"router"}`)}})
-	readErr(t, newTestMeter(t, srv.URL, time.UTC, nil), meter.BadAnswer, "without \"gen\" or \"type\"")
+	metertest.WantErr(t, newTestMeter(t, srv.URL, time.UTC, nil), meter.BadAnswer, "without \"gen\" or \"type\"")
 
 	srv = serve(t, &fakeDevice{files: map[string][]byte{}})
-	readErr(t, newTestMeter(t, srv.URL, time.UTC, nil), meter.BadAnswer, "no /shelly endpoint")
+	metertest.WantErr(t, newTestMeter(t, srv.URL, time.UTC, nil), meter.BadAnswer, "no /shelly endpoint")
 
 	srv = serve(t, &fakeDevice{files: map[string][]byte{"/shelly": []byte("<html>FRITZ!Box</html>")}})
-	readErr(t, newTestMeter(t, srv.URL, time.UTC, nil), meter.BadAnswer, "answered HTML, not JSON")
+	metertest.WantErr(t, newTestMeter(t, srv.URL, time.UTC, nil), meter.BadAnswer, "answered HTML, not JSON")
 
 	// nothing listening
 	dead := httptest.NewServer(http.NotFoundHandler())
 	url := dead.URL
 	dead.Close()
-	readErr(t, newTestMeter(t, url, time.UTC, nil), meter.Unreachable, "is not reachable")
+	metertest.WantErr(t, newTestMeter(t, url, time.UTC, nil), meter.Unreachable, "is not reachable")
 }
 
 func TestTimeout(t *testing.T) {
@@ -493,11 +427,11 @@ func TestTimeout(t *testing.T) {
 	srv := serve(t, d)
 	defer close(release)
 	m := newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Timeout.Duration = 100 * time.Millisecond })
-	readErr(t, m, meter.Unreachable, "did not answer within 100ms")
+	metertest.WantErr(t, m, meter.Unreachable, "did not answer within 100ms")
 }
 
 func TestTooManyRequests(t *testing.T) {
-	clock := newClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	clock := metertest.NewClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
 	var busy atomic.Bool
 	var retryAfter atomic.Value
 	retryAfter.Store("")
@@ -514,36 +448,36 @@ func TestTooManyRequests(t *testing.T) {
 	srv := serve(t, d)
 	m := newTestMeter(t, srv.URL, time.UTC, nil)
 	m.now = clock.Now
-	readOne(t, m)
+	metertest.ReadOne(t, m)
 
 	busy.Store(true)
-	readErr(t, m, meter.Busy, "429")
+	metertest.WantErr(t, m, meter.Busy, "429")
 	if m.dev == nil {
 		t.Error("429 dropped the detected device")
 	}
 	// no request at all until the back-off (2 s) ends
 	sent := d.requests.Load()
 	for i := 0; i < 3; i++ {
-		readErr(t, m, meter.Busy, "not asking again before 12:00:02 UTC")
+		metertest.WantErr(t, m, meter.Busy, "not asking again before 12:00:02 UTC")
 		clock.Add(500 * time.Millisecond)
 	}
 	if got := d.requests.Load(); got != sent {
 		t.Fatalf("%d requests sent during the back-off", got-sent)
 	}
 	clock.Add(500 * time.Millisecond) // 12:00:02: allowed again; still busy → 4 s
-	readErr(t, m, meter.Busy, "waiting 4s")
+	metertest.WantErr(t, m, meter.Busy, "waiting 4s")
 	if got := d.requests.Load(); got != sent+1 {
 		t.Fatalf("%d requests after the back-off, want 1", got-sent)
 	}
 	// Retry-After wins
 	retryAfter.Store("30")
 	clock.Add(4 * time.Second)
-	readErr(t, m, meter.Busy, "waiting 30s")
+	metertest.WantErr(t, m, meter.Busy, "waiting 30s")
 	clock.Add(29 * time.Second)
-	readErr(t, m, meter.Busy, "not asking again")
+	metertest.WantErr(t, m, meter.Busy, "not asking again")
 	busy.Store(false)
 	clock.Add(time.Second)
-	readOne(t, m)
+	metertest.ReadOne(t, m)
 	if m.backoff != 0 {
 		t.Errorf("back-off %v after success, want 0", m.backoff)
 	}
@@ -579,15 +513,15 @@ func TestHTTPSWithCAFile(t *testing.T) {
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	// without the CA: a certificate error, said as unreachable
-	readErr(t, newTestMeter(t, srv.URL, time.UTC, nil), meter.Unreachable, "not reachable")
+	metertest.WantErr(t, newTestMeter(t, srv.URL, time.UTC, nil), meter.Unreachable, "not reachable")
 	// insecure
-	readOne(t, newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Insecure = true }))
+	metertest.ReadOne(t, newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.Insecure = true }))
 	// ca_file with the server's certificate
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(ca, pemCert(srv), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	readOne(t, newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.CAFile = ca }))
+	metertest.ReadOne(t, newTestMeter(t, srv.URL, time.UTC, func(c *config.Meter) { c.CAFile = ca }))
 }
 
 func pemCert(srv *httptest.Server) []byte {

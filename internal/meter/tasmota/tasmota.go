@@ -53,15 +53,8 @@ func New(cfg config.Meter, deps meter.Deps) (meter.Meter, error) {
 	if cfg.Password != "" {
 		path += "&user=" + url.QueryEscape(user) + "&password=" + url.QueryEscape(cfg.Password)
 	}
-	zone := deps.Zone
-	if zone == nil {
-		zone = time.UTC
-	}
-	log := deps.Log
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Meter{cfg: cfg, c: c, path: path, zone: zone, log: log, now: time.Now}, nil
+	deps = deps.OrDefaults()
+	return &Meter{cfg: cfg, c: c, path: path, zone: deps.Zone, log: deps.Log, now: time.Now}, nil
 }
 
 // Close has nothing to release: Tasmota has no sessions.
@@ -133,12 +126,7 @@ func (m *Meter) Read(ctx context.Context) ([]reading.Reading, error) {
 	if err := m.c.Decode("/cm", body, &st); err != nil {
 		return nil, err
 	}
-	r, err := m.parse(&st)
-	if err != nil {
-		return nil, err
-	}
-	meter.Apply(m.cfg, &r)
-	return []reading.Reading{r}, nil
+	return m.c.Result(m.parse(&st))
 }
 
 func (m *Meter) parse(st *status8) (reading.Reading, error) {
@@ -199,8 +187,8 @@ func (m *Meter) parse(st *status8) (reading.Reading, error) {
 			}
 		}
 	}
-	if err := r.Validate(); err != nil {
-		return reading.Reading{}, meter.Errorf(meter.BadAnswer, err, "%s answered values out of range", w)
+	if err := m.c.Check(r); err != nil {
+		return reading.Reading{}, err
 	}
 	return r, nil
 }

@@ -8,37 +8,16 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/emulate"
 	"github.com/powermeter/powermeter/internal/meter"
-	"github.com/powermeter/powermeter/internal/reading"
+	"github.com/powermeter/powermeter/internal/meter/metertest"
 )
 
-var berlin = mustZone("Europe/Berlin")
-
-func mustZone(name string) *time.Location {
-	z, err := time.LoadLocation(name)
-	if err != nil {
-		panic(err)
-	}
-	return z
-}
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+var berlin = metertest.MustZone("Europe/Berlin")
 
 func newMeter(t *testing.T, cfg config.Meter) *Meter {
 	t.Helper()
@@ -80,58 +59,15 @@ func serveFile(t *testing.T, file string, code int, wantUser, wantPass string) *
 	return srv
 }
 
-func readOne(t *testing.T, m *Meter) reading.Reading {
-	t.Helper()
-	rs, err := m.Read(context.Background())
-	if err != nil {
-		t.Fatalf("Read: %v", err)
-	}
-	if len(rs) != 1 {
-		t.Fatalf("got %d readings, want 1", len(rs))
-	}
-	if err := rs[0].Validate(); err != nil {
-		t.Fatalf("invalid reading: %v", err)
-	}
-	return rs[0]
-}
-
-func wantErr(t *testing.T, m *Meter, kind meter.Kind, contains string) {
-	t.Helper()
-	rs, err := m.Read(context.Background())
-	if err == nil {
-		t.Fatalf("Read succeeded with %+v, want a %v error", rs, kind)
-	}
-	if rs != nil {
-		t.Errorf("got readings %+v along with the error", rs)
-	}
-	if k := meter.KindOf(err); k != kind {
-		t.Errorf("error kind %v (%v), want %v", k, err, kind)
-	}
-	if !strings.Contains(err.Error(), contains) {
-		t.Errorf("error %q does not mention %q", err, contains)
-	}
-}
-
-func eq(t *testing.T, name string, got *float64, want float64) {
-	t.Helper()
-	if got == nil {
-		t.Errorf("%s: missing, want %v", name, want)
-		return
-	}
-	if d := *got - want; d > 1e-6 || d < -1e-6 {
-		t.Errorf("%s = %v, want %v", name, *got, want)
-	}
-}
-
 func TestScalarAnswerAndLocalTime(t *testing.T) {
 	srv := serveFile(t, "status8_single.json", 200, "", "")
 	m := newMeter(t, config.Meter{URL: srv.URL + "/"})
-	r := readOne(t, m)
+	r := metertest.ReadOne(t, m)
 	if r.Power != 63.27 || r.Device != "plug" {
 		t.Errorf("power %v device %q", r.Power, r.Device)
 	}
-	eq(t, "energy in", r.EnergyIn, 842117)
-	eq(t, "voltage", r.Voltage, 229)
+	metertest.Eq(t, "energy in", r.EnergyIn, 842117)
+	metertest.Eq(t, "voltage", r.Voltage, 229)
 	if r.EnergyOut != nil || r.Phases != nil || r.Temperature != nil {
 		t.Errorf("unexpected fields: %+v", r)
 	}
@@ -145,79 +81,79 @@ func TestScalarAnswerAndLocalTime(t *testing.T) {
 func TestArraysPickChannel(t *testing.T) {
 	srv := serveFile(t, "status8_2ch_totals.json", 200, "", "")
 	m := newMeter(t, config.Meter{URL: srv.URL, Channel: 1})
-	r := readOne(t, m)
+	r := metertest.ReadOne(t, m)
 	if r.Power != 15.06 {
 		t.Errorf("power %v, want channel 1's 15.06", r.Power)
 	}
 	if len(r.Phases) != 2 || r.Phases[0] != 120.4 || r.Phases[1] != 15.06 {
 		t.Errorf("phases %v", r.Phases)
 	}
-	eq(t, "energy in", r.EnergyIn, 3250)
-	eq(t, "energy out", r.EnergyOut, 0)
-	eq(t, "voltage", r.Voltage, 230)
+	metertest.Eq(t, "energy in", r.EnergyIn, 3250)
+	metertest.Eq(t, "energy out", r.EnergyOut, 0)
+	metertest.Eq(t, "voltage", r.Voltage, 230)
 	// summer time: 13:05:10 CEST = 11:05:10 UTC
 	if want := time.Date(2026, 7, 14, 11, 5, 10, 0, time.UTC); !r.DeviceTime.Equal(want) {
 		t.Errorf("device time %v, want %v", r.DeviceTime, want)
 	}
 
 	m0 := newMeter(t, config.Meter{URL: srv.URL})
-	r = readOne(t, m0)
+	r = metertest.ReadOne(t, m0)
 	if r.Power != 120.4 {
 		t.Errorf("channel 0 power %v", r.Power)
 	}
-	eq(t, "energy in ch0", r.EnergyIn, 12500)
-	eq(t, "energy out ch0", r.EnergyOut, 750)
+	metertest.Eq(t, "energy in ch0", r.EnergyIn, 12500)
+	metertest.Eq(t, "energy out ch0", r.EnergyOut, 750)
 }
 
 func TestArrayPowerScalarTotal(t *testing.T) {
 	// A scalar Total on a two-channel device counts both channels: it is no
 	// counter of channel 0 and must not be reported as one.
 	srv := serveFile(t, "status8_2ch_sum.json", 200, "", "")
-	r := readOne(t, newMeter(t, config.Meter{URL: srv.URL}))
+	r := metertest.ReadOne(t, newMeter(t, config.Meter{URL: srv.URL}))
 	if r.Power != 8.15 || r.EnergyIn != nil {
 		t.Errorf("power %v energy %v, want 8.15 and no counter", r.Power, r.EnergyIn)
 	}
-	eq(t, "voltage", r.Voltage, 231)
-	wantErr(t, newMeter(t, config.Meter{URL: srv.URL, Channel: 2}), meter.Config, "channel = 2 does not exist")
+	metertest.Eq(t, "voltage", r.Voltage, 231)
+	metertest.WantErr(t, newMeter(t, config.Meter{URL: srv.URL, Channel: 2}), meter.Config, "channel = 2 does not exist")
 }
 
 func TestScalarDeviceHasOneChannel(t *testing.T) {
 	srv := serveFile(t, "status8_single.json", 200, "", "")
-	wantErr(t, newMeter(t, config.Meter{URL: srv.URL, Channel: 1}), meter.Config, "1 channel")
+	metertest.WantErr(t, newMeter(t, config.Meter{URL: srv.URL, Channel: 1}), meter.Config, "1 channel")
 }
 
 func TestAuthSentAndRefused(t *testing.T) {
 	srv := serveFile(t, "status8_single.json", 200, "admin", "p&ss word€")
-	readOne(t, newMeter(t, config.Meter{URL: srv.URL, Password: "p&ss word€"}))
+	metertest.ReadOne(t, newMeter(t, config.Meter{URL: srv.URL, Password: "p&ss word€"}))
 
 	srv401 := serveFile(t, "warning.json", 401, "admin", "wrong")
 	m := newMeter(t, config.Meter{URL: srv401.URL, Password: "wrong"})
-	wantErr(t, m, meter.Auth, "401")
+	metertest.WantErr(t, m, meter.Auth, "401")
 
 	srv200 := serveFile(t, "warning.json", 200, "", "")
-	wantErr(t, newMeter(t, config.Meter{URL: srv200.URL}), meter.Auth, "demands a user and password")
+	metertest.WantErr(t, newMeter(t, config.Meter{URL: srv200.URL}), meter.Auth, "demands a user and password")
 	srv200b := serveFile(t, "warning.json", 200, "admin", "old")
-	wantErr(t, newMeter(t, config.Meter{URL: srv200b.URL, Password: "old"}), meter.Auth, `refused user "admin"`)
+	metertest.WantErr(t, newMeter(t, config.Meter{URL: srv200b.URL, Password: "old"}), meter.Auth, `refused user "admin"`)
 }
 
 func TestNoEnergySection(t *testing.T) {
 	srv := serveFile(t, "status8_sml.json", 200, "", "")
-	wantErr(t, newMeter(t, config.Meter{URL: srv.URL}), meter.Config, "no ENERGY section in Status 8 (it reports: SML)")
+	metertest.WantErr(t, newMeter(t, config.Meter{URL: srv.URL}), meter.Config, "no ENERGY section in Status 8 (it reports: SML)")
 	srv2 := serveFile(t, "unknown_command.json", 200, "", "")
-	wantErr(t, newMeter(t, config.Meter{URL: srv2.URL}), meter.BadAnswer, "does not know the command")
+	metertest.WantErr(t, newMeter(t, config.Meter{URL: srv2.URL}), meter.BadAnswer, "does not know the command")
 }
 
 func TestThresholdAndInvert(t *testing.T) {
 	srv := serveFile(t, "status8_single.json", 200, "", "")
-	r := readOne(t, newMeter(t, config.Meter{URL: srv.URL, PowerThreshold: 70}))
+	r := metertest.ReadOne(t, newMeter(t, config.Meter{URL: srv.URL, PowerThreshold: 70}))
 	if r.Power != 0 {
 		t.Errorf("power %v below threshold, want 0", r.Power)
 	}
-	r = readOne(t, newMeter(t, config.Meter{URL: srv.URL, Invert: true}))
+	r = metertest.ReadOne(t, newMeter(t, config.Meter{URL: srv.URL, Invert: true}))
 	if r.Power != -63.27 || r.EnergyIn != nil {
 		t.Errorf("inverted: power %v in %v", r.Power, r.EnergyIn)
 	}
-	eq(t, "inverted energy out", r.EnergyOut, 842117)
+	metertest.Eq(t, "inverted energy out", r.EnergyOut, 842117)
 }
 
 func startEmulator(t *testing.T, ec EmulatorConfig) (*Emulator, *httptest.Server) {
@@ -229,19 +165,19 @@ func startEmulator(t *testing.T, ec EmulatorConfig) (*Emulator, *httptest.Server
 }
 
 func TestEmulatorSingleChannel(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 11, 26, 12, 0, 5, 0, time.UTC)}
+	clk := metertest.NewClock(time.Date(2026, 11, 26, 12, 0, 5, 0, time.UTC))
 	_, srv := startEmulator(t, EmulatorConfig{Now: clk.Now, Zone: berlin})
 	m := newMeter(t, config.Meter{URL: srv.URL})
-	r := readOne(t, m)
+	r := metertest.ReadOne(t, m)
 	if want := emulate.Fridge(clk.Now()); r.Power != want {
 		t.Errorf("power %v, want the fridge's %v", r.Power, want)
 	}
-	eq(t, "energy", r.EnergyIn, 1290396)
+	metertest.Eq(t, "energy", r.EnergyIn, 1290396)
 	if r.DeviceTime == nil || !r.DeviceTime.Equal(clk.Now()) {
 		t.Errorf("device time %v, want %v (local time read back in the zone)", r.DeviceTime, clk.Now())
 	}
 	clk.Add(time.Hour)
-	r = readOne(t, m)
+	r = metertest.ReadOne(t, m)
 	if *r.EnergyIn <= 1290396 {
 		t.Errorf("counter did not grow: %v", *r.EnergyIn)
 	}
@@ -253,11 +189,11 @@ func TestEmulatorTwoChannels(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, srv := startEmulator(t, ec)
-	r := readOne(t, newMeter(t, config.Meter{URL: srv.URL, Channel: 1}))
+	r := metertest.ReadOne(t, newMeter(t, config.Meter{URL: srv.URL, Channel: 1}))
 	if r.Power != 42 || len(r.Phases) != 2 || r.Phases[0] != 100 {
 		t.Errorf("power %v phases %v", r.Power, r.Phases)
 	}
-	eq(t, "ch1 energy", r.EnergyIn, 1290396+52110)
+	metertest.Eq(t, "ch1 energy", r.EnergyIn, 1290396+52110)
 	if _, err := ParseProfile("3ch"); err == nil {
 		t.Error("ParseProfile accepted 3ch")
 	}
@@ -266,15 +202,15 @@ func TestEmulatorTwoChannels(t *testing.T) {
 func TestEmulatorAuth(t *testing.T) {
 	for _, legacyAuth := range []bool{false, true} {
 		_, srv := startEmulator(t, EmulatorConfig{Password: "secret", LegacyAuth: legacyAuth})
-		readOne(t, newMeter(t, config.Meter{URL: srv.URL, Password: "secret"}))
-		wantErr(t, newMeter(t, config.Meter{URL: srv.URL, Password: "wrong"}), meter.Auth, "admin")
-		wantErr(t, newMeter(t, config.Meter{URL: srv.URL}), meter.Auth, "")
+		metertest.ReadOne(t, newMeter(t, config.Meter{URL: srv.URL, Password: "secret"}))
+		metertest.WantErr(t, newMeter(t, config.Meter{URL: srv.URL, Password: "wrong"}), meter.Auth, "admin")
+		metertest.WantErr(t, newMeter(t, config.Meter{URL: srv.URL}), meter.Auth, "")
 	}
 }
 
 func TestEmulatorSML(t *testing.T) {
 	_, srv := startEmulator(t, EmulatorConfig{NoEnergy: true})
-	wantErr(t, newMeter(t, config.Meter{URL: srv.URL}), meter.Config, "no ENERGY section")
+	metertest.WantErr(t, newMeter(t, config.Meter{URL: srv.URL}), meter.Config, "no ENERGY section")
 }
 
 func TestEmulatorFaults(t *testing.T) {
@@ -296,25 +232,25 @@ func TestEmulatorFaults(t *testing.T) {
 	} {
 		t.Run(string(c.f), func(t *testing.T) {
 			e.Faults().Set(c.f)
-			wantErr(t, m, c.kind, c.msg)
+			metertest.WantErr(t, m, c.kind, c.msg)
 		})
 	}
 	e.Faults().Set(emulate.None)
-	readOne(t, m)
+	metertest.ReadOne(t, m)
 }
 
 func TestEmulatorCounterReset(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
+	clk := metertest.NewClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
 	e, srv := startEmulator(t, EmulatorConfig{Load: "constant", Now: clk.Now})
 	m := newMeter(t, config.Meter{URL: srv.URL})
-	readOne(t, m)
+	metertest.ReadOne(t, m)
 	e.Faults().Set(emulate.CounterReset)
 	clk.Add(time.Minute)
-	r := readOne(t, m)
-	eq(t, "energy after reset", r.EnergyIn, 0)
+	r := metertest.ReadOne(t, m)
+	metertest.Eq(t, "energy after reset", r.EnergyIn, 0)
 	clk.Add(time.Hour)
-	r = readOne(t, m)
-	eq(t, "energy counts on from 0", r.EnergyIn, 100)
+	r = metertest.ReadOne(t, m)
+	metertest.Eq(t, "energy counts on from 0", r.EnergyIn, 100)
 }
 
 func TestBadConfig(t *testing.T) {
@@ -332,15 +268,15 @@ func TestTLSOptions(t *testing.T) {
 	body, _ := os.ReadFile("testdata/status8_single.json")
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
 	defer srv.Close()
-	wantErr(t, newMeter(t, config.Meter{URL: srv.URL}), meter.Unreachable, "not reachable")
-	readOne(t, newMeter(t, config.Meter{URL: srv.URL, Insecure: true}))
+	metertest.WantErr(t, newMeter(t, config.Meter{URL: srv.URL}), meter.Unreachable, "not reachable")
+	metertest.ReadOne(t, newMeter(t, config.Meter{URL: srv.URL, Insecure: true}))
 
 	pem := "-----BEGIN CERTIFICATE-----\n" + base64Lines(srv.Certificate().Raw) + "-----END CERTIFICATE-----\n"
 	ca := t.TempDir() + "/ca.pem"
 	if err := os.WriteFile(ca, []byte(pem), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	readOne(t, newMeter(t, config.Meter{URL: srv.URL, CAFile: ca}))
+	metertest.ReadOne(t, newMeter(t, config.Meter{URL: srv.URL, CAFile: ca}))
 }
 
 func base64Lines(der []byte) string {
