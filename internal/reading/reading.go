@@ -55,27 +55,54 @@ func (r *Reading) Validate() error {
 	if y := r.Time.Year(); y < 2000 || y > 2200 {
 		return fmt.Errorf("time: year %d out of range 2000..2200", y)
 	}
-	if !finite(r.Power) {
-		return fmt.Errorf("power_w: not a finite number")
+	if err := inRange("power_w", r.Power, -MaxPower, MaxPower); err != nil {
+		return err
 	}
-	for name, p := range map[string]*float64{"energy_in_wh": r.EnergyIn, "energy_out_wh": r.EnergyOut, "temperature_c": r.Temperature, "voltage_v": r.Voltage} {
-		if p != nil && !finite(*p) {
-			return fmt.Errorf("%s: not a finite number", name)
+	checks := []struct {
+		name     string
+		v        *float64
+		min, max float64
+	}{
+		{"energy_in_wh", r.EnergyIn, 0, MaxEnergy},
+		{"energy_out_wh", r.EnergyOut, 0, MaxEnergy},
+		{"temperature_c", r.Temperature, -273.15, MaxTemperature},
+		{"voltage_v", r.Voltage, 0, MaxVoltage},
+	}
+	for _, c := range checks {
+		if c.v == nil {
+			continue
 		}
-	}
-	if r.EnergyIn != nil && *r.EnergyIn < 0 {
-		return fmt.Errorf("energy_in_wh: negative counter %v", *r.EnergyIn)
-	}
-	if r.EnergyOut != nil && *r.EnergyOut < 0 {
-		return fmt.Errorf("energy_out_wh: negative counter %v", *r.EnergyOut)
+		if err := inRange(c.name, *c.v, c.min, c.max); err != nil {
+			return err
+		}
 	}
 	if len(r.Phases) > 16 {
 		return fmt.Errorf("phases_w: %d values, at most 16", len(r.Phases))
 	}
 	for i, p := range r.Phases {
-		if !finite(p) {
-			return fmt.Errorf("phases_w[%d]: not a finite number", i)
+		if err := inRange(fmt.Sprintf("phases_w[%d]", i), p, -MaxPower, MaxPower); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// The limits every backend can store exactly (to 0.001 of the unit); a
+// value beyond them is a device glitch, refused with the field's name rather
+// than failing deep in a store.
+const (
+	MaxPower       = 1e9  // W, either sign
+	MaxEnergy      = 1e12 // Wh
+	MaxTemperature = 1000 // °C
+	MaxVoltage     = 1e6  // V
+)
+
+func inRange(name string, v, min, max float64) error {
+	switch {
+	case !finite(v):
+		return fmt.Errorf("%s: not a finite number", name)
+	case v < min || v > max:
+		return fmt.Errorf("%s: %v outside %v..%v", name, v, min, max)
 	}
 	return nil
 }

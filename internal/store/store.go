@@ -15,6 +15,7 @@ package store
 import (
 	"context"
 	"errors"
+	"net/url"
 	"time"
 
 	"github.com/powermeter/powermeter/internal/reading"
@@ -98,35 +99,22 @@ func Open(ctx context.Context, url string) (Store, error) {
 			return o(ctx, url)
 		}
 	}
-	return nil, errors.New("database " + redact(url) + ": no backend for this scheme (want sqlite:// or postgres://)")
+	return nil, errors.New("database " + Redact(url) + ": no backend for this scheme (want sqlite:// or postgres://)")
 }
 
-// redact hides a password in a database URL for messages.
-func redact(url string) string {
-	at := -1
-	for i := 0; i < len(url); i++ {
-		if url[i] == '@' {
-			at = i
-		}
+// Redact hides the password of a database URL (in the user info or as a
+// password= query parameter) for messages.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable database URL)"
 	}
-	if at < 0 {
-		return url
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxx")
 	}
-	start := 0
-	for i := 0; i+2 < len(url); i++ {
-		if url[i:i+3] == "://" {
-			start = i + 3
-			break
-		}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxx")
+		u.RawQuery = q.Encode()
 	}
-	userinfo := url[start:at]
-	for i := 0; i < len(userinfo); i++ {
-		if userinfo[i] == ':' {
-			return url[:start] + userinfo[:i] + ":***" + url[at:]
-		}
-	}
-	return url
+	return u.String()
 }
-
-// Redact hides the password of a database URL.
-func Redact(url string) string { return redact(url) }

@@ -1,0 +1,48 @@
+package reading
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidate(t *testing.T) {
+	ok := func() Reading {
+		return Reading{Device: "plug", Time: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), Power: -412.5,
+			EnergyIn: F(10), EnergyOut: F(0), Temperature: F(-20), Voltage: F(230), Phases: []float64{1, -2, 3}}
+	}
+	r := ok()
+	if err := r.Validate(); err != nil {
+		t.Fatalf("valid reading refused: %v", err)
+	}
+	cases := []struct {
+		field string
+		mut   func(*Reading)
+	}{
+		{"device", func(r *Reading) { r.Device = "" }},
+		{"device", func(r *Reading) { r.Device = strings.Repeat("x", 129) }},
+		{"time", func(r *Reading) { r.Time = time.Time{} }},
+		{"time", func(r *Reading) { r.Time = time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC) }},
+		{"power_w", func(r *Reading) { r.Power = math.NaN() }},
+		{"power_w", func(r *Reading) { r.Power = 1e13 }},
+		{"power_w", func(r *Reading) { r.Power = -1e10 }},
+		{"energy_in_wh", func(r *Reading) { r.EnergyIn = F(-1) }},
+		{"energy_out_wh", func(r *Reading) { r.EnergyOut = F(math.Inf(1)) }},
+		{"energy_in_wh", func(r *Reading) { r.EnergyIn = F(2e12) }},
+		{"temperature_c", func(r *Reading) { r.Temperature = F(-300) }},
+		{"temperature_c", func(r *Reading) { r.Temperature = F(5000) }},
+		{"voltage_v", func(r *Reading) { r.Voltage = F(-1) }},
+		{"voltage_v", func(r *Reading) { r.Voltage = F(3e6) }},
+		{"phases_w", func(r *Reading) { r.Phases = make([]float64, 17) }},
+		{"phases_w[1]", func(r *Reading) { r.Phases[1] = 1e12 }},
+	}
+	for _, c := range cases {
+		r := ok()
+		c.mut(&r)
+		err := r.Validate()
+		if err == nil || !strings.HasPrefix(err.Error(), c.field+":") {
+			t.Errorf("want an error naming %s, got %v", c.field, err)
+		}
+	}
+}
