@@ -28,7 +28,10 @@ func init() {
 Writes one YYYY-MM-DD.csv per local day (lines DD.MM.YYYY,HH:MM:SS,power[,temp[,…]]
 in the source's zone, as the PHP receiver writes them) and stats.txt with the
 newest line. --from/--to take YYYY-MM-DD (in the source's zone; --to is
-inclusive) or RFC 3339 times. Existing day files of the same name are replaced.`,
+inclusive) or RFC 3339 instants at a local midnight (a partial day would
+replace a complete file). Existing day files of the same name are replaced.
+Readings that do not fit a stats line (more than 6 digits, more than 12
+extra values) are left out and counted.`,
 		Flags: func(fs *flag.FlagSet) {
 			fs.String("config", "", "config file (TOML) naming the database")
 			fs.String("source", "", "source to export")
@@ -156,10 +159,17 @@ func runExport(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 		return Usagef("source %s has no device %q (it has: %s)", source, opt.Device, strings.Join(info.Devices, ", "))
 	}
 	res, err := phpdir.Export(ctx, st, dir, opt)
+	if errors.Is(err, phpdir.ErrPartialDay) {
+		return Usagef("%v", err)
+	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "exported %d lines of %s/%s into %d day files in %s\n", res.Lines, source, opt.Device, res.Files, dir)
+	fmt.Fprintf(env.Stdout, "exported %d lines of %s/%s into %d day files in %s", res.Lines, source, opt.Device, res.Files, dir)
+	if res.Skipped > 0 {
+		fmt.Fprintf(env.Stdout, "; %d readings left out (they do not fit a stats line)", res.Skipped)
+	}
+	fmt.Fprintln(env.Stdout)
 	return nil
 }
 

@@ -85,19 +85,112 @@ func (c *Calc) now() time.Time {
 // Compute reads one day from the store and summarizes it; onPoint (may be
 // nil) receives the source's power points within the day, in order.
 func (c *Calc) Compute(ctx context.Context, day string, onPoint func(Point)) (DaySummary, error) {
+	s, _, err := c.compute(ctx, day, onPoint)
+	return s, err
+}
+
+// compute is Compute; final is false when a device's counter step past the
+// day's end could not be attributed yet (the device is still offline), so
+// the summary may still change although the day has no new readings.
+func (c *Calc) compute(ctx context.Context, day string, onPoint func(Point)) (s DaySummary, final bool, err error) {
 	d, err := NewDay(day, c.Zone, c.interval())
 	if err != nil {
-		return DaySummary{}, err
+		return DaySummary{}, false, err
 	}
 	d.OnPoint = onPoint
 	from, to := d.Window()
 	if err := c.Store.Range(ctx, c.Source, from, to, func(r reading.Reading) error {
 		d.Add(r)
 		return nil
-	}); err != nil && !errors.Is(err, store.ErrUnknownSource) {
-		return DaySummary{}, fmt.Errorf("reading %s of %s: %w", day, c.Source, err)
+	}); err != nil {
+		if errors.Is(err, store.ErrUnknownSource) {
+			return d.Summary(), true, nil
+		}
+		return DaySummary{}, false, fmt.Errorf("reading %s of %s: %w", day, c.Source, err)
 	}
-	return d.Summary(), nil
+	if err := c.lookBack(ctx, d, from); err != nil {
+		return DaySummary{}, false, fmt.Errorf("reading before %s of %s: %w", day, c.Source, err)
+	}
+	final = true
+	if names := d.LookAhead(); len(names) > 0 {
+		now := c.now()
+		if now.Before(to) {
+			final = false // the day is not over: nothing to look for yet
+		} else {
+			missing, err := c.lookAhead(ctx, d, to, names)
+			if err != nil {
+				return DaySummary{}, false, fmt.Errorf("reading after %s of %s: %w", day, c.Source, err)
+			}
+			final = missing == 0 || !now.Before(to.Add(LookAround))
+		}
+	}
+	return d.Summary(), final, nil
+}
+
+// lookBack gives the day the last reading before the window of each device
+// that needs it (Day.LookBack), searching back up to LookAround in steps,
+// so a short gap costs a short read.
+func (c *Calc) lookBack(ctx context.Context, d *Day, from time.Time) error {
+	names := d.LookBack()
+	if len(names) == 0 {
+		return nil
+	}
+	want := make(map[string]bool, len(names))
+	for _, n := range names {
+		want[n] = true
+	}
+	last := map[string]reading.Reading{}
+	hi := from
+	for _, back := range []time.Duration{time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, LookAround} {
+		lo := from.Add(-back)
+		err := c.Store.Range(ctx, c.Source, lo, hi, func(r reading.Reading) error {
+			if want[r.Device] {
+				last[r.Device] = r
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for n, r := range last {
+			d.Before(r)
+			delete(want, n)
+		}
+		clear(last)
+		if len(want) == 0 {
+			break
+		}
+		hi = lo
+	}
+	return nil
+}
+
+// errFound stops lookAhead's scan.
+var errFound = errors.New("found")
+
+// lookAhead gives the day the first reading after the window of each named
+// device, searching up to LookAround ahead; it returns how many devices
+// had none.
+func (c *Calc) lookAhead(ctx context.Context, d *Day, to time.Time, names []string) (int, error) {
+	want := make(map[string]bool, len(names))
+	for _, n := range names {
+		want[n] = true
+	}
+	err := c.Store.Range(ctx, c.Source, to, to.Add(LookAround), func(r reading.Reading) error {
+		if !want[r.Device] {
+			return nil
+		}
+		d.After(r)
+		delete(want, r.Device)
+		if len(want) == 0 {
+			return errFound
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errFound) {
+		return 0, err
+	}
+	return len(want), nil
 }
 
 // complete reports whether a day is over, including the readings just
@@ -110,11 +203,11 @@ func (c *Calc) complete(s *DaySummary) bool {
 // day is complete. version is the day's version read before computing
 // (from store.Days); 0 skips caching.
 func (c *Calc) ComputeAndCache(ctx context.Context, day string, version int64, onPoint func(Point)) (DaySummary, error) {
-	s, err := c.Compute(ctx, day, onPoint)
+	s, final, err := c.compute(ctx, day, onPoint)
 	if err != nil {
 		return s, err
 	}
-	if version > 0 && c.complete(&s) {
+	if version > 0 && final && c.complete(&s) {
 		b, err := s.MarshalCache()
 		if err != nil {
 			return s, fmt.Errorf("encoding summary of %s: %w", day, err)

@@ -12,7 +12,9 @@
 //     (power < 0), and only when the step is at most GapIntervals intervals
 //     long: a longer gap is not bridged.
 //   - A step that crosses a day boundary is split at the boundary in
-//     proportion to time (power interpolated linearly).
+//     proportion to time (power interpolated linearly). This holds for a
+//     counter step across a gap that spans midnight too (up to LookAround
+//     long): Calc fetches the device's reading on the other side of the gap.
 //   - The source's energy is the sum of its devices' energies, import and
 //     export kept apart per device before summing.
 //   - The source's power at an instant (chart, peak, bands, feed-in times) is
@@ -29,8 +31,9 @@ import (
 )
 
 // FormatVersion is bumped whenever DaySummary's meaning or layout changes, so
-// cached summaries of an older format are recomputed.
-const FormatVersion = 1
+// cached summaries of an older format are recomputed. 2: counter steps
+// across a gap spanning midnight are attributed.
+const FormatVersion = 2
 
 // GapIntervals is how many reading intervals a step may span and still be
 // integrated from power.
@@ -143,6 +146,10 @@ func DayBounds(day string, loc *time.Location) (start, end time.Time, err error)
 	return time.Date(y, m, dd, 0, 0, 0, 0, loc).UTC(), time.Date(y, m, dd+1, 0, 0, 0, 0, loc).UTC(), nil
 }
 
+// LookAround is the longest gap across midnight over which a counter's
+// increase is still attributed to the days it spans (see Day.LookBack).
+const LookAround = 24 * time.Hour
+
 // devState is what a device's previous reading left (times in Unix ns).
 type devState struct {
 	name         string
@@ -151,6 +158,13 @@ type devState struct {
 	p            float64
 	in, out      *float64
 	e            DeviceEnergy
+	// the device's first reading of the window
+	ft        int64
+	fp        float64
+	fin, fout *float64
+	// before and after are set once the readings beyond the window were
+	// taken (Day.Before, Day.After).
+	before, after bool
 }
 
 // Day accumulates one local day. Feed it every reading of Window() in
@@ -242,12 +256,87 @@ func (d *Day) Add(r reading.Reading) {
 	st := d.device(r.Device)
 	if st.have {
 		d.step(st, t, r.Power, r.EnergyIn, r.EnergyOut)
+	} else {
+		st.ft, st.fp, st.fin, st.fout = t, r.Power, r.EnergyIn, r.EnergyOut
 	}
 	st.t, st.p, st.in, st.out, st.have = t, r.Power, r.EnergyIn, r.EnergyOut, true
 	// a device seen only outside the day is not listed
 	if in {
 		st.listed = true
 	}
+}
+
+// LookBack lists, after the window's readings were added, the devices whose
+// first reading of the window lies inside the day and carries a counter: a
+// gap spans the day's start, and the counter's increase across it belongs
+// partly to this day. Give each one's last reading before the window to
+// Before. Devices reporting regularly never need it.
+func (d *Day) LookBack() []string {
+	var out []string
+	for _, st := range d.devs {
+		if st.have && !st.before && st.ft >= d.s && (st.fin != nil || st.fout != nil) {
+			out = append(out, st.name)
+		}
+	}
+	return out
+}
+
+// Before takes a device's last reading before the window (see LookBack):
+// the counter increase from it to the device's first reading of the window
+// counts for the day in proportion to the time of the gap inside the day.
+// Only counters count across such a gap, as for any gap.
+func (d *Day) Before(r reading.Reading) {
+	st := d.find(r.Device)
+	t := r.Time.UnixNano()
+	if st == nil || !st.have || st.before || t >= st.ft {
+		return
+	}
+	st.before = true
+	prev := devState{name: st.name, have: true, t: t, p: r.Power, in: r.EnergyIn, out: r.EnergyOut}
+	d.step(&prev, st.ft, st.fp, st.fin, st.fout)
+	st.e.InWh += prev.e.InWh
+	st.e.OutWh += prev.e.OutWh
+	st.e.CounterSteps += prev.e.CounterSteps
+	st.e.PowerSteps += prev.e.PowerSteps
+	st.e.Resets += prev.e.Resets
+}
+
+// LookAhead lists, after the window's readings were added, the devices
+// whose last reading of the window lies before the day's end and carries
+// a counter: a gap spans the day's end. Give each one's first reading
+// after the window to After.
+func (d *Day) LookAhead() []string {
+	var out []string
+	for _, st := range d.devs {
+		if st.have && !st.after && st.t < d.e && (st.in != nil || st.out != nil) {
+			out = append(out, st.name)
+		}
+	}
+	return out
+}
+
+// After takes a device's first reading after the window (see LookAhead):
+// the counter increase from the device's last reading of the window to it
+// counts for the day in proportion to the time of the gap inside the day.
+// No reading may be added after it.
+func (d *Day) After(r reading.Reading) {
+	st := d.find(r.Device)
+	t := r.Time.UnixNano()
+	if st == nil || !st.have || st.after || t <= st.t {
+		return
+	}
+	st.after = true
+	d.step(st, t, r.Power, r.EnergyIn, r.EnergyOut)
+}
+
+// find returns the state of a device seen in the window, or nil.
+func (d *Day) find(name string) *devState {
+	for _, st := range d.devs {
+		if st.name == name {
+			return st
+		}
+	}
+	return nil
 }
 
 // clip returns the part of [t0,t1] (ns) inside the day and the interpolated

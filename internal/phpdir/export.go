@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -28,19 +29,45 @@ type ExportOptions struct {
 	Device string // the device whose readings become lines
 	Zone   *time.Location
 	// From and To bound the readings (From <= Time < To); zero: unbounded.
+	// Each must be a midnight in Zone (ErrPartialDay otherwise): a day file
+	// is written whole and replaces the file of that day.
 	From, To time.Time
+	// OnSkip, when set, receives each reading that cannot be written as a
+	// stats line; without it Export logs how many it left out.
+	OnSkip func(Skip)
 }
 
 // ExportResult counts what Export wrote.
 type ExportResult struct {
-	Files int
-	Lines int
+	Files   int
+	Lines   int
+	Skipped int // readings left out: they do not fit a stats line
+}
+
+// Skip is a reading Export left out, and why.
+type Skip struct {
+	Time time.Time
+	Err  error
+}
+
+func (s Skip) String() string { return s.Time.Format(time.RFC3339) + ": " + s.Err.Error() }
+
+// ErrPartialDay is returned for a From or To that is not a local midnight.
+var ErrPartialDay = errors.New("not a midnight in the source's zone: a day file holds a whole day, so the export takes whole days (YYYY-MM-DD)")
+
+// midnight reports whether t is the start of its local day in zone (01:00
+// on a day whose midnight a DST change skips).
+func midnight(t time.Time, zone *time.Location) bool {
+	l := t.In(zone)
+	return t.Equal(time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, zone))
 }
 
 // Export writes the source's readings of one device as a PHP data folder in
 // dir (created if needed). Each day file is written whole to a temporary
-// name and then renamed, replacing a file of the same name. stats.txt gets
-// the newest line exported.
+// name and then renamed (mode 0644), replacing a file of the same name.
+// stats.txt gets the newest line exported. A reading that does not fit a
+// stats line (more than 6 digits before the point, more than 12 further
+// values) is left out and counted in Skipped.
 //
 // Values are written with legacy.FormatNumber: power and further fields
 // with 2 decimals, temperature with 1, each with more (up to 3, what the PHP
@@ -49,6 +76,14 @@ func Export(ctx context.Context, st store.Store, dir string, opt ExportOptions) 
 	var res ExportResult
 	if opt.Zone == nil {
 		return res, errors.New("export: no time zone")
+	}
+	for _, b := range []struct {
+		name string
+		t    time.Time
+	}{{"start", opt.From}, {"end", opt.To}} {
+		if !b.t.IsZero() && !midnight(b.t, opt.Zone) {
+			return res, fmt.Errorf("export: %s %s is %w", b.name, b.t.In(opt.Zone).Format(time.RFC3339), ErrPartialDay)
+		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return res, fmt.Errorf("export: creating %s: %w", dir, err)
@@ -66,6 +101,7 @@ func Export(ctx context.Context, st store.Store, dir string, opt ExportOptions) 
 		bw   *bufio.Writer
 		last string
 		buf  []byte
+		skip Skip // the first reading left out
 	)
 	closeDay := func() error {
 		if f == nil {
@@ -94,14 +130,27 @@ func Export(ctx context.Context, st store.Store, dir string, opt ExportOptions) 
 		if rd.Device != opt.Device {
 			return nil
 		}
-		local := rd.Time.In(opt.Zone)
-		if d := local.Format("2006-01-02"); d != day {
+		line, err := Line(rd, opt.Zone)
+		if err != nil {
+			sk := Skip{Time: rd.Time, Err: err}
+			if res.Skipped == 0 {
+				skip = sk
+			}
+			res.Skipped++
+			if opt.OnSkip != nil {
+				opt.OnSkip(sk)
+			}
+			return nil
+		}
+		if d := rd.Time.In(opt.Zone).Format("2006-01-02"); d != day {
 			if err := closeDay(); err != nil {
 				return err
 			}
 			day = d
-			var err error
 			if f, err = os.CreateTemp(dir, "."+day+".csv.*"); err != nil {
+				return fmt.Errorf("export: creating the file of %s: %w", day, err)
+			}
+			if err := f.Chmod(0o644); err != nil {
 				return fmt.Errorf("export: creating the file of %s: %w", day, err)
 			}
 			if bw == nil {
@@ -109,10 +158,6 @@ func Export(ctx context.Context, st store.Store, dir string, opt ExportOptions) 
 			} else {
 				bw.Reset(f)
 			}
-		}
-		line, err := Line(rd, opt.Zone)
-		if err != nil {
-			return fmt.Errorf("export: reading at %s: %w", rd.Time.Format(time.RFC3339), err)
 		}
 		buf = append(append(buf[:0], line...), '\n')
 		if _, err := bw.Write(buf); err != nil {
@@ -131,6 +176,10 @@ func Export(ctx context.Context, st store.Store, dir string, opt ExportOptions) 
 	}
 	if err := closeDay(); err != nil {
 		return res, err
+	}
+	if res.Skipped > 0 && opt.OnSkip == nil {
+		slog.Warn("export: readings left out: they do not fit a stats line",
+			"source", opt.Source, "device", opt.Device, "readings", res.Skipped, "first", skip.String())
 	}
 	if last != "" {
 		if err := writeFileAtomic(filepath.Join(dir, "stats.txt"), []byte(last)); err != nil {
@@ -198,7 +247,10 @@ func writeFileAtomic(path string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	err = f.Chmod(0o644)
+	if err == nil {
+		_, err = f.Write(data)
+	}
 	if err == nil {
 		err = f.Sync()
 	}

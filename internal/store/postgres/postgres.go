@@ -36,8 +36,14 @@ const queryTimeout = 30 * time.Second
 // Store is a PostgreSQL readings store. Safe for concurrent use, and for
 // several Stores (processes) on one database.
 type Store struct {
-	pool *pgxpool.Pool
-	log  *slog.Logger
+	// pool serves the group committers and the quick lookups and device
+	// registrations an Insert needs; rpool serves the reads (and the
+	// dashboard's day summaries). The URL's pool_max_conns is split
+	// between them, so no number of slow or concurrent reads can take the
+	// connections ingest needs.
+	pool  *pgxpool.Pool
+	rpool *pgxpool.Pool
+	log   *slog.Logger
 
 	mu      sync.RWMutex
 	sources map[string]int32 // name → id (ids never change)
@@ -76,18 +82,31 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	// Half the connections (at least one) commit, sources in parallel; the
+	// rest (at least one) read.
+	writers := max(1, cfg.MaxConns/2)
+	wcfg, rcfg := cfg.Copy(), cfg.Copy()
+	wcfg.MaxConns, rcfg.MaxConns = writers, max(1, cfg.MaxConns-writers)
+	wcfg.MinConns, rcfg.MinConns = min(cfg.MinConns, wcfg.MaxConns), min(cfg.MinConns, rcfg.MaxConns)
+	pool, err := pgxpool.NewWithConfig(ctx, wcfg)
 	if err != nil {
+		return nil, fmt.Errorf("postgres %s: %w", store.Redact(url), err)
+	}
+	rpool, err := pgxpool.NewWithConfig(ctx, rcfg)
+	if err != nil {
+		pool.Close()
 		return nil, fmt.Errorf("postgres %s: %w", store.Redact(url), err)
 	}
 	mctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if err := migrate(mctx, pool); err != nil {
 		pool.Close()
+		rpool.Close()
 		return nil, fmt.Errorf("postgres %s: %w", store.Redact(url), err)
 	}
 	s := &Store{
 		pool:    pool,
+		rpool:   rpool,
 		log:     slog.Default().With("store", "postgres"),
 		sources: map[string]int32{},
 		zones:   map[string]string{},
@@ -95,8 +114,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		names:   map[int32]string{},
 		known:   map[string]bool{},
 	}
-	// Half the connections commit (sources in parallel), half read.
-	for range max(1, cfg.MaxConns/2) {
+	for range writers {
 		s.gcs = append(s.gcs, groupcommit.New(s.beginGroup, groupcommit.Options{MaxItems: maxGroup, TxTimeout: queryTimeout, Log: s.log}))
 	}
 	return s, nil
@@ -387,7 +405,7 @@ func (s *Store) Latest(ctx context.Context, source string) ([]reading.Reading, e
 	}
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `
+	rows, err := s.rpool.Query(ctx, `
 		SELECT d.name, `+readingCols+`
 		FROM devices d JOIN readings r ON r.source_id = d.source_id AND r.t = d.last_t AND r.device_id = d.id
 		WHERE d.source_id = $1 ORDER BY d.name COLLATE "C"`, sid)
@@ -416,14 +434,20 @@ func ceilSecond(t time.Time) time.Time {
 	return t
 }
 
-// rangePage is the most rows one query of Range reads. Pages keep an early
-// stop cheap: the rest of one page is drained, the connection stays usable.
+// rangePage is the most rows one query of Range reads. Range reads a
+// page, gives the connection back, and only then hands the page to fn: a
+// slow consumer (a stalled download) holds one page of memory, never a
+// connection.
 const rangePage = 10000
 
+// pages recycles Range's page buffers (a page is about 1.3 MB).
+var pages = sync.Pool{New: func() any { return new([]scanned) }}
+
 // Range streams the readings from <= Time < to in (Time, Device) order,
-// page by page along the primary key (keyset pagination). The index gives
-// time order; readings of one instant (a few devices) are sorted by name in
-// Go.
+// page by page along the primary key (keyset pagination); no connection
+// is held while fn runs. The index gives time order; readings of one
+// instant (a few devices) are sorted by name in Go. Readings inserted
+// during a long Range may or may not be seen; order and bounds hold.
 func (s *Store) Range(ctx context.Context, source string, from, to time.Time, fn func(reading.Reading) error) error {
 	sid, err := s.sourceID(ctx, source)
 	if err != nil {
@@ -449,48 +473,51 @@ func (s *Store) Range(ctx context.Context, source string, from, to time.Time, fn
 	var sc scanned
 	var lastDev int32 = -1 << 31
 	lastT := lo
-	done := ctx.Done() // rows already received do not see a cancel: check
+	buf := pages.Get().(*[]scanned)
+	page := *buf
+	defer func() {
+		clear(page[:cap(page)])
+		*buf = page[:0]
+		pages.Put(buf)
+	}()
 	for {
-		rows, err := s.pool.Query(ctx, `SELECT `+readingCols+` FROM readings r
+		page = page[:0]
+		rows, err := s.rpool.Query(ctx, `SELECT `+readingCols+` FROM readings r
 			WHERE r.source_id = $1 AND (r.t, r.device_id) > ($2, $3) AND r.t < $4
 			ORDER BY r.t, r.device_id LIMIT `+fmt.Sprint(rangePage),
 			sid, lastT, lastDev, hi)
 		if err != nil {
 			return fmt.Errorf("range of %q: %w", source, err)
 		}
-		n := 0
-		for rows.Next() {
-			select {
-			case <-done:
-				rows.Close()
-				return fmt.Errorf("range of %q: %w", source, ctx.Err())
-			default:
+		_, err = pgx.ForEachRow(rows, sc.dest(), func() error {
+			page = append(page, sc)
+			sc.phases = nil // scanned into a new slice next row
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("range of %q: %w", source, err)
+		}
+		if len(page) > 0 {
+			lastT, lastDev = page[len(page)-1].t, page[len(page)-1].device
+		}
+		for i := range page {
+			if i%64 == 63 {
+				if err := ctx.Err(); err != nil {
+					return fmt.Errorf("range of %q: %w", source, err)
+				}
 			}
-			n++
-			sc.phases = nil
-			if err := rows.Scan(sc.dest()...); err != nil {
-				rows.Close()
-				return fmt.Errorf("range of %q: %w", source, err)
-			}
-			lastT, lastDev = sc.t, sc.device
-			name, err := s.deviceName(ctx, sid, sc.device)
+			name, err := s.deviceName(ctx, sid, page[i].device)
 			if err != nil {
-				rows.Close()
 				return fmt.Errorf("range of %q: %w", source, err)
 			}
-			if len(same) > 0 && !same[0].Time.Equal(sc.t) {
+			if len(same) > 0 && !same[0].Time.Equal(page[i].t) {
 				if err := flush(); err != nil {
-					rows.Close()
 					return err
 				}
 			}
-			same = append(same, sc.decode(name))
+			same = append(same, page[i].decode(name))
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("range of %q: %w", source, err)
-		}
-		if n < rangePage {
+		if len(page) < rangePage {
 			return flush()
 		}
 	}
@@ -502,7 +529,7 @@ func (s *Store) Range(ctx context.Context, source string, from, to time.Time, fn
 func (s *Store) Sources(ctx context.Context) ([]store.SourceInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `
+	rows, err := s.rpool.Query(ctx, `
 		SELECT s.name, s.timezone, coalesce(sum(d.n), 0)::bigint, min(d.first_t), max(d.last_t),
 		       coalesce(array_agg(d.name ORDER BY d.name COLLATE "C") FILTER (WHERE d.n > 0), '{}')
 		FROM sources s LEFT JOIN devices d ON d.source_id = s.id
@@ -541,7 +568,7 @@ func (s *Store) LastTime(ctx context.Context, source string) (time.Time, bool, e
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 	var last *time.Time
-	if err := s.pool.QueryRow(ctx, `SELECT max(last_t) FROM devices WHERE source_id = $1`, sid).Scan(&last); err != nil {
+	if err := s.rpool.QueryRow(ctx, `SELECT max(last_t) FROM devices WHERE source_id = $1`, sid).Scan(&last); err != nil {
 		return time.Time{}, false, fmt.Errorf("last time of %q: %w", source, err)
 	}
 	if last == nil {
@@ -565,7 +592,7 @@ func (s *Store) Days(ctx context.Context, source, from, to string) ([]store.Day,
 	}
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `
+	rows, err := s.rpool.Query(ctx, `
 		SELECT to_char(day, 'YYYY-MM-DD'), version, summary, summary_version FROM days
 		WHERE source_id = $1 AND day BETWEEN $2::date AND $3::date ORDER BY day`,
 		sid, f.Format(dayLayout), t.Format(dayLayout))
@@ -599,7 +626,7 @@ func (s *Store) PutDaySummary(ctx context.Context, source, day string, version i
 	}
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	tag, err := s.pool.Exec(ctx, `UPDATE days SET summary = $4, summary_version = $3
+	tag, err := s.rpool.Exec(ctx, `UPDATE days SET summary = $4, summary_version = $3
 		WHERE source_id = $1 AND day = $2::date AND version = $3`, sid, day, version, summary)
 	if err != nil {
 		return false, fmt.Errorf("put day summary %s of %q: %w", day, source, err)
@@ -613,5 +640,6 @@ func (s *Store) Close() error {
 		gc.Close()
 	}
 	s.pool.Close()
+	s.rpool.Close()
 	return nil
 }

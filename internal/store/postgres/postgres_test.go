@@ -467,3 +467,34 @@ func TestRangePages(t *testing.T) {
 		t.Fatalf("%d of %d readings: %v", i, len(rs), err)
 	}
 }
+
+// TestReadsCannotStarveIngest: with every read connection taken (slow
+// dashboard queries), inserts still commit on the committers' own pool.
+func TestReadsCannotStarveIngest(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	ctx := t.Context()
+	if err := s.EnsureSource(ctx, "home", "Europe/Berlin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Insert(ctx, "home", []reading.Reading{rd("plug", t0, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	n := int(s.rpool.Config().MaxConns)
+	for range n {
+		c, err := s.rpool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Release()
+	}
+	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := s.Insert(ictx, "home", []reading.Reading{rd("plug", t0.Add(10*time.Second), 2), rd("new", t0, 3)})
+	if err != nil || res.Inserted != 2 {
+		t.Fatalf("Insert with all %d read connections busy: %+v, %v", n, res, err)
+	}
+	if w := s.pool.Config().MaxConns; w+int32(n) != 4 {
+		t.Errorf("pools of %d + %d connections, want pool_max_conns=4 split", w, n)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/powermeter/powermeter/internal/reading"
@@ -36,11 +38,20 @@ func (s *Store) sourceID(ctx context.Context, name string) (int64, error) {
 	return id, nil
 }
 
-// rangeQuery selects the readings of source id with ?1 <= ts < ?2. ts and
-// dev come packed in one column (dev < maxDevices): every column costs two
-// locked driver calls per row, a third of the scan.
+// rangePage is the most rows one query of Range reads. Range reads a page,
+// gives its connection back, and only then hands the page to fn: a slow
+// consumer (a stalled download) holds one page of memory, never a
+// connection that every other read and the writer's device lookups need.
+const rangePage = 10000
+
+// rangeQuery selects the next page of readings of source id: those with
+// key ts*65536+dev >= ?1 and ts < ?2 (keyset pagination along the primary
+// key; the first page starts at key lo*65536). ts and dev come packed in
+// one column too: every column costs two locked driver calls per row, a
+// third of the scan.
 func rangeQuery(id int64) string {
-	return "SELECT ts * 65536 + dev, p, v FROM " + readings(id) + " WHERE ts >= ?1 AND ts < ?2 ORDER BY ts, dev"
+	return "SELECT ts * 65536 + dev, p, v FROM " + readings(id) +
+		" WHERE ts >= ?1 >> 16 AND ts < ?2 AND ts * 65536 + dev >= ?1 ORDER BY ts, dev LIMIT " + strconv.Itoa(rangePage)
 }
 
 // ceilSec is the first whole second at or after t, in ts units.
@@ -52,7 +63,18 @@ func ceilSec(t time.Time) int64 {
 	return sec - epoch
 }
 
-// Range implements store.Store. It streams: one row is decoded at a time.
+// pageRow is one reading of a Range page with its ts.
+type pageRow struct {
+	ts int64
+	r  reading.Reading
+}
+
+// pages recycles Range's page buffers (a page is about 1.4 MB).
+var pages = sync.Pool{New: func() any { return new([]pageRow) }}
+
+// Range implements store.Store. It streams page by page (see rangePage);
+// no connection is held while fn runs. Readings inserted during a long
+// Range may or may not be seen; order and bounds hold either way.
 func (s *Store) Range(ctx context.Context, source string, from, to time.Time, fn func(reading.Reading) error) error {
 	id, err := s.sourceID(ctx, source)
 	if err != nil {
@@ -63,7 +85,8 @@ func (s *Store) Range(ctx context.Context, source string, from, to time.Time, fn
 		return nil
 	}
 	// Rows come in (ts, device id) order; readings of one second are
-	// buffered (one per device at most) and handed out by device name.
+	// buffered (one per device at most, across pages too) and handed out by
+	// device name.
 	var same []reading.Reading
 	flush := func() error {
 		if len(same) > 1 {
@@ -71,7 +94,7 @@ func (s *Store) Range(ctx context.Context, source string, from, to time.Time, fn
 		}
 		for _, r := range same {
 			if err := fn(r); err != nil {
-				return callbackError{err}
+				return err
 			}
 		}
 		same = same[:0]
@@ -79,66 +102,78 @@ func (s *Store) Range(ctx context.Context, source string, from, to time.Time, fn
 	}
 	cur := int64(math.MinInt64)
 	q := rangeQuery(id)
-	args := []driver.NamedValue{{Ordinal: 1, Value: lo}, {Ordinal: 2, Value: hi}}
-	err = s.withRaw(ctx, func(prep driver.ConnPrepareContext) error {
-		s.mu.Lock()
-		names, ok := s.devName[id]
-		s.mu.Unlock()
-		if !ok {
-			var err error
-			if names, err = s.rawDeviceNames(ctx, prep, id); err != nil {
-				return err
-			}
-		}
-		return rawQuery(ctx, prep, q, args, func(row []driver.Value) error {
-			k, ok1 := row[0].(int64)
-			p, ok2 := row[1].(int64)
-			if !ok1 || !ok2 {
-				return fmt.Errorf("corrupt row %v", row)
-			}
-			ts, dev := k>>16, k&(maxDevices-1)
-			name, ok := names[dev]
+	buf := pages.Get().(*[]pageRow)
+	page := *buf
+	defer func() {
+		clear(page[:cap(page)])
+		*buf = page[:0]
+		pages.Put(buf)
+	}()
+	next := lo * maxDevices // key of the first row of the next page
+	for {
+		page = page[:0]
+		args := []driver.NamedValue{{Ordinal: 1, Value: next}, {Ordinal: 2, Value: hi}}
+		err := s.withRaw(ctx, func(prep driver.ConnPrepareContext) error {
+			s.mu.Lock()
+			names, ok := s.devName[id]
+			s.mu.Unlock()
 			if !ok {
 				var err error
 				if names, err = s.rawDeviceNames(ctx, prep, id); err != nil {
 					return err
 				}
-				if name, ok = names[dev]; !ok {
-					return fmt.Errorf("reading of unknown device id %d", dev)
+			}
+			return rawQuery(ctx, prep, q, args, func(row []driver.Value) error {
+				k, ok1 := row[0].(int64)
+				p, ok2 := row[1].(int64)
+				if !ok1 || !ok2 {
+					return fmt.Errorf("corrupt row %v", row)
 				}
-			}
-			r, err := decodeRow(name, ts, p, row[2])
-			if err != nil {
-				return err
-			}
-			if ts != cur {
-				if err := flush(); err != nil {
+				ts, dev := k>>16, k&(maxDevices-1)
+				name, ok := names[dev]
+				if !ok {
+					var err error
+					if names, err = s.rawDeviceNames(ctx, prep, id); err != nil {
+						return err
+					}
+					if name, ok = names[dev]; !ok {
+						return fmt.Errorf("reading of unknown device id %d", dev)
+					}
+				}
+				r, err := decodeRow(name, ts, p, row[2])
+				if err != nil {
 					return err
 				}
-				cur = ts
-			}
-			same = append(same, r)
-			return nil
+				page = append(page, pageRow{ts, r})
+				next = k + 1
+				return nil
+			})
 		})
-	})
-	if err == nil {
-		err = flush()
-	}
-	var ce callbackError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &ce):
-		return ce.err // fn's own error, as it is
-	default:
-		return fmt.Errorf("range %s: %w", source, err)
+		if err != nil {
+			return fmt.Errorf("range %s: %w", source, err)
+		}
+		for i := range page {
+			if i%64 == 63 {
+				if err := ctx.Err(); err != nil {
+					return fmt.Errorf("range %s: %w", source, err)
+				}
+			}
+			if page[i].ts != cur {
+				if err := flush(); err != nil {
+					return err // fn's own error, as it is
+				}
+				cur = page[i].ts
+			}
+			same = append(same, page[i].r)
+		}
+		if len(page) < rangePage {
+			return flush()
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("range %s: %w", source, err)
+		}
 	}
 }
-
-// callbackError carries an error of Range's fn through the scan.
-type callbackError struct{ err error }
-
-func (c callbackError) Error() string { return c.err.Error() }
 
 // withRaw runs fn on the driver connection of a reader: Range's hot loop
 // goes around database/sql's per-row conversions.

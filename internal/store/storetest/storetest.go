@@ -64,6 +64,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"RangeOrderAndBounds", testRangeOrder},
 		{"RangeEarlyStop", testRangeEarlyStop},
 		{"RangeDoesNotBlockInsert", testRangeWhileInsert},
+		{"StalledRangesDoNotStarve", testStalledRanges},
+		{"RangeLong", testRangeLong},
 		{"OptionalFieldsRoundTrip", testOptionalFields},
 		{"Latest", testLatest},
 		{"SourcesCounts", testSources},
@@ -697,6 +699,109 @@ func testRangeWhileInsert(t *testing.T, open func(*testing.T) store.Store, _ *co
 	}
 	if got := all(t, s, "home"); len(got) != 101 {
 		t.Errorf("stored %d readings, want 101", len(got))
+	}
+}
+
+// testStalledRanges: many Ranges whose callback blocks (a client that stops
+// reading a download) must not hold database connections, so reads and
+// inserts from other goroutines keep working whatever the pool size.
+func testStalledRanges(t *testing.T, open func(*testing.T) store.Store, _ *config) {
+	s := open(t)
+	ensure(t, s, "home", "UTC")
+	t0 := at("2026-05-01T10:00:00Z")
+	var rs []reading.Reading
+	for i := range 300 {
+		rs = append(rs, rd("plug", t0.Add(time.Duration(i)*10*time.Second), float64(i)))
+	}
+	insert(t, s, "home", rs...)
+	const stalled = 24 // more than any backend's pool
+	release := make(chan struct{})
+	started := make(chan struct{}, stalled)
+	errs := make(chan error, stalled)
+	for range stalled {
+		go func() {
+			n := 0
+			err := s.Range(ctxOf(t), "home", t0, t0.Add(time.Hour), func(reading.Reading) error {
+				if n++; n == 1 {
+					started <- struct{}{}
+					<-release
+				}
+				return nil
+			})
+			if err == nil && n != len(rs) {
+				err = fmt.Errorf("stalled Range saw %d readings, want %d", n, len(rs))
+			}
+			errs <- err
+		}()
+	}
+	defer func() {
+		close(release)
+		for range stalled {
+			if err := <-errs; err != nil {
+				t.Errorf("stalled Range after release: %v", err)
+			}
+		}
+	}()
+	// Every Range reaches its callback (a store that holds a connection
+	// per Range lets only a pool's worth in).
+	wait := time.After(10 * time.Second)
+	for i := 0; i < stalled; i++ {
+		select {
+		case <-started:
+		case <-wait:
+			t.Errorf("only %d of %d concurrent Ranges reached their callback", i, stalled)
+			i = stalled
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctxOf(t), 10*time.Second)
+	defer cancel()
+	if _, err := s.Latest(ctx, "home"); err != nil {
+		t.Errorf("Latest while %d Ranges stall in their callback: %v", stalled, err)
+	}
+	if _, _, err := s.LastTime(ctx, "home"); err != nil {
+		t.Errorf("LastTime while %d Ranges stall in their callback: %v", stalled, err)
+	}
+	if _, err := s.Insert(ctx, "home", []reading.Reading{rd("plug", t0.Add(2*time.Hour), 1)}); err != nil {
+		t.Errorf("Insert while %d Ranges stall in their callback: %v", stalled, err)
+	}
+	n := 0
+	if err := s.Range(ctx, "home", t0, t0.Add(100*time.Second), func(reading.Reading) error { n++; return nil }); err != nil || n != 10 {
+		t.Errorf("Range while %d others stall: %d readings, %v; want 10", stalled, n, err)
+	}
+}
+
+// testRangeLong reads more readings than a backend fetches at once, with
+// several devices per second, so internal page edges fall inside a second.
+func testRangeLong(t *testing.T, open func(*testing.T) store.Store, _ *config) {
+	s := open(t)
+	ensure(t, s, "home", "UTC")
+	t0 := at("2026-05-01T00:00:00Z")
+	devs := []string{"c", "a", "b"} // inserted out of name order
+	const secs = 8339               // 25017 readings: not a multiple of a round page size
+	var want []reading.Reading
+	for i := range secs {
+		for _, d := range devs {
+			want = append(want, rd(d, t0.Add(time.Duration(i)*10*time.Second), float64(i)))
+		}
+	}
+	for lo := 0; lo < len(want); lo += 5000 {
+		insert(t, s, "home", want[lo:min(lo+5000, len(want))]...)
+	}
+	want = sortReadings(want)
+	got := rangeOf(t, s, "home", t0, t0.Add(secs*10*time.Second))
+	if len(got) != len(want) {
+		t.Fatalf("Range: %d readings, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i].Device != want[i].Device || !got[i].Time.Equal(want[i].Time) || got[i].Power != want[i].Power {
+			t.Fatalf("reading %d: %s, want %s", i, fmtReading(got[i]), fmtReading(want[i]))
+		}
+	}
+	// Bounds inside the data still hold across page edges.
+	got = rangeOf(t, s, "home", t0.Add(5*time.Second), t0.Add(30000*time.Second))
+	if len(got) != 3*2999 || got[0].Power != 1 || got[len(got)-1].Power != 2999 {
+		t.Errorf("Range (5 s, 30000 s): %d readings from %v to %v, want 8997 from 1 to 2999",
+			len(got), got[0].Power, got[len(got)-1].Power)
 	}
 }
 
