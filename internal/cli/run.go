@@ -71,6 +71,7 @@ func runConfig(ctx context.Context, log *slog.Logger, cfg *config.Config, p runP
 
 	var st store.Store
 	var srv *server.Server
+	var lg *logger.Logger
 	lopts := p.loggerOpts
 	if lopts.Log == nil {
 		lopts.Log = log.With("part", "logger")
@@ -95,15 +96,37 @@ func runConfig(ctx context.Context, log *slog.Logger, cfg *config.Config, p runP
 			if err := st.EnsureSource(ctx, src, zone.String()); err != nil {
 				return fmt.Errorf("registering the logger's source %s: %w", src, err)
 			}
-			lopts.Senders = append(lopts.Senders, uplink.NewLocal(st, src, nil))
+			// Readings the store refuses for good are logged and counted
+			// by the logger, like an uplink's.
+			reject := func(r uplink.Rejected) {
+				if lg != nil {
+					lg.Rejected(uplink.LocalName)(r)
+				}
+			}
+			lopts.Senders = append(lopts.Senders, uplink.NewLocal(st, src, reject))
 			log.Info("the logger writes into the local store", "source", src)
 		}
 	}
-	var lg *logger.Logger
+	// Listen before the logger opens its outbox and meters: a failed
+	// listen then leaves nothing behind.
+	var ln net.Listener
+	if srv != nil {
+		ln = p.serverListener
+		if ln == nil {
+			var lc net.ListenConfig
+			var err error
+			if ln, err = lc.Listen(ctx, "tcp", cfg.Server.Listen); err != nil {
+				return fmt.Errorf("server.listen %s: %w", cfg.Server.Listen, err)
+			}
+		}
+	}
 	if len(cfg.Meters) > 0 {
 		var err error
 		lg, err = logger.New(cfg, lopts)
 		if err != nil {
+			if ln != nil {
+				ln.Close()
+			}
 			return err
 		}
 	}
@@ -130,14 +153,6 @@ func runConfig(ctx context.Context, log *slog.Logger, cfg *config.Config, p runP
 		}()
 	}
 	if srv != nil {
-		ln := p.serverListener
-		if ln == nil {
-			var lc net.ListenConfig
-			var err error
-			if ln, err = lc.Listen(ctx, "tcp", cfg.Server.Listen); err != nil {
-				return fmt.Errorf("server.listen %s: %w", cfg.Server.Listen, err)
-			}
-		}
 		wg.Go(func() {
 			if err := srv.Serve(srvCtx, ln); err != nil && !errors.Is(err, context.Canceled) {
 				fail(err)

@@ -61,7 +61,7 @@ func BenchmarkDrainDay(b *testing.B) {
 				for i := 0; i < 8640; i++ {
 					batch = append(batch, outbox.Item{Meter: "m", Reading: reading.Reading{Device: "m", Time: day.Add(time.Duration(i) * 10 * time.Second), Power: 100 + float64(i%300), EnergyIn: reading.F(1e5 + float64(i)), Temperature: reading.F(21.5)}})
 				}
-				if err := ob.Append(batch); err != nil {
+				if _, err := ob.Append(batch); err != nil {
 					b.Fatal(err)
 				}
 				ob.Close()

@@ -404,6 +404,7 @@ func TestRunConfigErrorsExit2(t *testing.T) {
 		{"nothing.toml", "data_dir = \"" + dir + "\"\n", "nothing to run"},
 		{"badca.toml", fmt.Sprintf("data_dir = %q\n[logger]\nstatus_led = %q\n[[meters]]\nname = \"m\"\ntype = \"shelly\"\nurl = \"http://127.0.0.1:9\"\n[[uplinks]]\nname = \"u\"\nurl = \"https://127.0.0.1:9/\"\nkey = \"k\"\nca_file = %q\n", dir, led, filepath.Join(dir, "missing.pem")), "uplinks[0].ca_file"},
 		{"badkey.toml", "[logger]\nintervall = \"10s\"\n", "logger.intervall"},
+		{"summeters.toml", fmt.Sprintf("data_dir = %q\n", dir) + thirteenMeters() + "[[uplinks]]\nname = \"php\"\nurl = \"http://127.0.0.1:9/\"\nkey = \"k\"\ncombine = \"sum\"\n", "uplinks[0].meters"},
 	}
 	for _, c := range cases {
 		code, _, stderr := runCLI(t, "run", "--config", write(c.name, c.body))
@@ -418,4 +419,234 @@ func TestRunConfigErrorsExit2(t *testing.T) {
 	if code, _, _ := runCLI(t, "run"); code != 2 {
 		t.Errorf("run without --config: exit %d", code)
 	}
+}
+
+// A [server] listen that fails leaves no logger behind: the outbox (its
+// lock) and the meters are not opened.
+func TestRunFailedListenLeavesNothingOpen(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	cfg, err := config.Parse("run.toml", []byte(fmt.Sprintf(`data_dir = %q
+[server]
+listen = %q
+database = %q
+[[server.sources]]
+name = "home"
+key = "home-key-1"
+[logger]
+source = "home"
+[[meters]]
+name = "m"
+type = "shelly"
+url = "http://127.0.0.1:9"
+`, dir, busy.Addr().String(), "sqlite://"+filepath.Join(dir, "db.sqlite"))), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = runConfig(context.Background(), slog.New(slog.DiscardHandler), cfg, runParts{})
+	if err == nil || !strings.Contains(err.Error(), "server.listen") {
+		t.Fatalf("runConfig = %v, want the listen error", err)
+	}
+	ob, err := outbox.Open(filepath.Join(dir, "outbox"), outbox.Options{})
+	if err != nil {
+		t.Fatalf("the outbox is still held: %v", err)
+	}
+	ob.Close()
+}
+
+// Readings the local store refuses for good are logged (and counted by the
+// logger), not dropped silently.
+func TestRunLocalStoreRejectionsAreLogged(t *testing.T) {
+	dir := t.TempDir()
+	// A reading the store refuses (no time) waits in the outbox.
+	ob, err := outbox.Open(filepath.Join(dir, "outbox"), outbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ob.Append([]outbox.Item{{Meter: "m", Reading: reading.Reading{Device: "m", Power: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	ob.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("run.toml", []byte(fmt.Sprintf(`data_dir = %q
+[server]
+database = %q
+[[server.sources]]
+name = "home"
+key = "home-key-1"
+[logger]
+interval = "1s"
+source = "home"
+[[meters]]
+name = "m"
+type = "shelly"
+url = "http://127.0.0.1:9"
+`, dir, "sqlite://"+filepath.Join(dir, "db.sqlite"))), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs demoBuf
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	lopts := rtFastRetry()
+	lopts.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	go func() {
+		done <- runConfig(ctx, slog.New(slog.DiscardHandler), cfg, runParts{serverListener: ln, loggerOpts: lopts})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(logs.String(), "refused a reading for good") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the refusal was not logged:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "uplink=local") {
+		t.Fatalf("the refusal does not name the local store:\n%s", logs.String())
+	}
+}
+
+// Killed while draining a backlog into a PHP install (which does not
+// deduplicate) and restarted: every reading arrives as exactly one line.
+// Replayed lines are acknowledged one by one, so only the line in flight at
+// the kill is sent again, and that one had not arrived.
+func TestKilledWhileReplayingNothingDoubled(t *testing.T) {
+	dir := t.TempDir()
+	php := &uplinktest.PHP{Key: "php-key-1"}
+	var up atomic.Bool
+	var replays atomic.Int32
+	var trap atomic.Bool
+	trap.Store(true)
+	trapped := make(chan struct{}, 1)
+	phpSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		if r.Method == http.MethodPost && r.FormValue("buffer") == "1" {
+			if replays.Add(1) == 4 && trap.Load() {
+				// The 4th replay is in flight when the logger is killed;
+				// it never arrives.
+				trapped <- struct{}{}
+				<-r.Context().Done()
+				return
+			}
+		}
+		php.ServeHTTP(w, r)
+	}))
+	defer phpSrv.Close()
+
+	data := filepath.Join(dir, "logger")
+	cfgPath := filepath.Join(dir, "logger.toml")
+	toml := fmt.Sprintf(`data_dir = %q
+[logger]
+interval = "1s"
+[[uplinks]]
+name = "php"
+url = %q
+key = "php-key-1"
+`, data, phpSrv.URL+"/") + rtEmulators(t)
+	if err := os.WriteFile(cfgPath, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := func() (*exec.Cmd, *strings.Builder) {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRunProcess$")
+		cmd.Env = append(os.Environ(), "POWERMETER_RUN_CONFIG="+cfgPath)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, &out
+	}
+	cmd, out := start()
+	// Down for several rounds: a backlog builds up.
+	time.Sleep(6 * time.Second)
+	up.Store(true)
+	select {
+	case <-trapped:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no replay in flight after the receiver came back (%d lines)\n%s", len(php.Lines()), out)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	trap.Store(false)
+	if n := len(php.Lines()); n < 3 {
+		t.Fatalf("only %d lines before the kill", n)
+	}
+	cmd, out = start()
+	// Drained and current again: two live lines after the restart.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		live := 0
+		for _, l := range php.Lines() {
+			if !l.Buffer {
+				live++
+			}
+		}
+		if live >= 2 && replays.Load() > 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not drained after the restart\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("graceful stop: %v\n%s", err, out)
+	}
+	ob, err := outbox.Open(filepath.Join(data, "outbox"), outbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	if n := ob.Backlog("php"); n != 0 {
+		t.Fatalf("%d readings still waiting", n)
+	}
+	taken, err := ob.Pending("check", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, l := range php.Lines() {
+		count[l.Stats]++
+	}
+	var doubled []string
+	for s, c := range count {
+		if c > 1 {
+			doubled = append(doubled, s)
+		}
+	}
+	sort.Strings(doubled)
+	if len(doubled) > 0 || php.Duplicates() > 0 {
+		t.Errorf("lines doubled at the PHP receiver: %q (%d repeats of the last line)", doubled, php.Duplicates())
+	}
+	if len(php.Lines()) != len(taken) {
+		t.Errorf("PHP receiver: %d lines, the logger took %d readings", len(php.Lines()), len(taken))
+	}
+}
+
+// thirteenMeters is TOML for 13 meters, m1 … m13.
+func thirteenMeters() string {
+	var b strings.Builder
+	for i := 1; i <= 13; i++ {
+		fmt.Fprintf(&b, "[[meters]]\nname = \"m%d\"\ntype = \"shelly\"\nurl = \"http://127.0.0.1:9\"\n", i)
+	}
+	return b.String()
 }

@@ -15,12 +15,17 @@ const BackfillWindow = time.Hour
 
 // backfill fills the rounds missed while the logger was down from the
 // history of FRITZ!DECT meters, when their last reading in the outbox is
-// less than an hour old.
+// less than an hour old. The history of all meters goes into the outbox in
+// one append, ordered by time and then config order, so the meters of one
+// round lie together (a legacy uplink combines them into one line).
 func (l *Logger) backfill(ctx context.Context) {
 	now := l.clock.Now()
 	if now.Year() < 2020 {
 		return
 	}
+	var all []outbox.Item
+	order := map[string]int{}
+	filled := make([]uint64, len(l.meters))
 	var lasts map[string]time.Time
 	for i, ms := range l.meters {
 		h, ok := ms.m.(meter.Historian)
@@ -72,17 +77,29 @@ func (l *Logger) backfill(ctx context.Context) {
 			r.Time, r.Backfilled = slot, true
 			items = append(items, outbox.Item{Meter: name, Reading: r})
 		}
-		sort.SliceStable(items, func(a, b int) bool { return items[a].Reading.Time.Before(items[b].Reading.Time) })
 		if len(items) == 0 {
 			continue
 		}
-		if err := l.ob.Append(items); err != nil {
-			l.log.Error("backfill: cannot store the history", "meter", name, "err", err)
-			continue
-		}
-		l.log.Info("backfilled the gap from the device's history", "meter", name, "from", since, "readings", len(items))
-		l.mu.Lock()
-		l.mstat[i].Backfilled += uint64(len(items))
-		l.mu.Unlock()
+		order[name] = i
+		filled[i] = uint64(len(items))
+		all = append(all, items...)
+		l.log.Info("backfilling the gap from the device's history", "meter", name, "from", since, "readings", len(items))
 	}
+	if len(all) == 0 {
+		return
+	}
+	sort.SliceStable(all, func(a, b int) bool {
+		ta, tb := all[a].Reading.Time, all[b].Reading.Time
+		if !ta.Equal(tb) {
+			return ta.Before(tb)
+		}
+		return order[all[a].Meter] < order[all[b].Meter]
+	})
+	// What cannot be stored now waits in memory for the next round's append.
+	l.saveItems(all)
+	l.mu.Lock()
+	for i, n := range filled {
+		l.mstat[i].Backfilled += n
+	}
+	l.mu.Unlock()
 }

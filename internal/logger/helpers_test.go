@@ -36,6 +36,9 @@ type fakeMeters struct {
 	newError error
 	// hang makes the reads of a meter wait for their context to end.
 	hang map[string]bool
+	// stuck makes the reads of the first instance of a meter wait until the
+	// channel is closed, ignoring their context.
+	stuck map[string]chan struct{}
 }
 
 func newFakes() *fakeMeters {
@@ -68,6 +71,11 @@ func (m *fakeMeter) Read(ctx context.Context) ([]reading.Reading, error) {
 		f.onRead(m.name)
 	}
 	f.mu.Lock()
+	if ch := f.stuck[m.name]; ch != nil && m.gen == 1 {
+		f.mu.Unlock()
+		<-ch
+		return nil, errors.New("answered at last")
+	}
 	if f.hang[m.name] {
 		f.mu.Unlock()
 		<-ctx.Done()
@@ -116,7 +124,11 @@ func (h *fakeHistorian) History(ctx context.Context, since time.Time) ([]reading
 func testConfig(t *testing.T, loggerTOML, uplinksTOML string, meters ...string) *config.Config {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "timezone = \"Europe/Berlin\"\ndata_dir = %q\n\n[logger]\ninterval = \"10s\"\n%s\n", t.TempDir(), loggerTOML)
+	interval := "interval = \"10s\"\n"
+	if strings.Contains(loggerTOML, "interval") {
+		interval = ""
+	}
+	fmt.Fprintf(&b, "timezone = \"Europe/Berlin\"\ndata_dir = %q\n\n[logger]\n%s%s\n", t.TempDir(), interval, loggerTOML)
 	for _, m := range meters {
 		name, typ, _ := strings.Cut(m, ":")
 		fmt.Fprintf(&b, "\n[[meters]]\nname = %q\ntype = %q\nurl = \"http://127.0.0.1:9\"\nusername = \"u\"\n", name, typ)

@@ -90,7 +90,10 @@ type Logger struct {
 	ustat    []UplinkStatus
 	clk      ClockStatus
 	counters Counters
-	ledErr   bool
+	// memDropped counts readings dropped from the memory buffer (the
+	// outbox could not be written); they count in outbox_dropped.
+	memDropped uint64
+	ledErr     bool
 }
 
 // New builds the logger for cfg: its meters, uplinks and outbox. A
@@ -158,7 +161,7 @@ func New(cfg *config.Config, o Options) (*Logger, error) {
 	}
 	for i, uc := range cfg.Uplinks {
 		s, err := uplink.New(uc, i, uplink.Options{
-			Log: l.log, Zone: l.zone, MeterTypes: types, MeterOrder: order,
+			Log: l.log, Zone: l.zone, MeterTypes: types, MeterOrder: order, File: cfg.Path,
 			OnReject: l.rejected(len(l.ustat)),
 		})
 		if err != nil {
@@ -200,6 +203,20 @@ func (l *Logger) rejected(i int) func(uplink.Rejected) {
 	}
 }
 
+// Rejected returns the callback for readings the sender named sender (one
+// given in Options.Senders, or an uplink) refuses for good: each is logged
+// and counted in that uplink's status.
+func (l *Logger) Rejected(sender string) func(uplink.Rejected) {
+	for i, u := range l.ustat {
+		if u.Name == sender {
+			return l.rejected(i)
+		}
+	}
+	return func(r uplink.Rejected) {
+		l.log.Error("a reading was refused for good; skipped", "sender", sender, "meter", r.Item.Meter, "time", r.Item.Reading.Time, "err", r.Err)
+	}
+}
+
 // Outbox is the logger's outbox (for tests and tools).
 func (l *Logger) Outbox() *outbox.Outbox { return l.ob }
 
@@ -234,7 +251,7 @@ func (l *Logger) Run(ctx context.Context) error {
 	l.backfill(context.WithoutCancel(ctx))
 
 	rounds := 0
-	clockWasUnset := false
+	clockWasUnset, clockWentBack := false, false
 	for ctx.Err() == nil && (l.opts.Rounds == 0 || rounds < l.opts.Rounds) {
 		if l.cfg.Logger.NTPServer != "" && rounds%10 == 0 {
 			l.checkClock(context.WithoutCancel(ctx))
@@ -262,6 +279,24 @@ func (l *Logger) Run(ctx context.Context) error {
 			l.mu.Lock()
 			l.clk.Unset = false
 			l.mu.Unlock()
+		}
+		l.mu.Lock()
+		last := l.lastSlot
+		l.mu.Unlock()
+		if !last.IsZero() && !slot.After(last) {
+			// The clock went back: this round was taken already.
+			if !clockWentBack {
+				l.log.Warn("the clock went back: skipping rounds already taken", "round", slot, "last_round", last)
+			}
+			clockWentBack = true
+			l.mu.Lock()
+			l.counters.ClockBack++
+			l.mu.Unlock()
+			continue
+		}
+		if clockWentBack {
+			l.log.Info("the clock has passed the last round again; taking readings", "round", slot)
+			clockWentBack = false
 		}
 		n := l.round(context.WithoutCancel(ctx), slot)
 		rounds++
@@ -359,7 +394,7 @@ func (l *Logger) serveStatus() (*http.Server, error) {
 			l.log.Error("status server stopped", "err", err)
 		}
 	}()
-	l.log.Info("status at http://" + ln.Addr().String() + "/status")
+	l.log.Info("status served", "url", "http://"+ln.Addr().String()+"/status")
 	return srv, nil
 }
 
@@ -373,18 +408,36 @@ func (l *Logger) meterTimeout(mc config.Meter) time.Duration {
 	return limit
 }
 
-// round reads every meter at slot and stores the readings in the outbox.
+// readResult is what one meter's read gave.
+type readResult struct {
+	m   meter.Meter // the meter read (a new one when it was re-created)
+	rs  []reading.Reading
+	err error
+}
+
+// round reads every meter at slot and stores the readings in the outbox. A
+// meter that does not answer by 9/10 of the interval (its code ignores the
+// timeout) is left out of the round and built anew for the next one; the
+// old one is closed once its read returns.
 func (l *Logger) round(ctx context.Context, slot time.Time) int {
 	l.setState(Reading)
-	results := make([][]outbox.Item, len(l.meters))
-	var wg sync.WaitGroup
-	for i := range l.meters {
-		wg.Go(func() { results[i] = l.readMeter(ctx, i, slot) })
+	chs := make([]chan readResult, len(l.meters))
+	for i, ms := range l.meters {
+		chs[i] = make(chan readResult, 1)
+		m := ms.m
+		go func() { chs[i] <- l.read(ctx, ms.cfg, m) }()
 	}
-	wg.Wait()
+	wait, cancel := context.WithTimeout(context.Background(), l.interval*9/10)
+	defer cancel()
 	var items []outbox.Item
-	for _, r := range results {
-		items = append(items, r...)
+	for i, ms := range l.meters {
+		select {
+		case r := <-chs[i]:
+			ms.m = r.m
+			items = append(items, l.readDone(ctx, i, slot, r.rs, r.err)...)
+		case <-wait.Done():
+			l.straggler(ctx, i, chs[i])
+		}
 	}
 	// newest first: an uplink woken by the append must see this round as
 	// the current one.
@@ -399,29 +452,60 @@ func (l *Logger) round(ctx context.Context, slot time.Time) int {
 	return len(items)
 }
 
+// straggler leaves meter i out of the round: its read is still running
+// past its timeout. The meter is built anew next round; the old one is
+// closed when its read returns.
+func (l *Logger) straggler(ctx context.Context, i int, ch <-chan readResult) {
+	ms := l.meters[i]
+	l.log.Warn("meter did not answer within its timeout (its code ignores it); left out of the round, built anew for the next", "meter", ms.cfg.Name, "waited", l.interval*9/10)
+	l.mu.Lock()
+	l.counters.LateMeters++
+	l.mu.Unlock()
+	ms.m = nil
+	l.meterFailed(ctx, i, l.clock.Now(), meter.Errorf(meter.Unreachable, context.DeadlineExceeded, "%s did not answer within %v", ms.cfg.Name, l.interval*9/10))
+	log := l.log
+	go func() {
+		r := <-ch
+		if r.m == nil {
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		if err := r.m.Close(cctx); err != nil {
+			log.Debug("closing the late meter", "meter", ms.cfg.Name, "err", err)
+		}
+	}()
+}
+
 // maxUnsaved bounds the readings kept in memory while the outbox cannot be
 // written (a full or failing disk).
 const maxUnsaved = 8640
 
 // saveItems appends items (after any that could not be saved before).
+// What the outbox stored before an error is not appended again.
 func (l *Logger) saveItems(items []outbox.Item) {
 	all := append(l.unsaved, items...)
 	if len(all) == 0 {
 		return
 	}
-	if err := l.ob.Append(all); err != nil {
-		l.log.Error("outbox: cannot store readings; keeping them in memory and retrying next round", "readings", len(all), "err", err)
-		if len(all) > maxUnsaved {
-			l.log.Error("outbox: memory buffer full; dropping the oldest readings", "dropped", len(all)-maxUnsaved)
-			all = all[len(all)-maxUnsaved:]
-		}
-		l.unsaved = all
-		l.mu.Lock()
-		l.counters.OutboxErrors++
-		l.mu.Unlock()
+	n, err := l.ob.Append(all)
+	if err == nil {
+		l.unsaved = nil
 		return
 	}
-	l.unsaved = nil
+	all = all[n:]
+	l.log.Error("outbox: cannot store readings; keeping them in memory and retrying next round", "readings", len(all), "stored", n, "err", err)
+	var lost int
+	if len(all) > maxUnsaved {
+		lost = len(all) - maxUnsaved
+		l.log.Error("outbox: memory buffer full; dropping the oldest readings", "dropped", lost)
+		all = all[lost:]
+	}
+	l.unsaved = append([]outbox.Item(nil), all...)
+	l.mu.Lock()
+	l.counters.OutboxErrors++
+	l.memDropped += uint64(lost)
+	l.mu.Unlock()
 }
 
 // settled is the state between rounds: idle, or degraded when a meter or
@@ -445,24 +529,27 @@ func (l *Logger) settled() State {
 	return Idle
 }
 
-// readMeter reads meter i under its timeout and stamps the readings.
-func (l *Logger) readMeter(ctx context.Context, i int, slot time.Time) []outbox.Item {
-	ms := l.meters[i]
-	name := ms.cfg.Name
-	ctx, cancel := context.WithTimeout(ctx, l.meterTimeout(ms.cfg))
+// read reads meter m (building it first when it is nil) under the
+// meter's timeout. It touches no shared state.
+func (l *Logger) read(ctx context.Context, mc config.Meter, m meter.Meter) readResult {
+	ctx, cancel := context.WithTimeout(ctx, l.meterTimeout(mc))
 	defer cancel()
-	var rs []reading.Reading
-	var err error
-	if ms.m == nil {
-		ms.m, err = l.opts.NewMeter(ms.cfg, meter.Deps{Log: l.log.With("meter", name), Zone: l.zone})
+	if m == nil {
+		var err error
+		m, err = l.opts.NewMeter(mc, meter.Deps{Log: l.log.With("meter", mc.Name), Zone: l.zone})
 		if err != nil {
-			ms.m = nil
-			err = fmt.Errorf("re-creating the meter: %w", err)
+			return readResult{err: fmt.Errorf("re-creating the meter: %w", err)}
 		}
 	}
-	if err == nil {
-		rs, err = l.safeRead(ctx, ms)
-	}
+	rs, err := l.safeRead(ctx, mc, m)
+	return readResult{m: m, rs: rs, err: err}
+}
+
+// readDone stamps the readings of meter i with the round's instant,
+// checks them and updates the meter's status.
+func (l *Logger) readDone(ctx context.Context, i int, slot time.Time, rs []reading.Reading, err error) []outbox.Item {
+	ms := l.meters[i]
+	name := ms.cfg.Name
 	if err == nil {
 		// The round's instant on the grid; the device's clock stays in
 		// DeviceTime.
@@ -504,14 +591,14 @@ func (l *Logger) readMeter(ctx context.Context, i int, slot time.Time) []outbox.
 
 // safeRead reads m and turns a panic in a device family's code into an
 // error: one misbehaving plug-in must not end the loop.
-func (l *Logger) safeRead(ctx context.Context, ms *meterSlot) (rs []reading.Reading, err error) {
+func (l *Logger) safeRead(ctx context.Context, mc config.Meter, m meter.Meter) (rs []reading.Reading, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			l.log.Error("meter code panicked (a bug: please report it)", "meter", ms.cfg.Name, "type", ms.cfg.Type, "panic", p, "stack", string(debug.Stack()))
+			l.log.Error("meter code panicked (a bug: please report it)", "meter", mc.Name, "type", mc.Type, "panic", p, "stack", string(debug.Stack()))
 			err = meter.Errorf(meter.BadAnswer, nil, "the meter's code panicked: %v", p)
 		}
 	}()
-	return ms.m.Read(ctx)
+	return m.Read(ctx)
 }
 
 func (l *Logger) meterFailed(ctx context.Context, i int, now time.Time, err error) {
@@ -549,6 +636,9 @@ func (l *Logger) meterFailed(ctx context.Context, i int, now time.Time, err erro
 	l.mu.Unlock()
 }
 
+// newestRound is the instant of the newest round appended.
+func (l *Logger) newestRound() time.Time { return time.Unix(0, l.newest.Load()).UTC() }
+
 // runSender delivers the outbox to one uplink until ctx ends, retrying
 // with exponential backoff and jitter.
 func (l *Logger) runSender(ctx context.Context, i int, ss *senderSlot) {
@@ -568,7 +658,15 @@ func (l *Logger) runSender(ctx context.Context, i int, ss *senderSlot) {
 		}
 		n := 0
 		if err == nil {
-			n, err = s.Send(ctx, items, time.Unix(0, l.newest.Load()).UTC())
+			// Every line a legacy uplink sends is acknowledged at once, so
+			// a crash repeats none to a receiver that does not deduplicate.
+			ack := func(k int) error {
+				if err := l.ob.Ack(s.Name(), items[k-1].Seq); err != nil {
+					return fmt.Errorf("outbox: saving the position of uplink %s: %w", s.Name(), err)
+				}
+				return nil
+			}
+			n, err = s.Send(ctx, items, l.newestRound, ack)
 		}
 		if n > 0 {
 			if aerr := l.ob.Ack(s.Name(), items[n-1].Seq); aerr != nil {
@@ -737,6 +835,6 @@ func (l *Logger) Status() Status {
 		st.Uplinks[i].Backlog = backlog[i]
 	}
 	st.Counters.OutboxLen = obLen
-	st.Counters.OutboxDropped = dropped
+	st.Counters.OutboxDropped = dropped + l.memDropped
 	return st
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -53,11 +54,9 @@ func TestRoundsOnTheGridWithoutDrift(t *testing.T) {
 	}
 	cfg := testConfig(t, "", "", "a:shelly")
 	var slots []time.Time
-	var ob *outbox.Outbox
 	l, _ := run(t, cfg, Options{Clock: clk, NewMeter: fakes.New, Rounds: 100, OnRound: func(s time.Time, n int) {
 		slots = append(slots, s)
 	}})
-	ob = l.Outbox()
 	if len(slots) != 100 {
 		t.Fatalf("%d rounds", len(slots))
 	}
@@ -80,7 +79,6 @@ func TestRoundsOnTheGridWithoutDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ob2.Close()
-	_ = ob
 	its, err := ob2.Pending("check", 1000)
 	if err != nil || len(its) != 100 {
 		t.Fatalf("outbox: %d, %v", len(its), err)
@@ -427,8 +425,24 @@ func startNTP(t *testing.T, skew time.Duration) string {
 var (
 	ntpHookMu sync.Mutex
 	ntpHookFn func()
-	ntpNow    = time.Now
+	ntpClock  func() time.Time // the responder's clock; nil: the real one
 )
+
+func ntpNow() time.Time {
+	ntpHookMu.Lock()
+	f := ntpClock
+	ntpHookMu.Unlock()
+	if f == nil {
+		return time.Now()
+	}
+	return f()
+}
+
+func setNTPClock(f func() time.Time) {
+	ntpHookMu.Lock()
+	ntpClock = f
+	ntpHookMu.Unlock()
+}
 
 func setNTPHook(f func()) {
 	ntpHookMu.Lock()
@@ -458,7 +472,11 @@ func TestNTPOffsetFromALocalResponder(t *testing.T) {
 	var mu sync.Mutex
 	setNTPHook(func() { mu.Lock(); checks++; mu.Unlock() })
 	defer setNTPHook(nil)
-	l, _ := run(t, cfg, Options{Clock: SystemClockFast{}, NewMeter: newFakes().New, Rounds: 21})
+	// A fake clock that jumps to every round; the responder follows it.
+	clk := NewFakeClock(time.Now(), true)
+	setNTPClock(clk.Now)
+	defer setNTPClock(nil)
+	l, _ := run(t, cfg, Options{Clock: clk, NewMeter: newFakes().New, Rounds: 21})
 	mu.Lock()
 	defer mu.Unlock()
 	if checks != 3 {
@@ -479,13 +497,6 @@ func TestNTPOffsetFromALocalResponder(t *testing.T) {
 		t.Fatal("no error from a dead NTP server")
 	}
 }
-
-// SystemClockFast is the real clock for Now but does not sleep (rounds at
-// once, stamped with the real time).
-type SystemClockFast struct{}
-
-func (SystemClockFast) Now() time.Time                                    { return time.Now() }
-func (SystemClockFast) SleepUntil(ctx context.Context, _ time.Time) error { return ctx.Err() }
 
 func TestUnsetClockHoldsReadings(t *testing.T) {
 	clk := NewFakeClock(time.Date(1970, 1, 1, 0, 5, 0, 0, time.UTC), true)
@@ -628,4 +639,144 @@ func TestPanickingMeterDoesNotEndTheLoop(t *testing.T) {
 	if st.Counters.Rounds != 4 || st.Meters[0].Errors != 2 || st.Meters[0].Reads != 2 || !strings.Contains(st.Meters[0].LastError, "panicked") {
 		t.Fatalf("status %+v", st.Meters[0])
 	}
+}
+
+// Backfilled history of several meters goes out as one sum line per round,
+// like a live round: the meters of a round lie together in the outbox.
+func TestBackfillOfSeveralMetersMakesOneLinePerRound(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 4, 0, time.UTC)
+	php := &uplinktest.PHP{Key: "k"}
+	srv := httptest.NewServer(php)
+	defer srv.Close()
+	cfg := testConfig(t, "", fmt.Sprintf("\n[[uplinks]]\nname = \"php\"\nurl = %q\nkey = \"k\"\n", srv.URL+"/"), "a:fritzdect", "b:fritzdect")
+	ob, err := outbox.Open(filepath.Join(cfg.DataDir, "outbox"), outbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := time.Date(2026, 6, 1, 11, 59, 0, 0, time.UTC)
+	if _, err := ob.Append([]outbox.Item{{Meter: "a", Reading: reading.Reading{Device: "a", Time: last, Power: 1}}, {Meter: "b", Reading: reading.Reading{Device: "b", Time: last, Power: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	// The uplink had sent them.
+	if err := ob.Ack("php", 1); err != nil {
+		t.Fatal(err)
+	}
+	ob.Close()
+	fakes := newFakes()
+	fakes.history = func(name string, since time.Time) []reading.Reading {
+		var out []reading.Reading
+		for ts := since.Add(10 * time.Second); !ts.After(now); ts = ts.Add(10 * time.Second) {
+			p := 100.0
+			if name == "b" {
+				p = 30
+			}
+			out = append(out, reading.Reading{Device: name, Time: ts, Power: p})
+		}
+		return out
+	}
+	run(t, cfg, Options{Clock: NewFakeClock(now, true), NewMeter: fakes.New, Rounds: 1})
+	lines := php.Lines()
+	// 11:59:10 … 12:00:00 from the history, then the live round 12:00:10.
+	if len(lines) != 7 {
+		t.Fatalf("%d lines, want 7: %+v", len(lines), lines)
+	}
+	for i, ln := range lines[:6] {
+		want := last.Add(time.Duration(i+1)*10*time.Second).In(cfg.Timezone.Location).Format("02.01.2006,15:04:05") + ",130.00,,100.00,30.00"
+		if ln.Stats != want || !ln.Buffer {
+			t.Errorf("backfilled line %d: %q buffer=%v, want %q as a replay", i, ln.Stats, ln.Buffer, want)
+		}
+	}
+	if l := lines[6].Parsed; len(l.Extra) != 2 || l.Power != 2 || lines[6].Buffer {
+		t.Errorf("live line %q", lines[6].Stats)
+	}
+}
+
+// A meter whose code ignores its timeout does not stall the round: it is
+// left out after 9/10 of the interval, counted, and built anew; the old one
+// is closed when its read returns at last.
+func TestMeterIgnoringItsTimeoutIsLeftOut(t *testing.T) {
+	fakes := newFakes()
+	release := make(chan struct{})
+	fakes.stuck = map[string]chan struct{}{"stuck": release}
+	timer := time.AfterFunc(8*time.Second, func() { close(release) }) // so a stalled round ends
+	cfg := testConfig(t, "interval = \"1s\"", "", "fast:shelly", "stuck:shelly")
+	var got []int
+	began := time.Now()
+	l, logs := run(t, cfg, Options{Clock: NewFakeClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC), true), NewMeter: fakes.New, Rounds: 2, OnRound: func(_ time.Time, n int) { got = append(got, n) }})
+	took := time.Since(began)
+	if timer.Stop() {
+		close(release)
+	}
+	if took > 5*time.Second {
+		t.Fatalf("two rounds took %v: the stuck meter stalled them", took)
+	}
+	if fmt.Sprint(got) != "[1 2]" {
+		t.Fatalf("readings per round %v, want [1 2] (left out, then re-created)", got)
+	}
+	st := l.Status()
+	if st.Counters.LateMeters != 1 || st.Meters[1].Errors != 1 || st.Meters[1].Reads != 1 {
+		t.Fatalf("status %+v %+v", st.Counters, st.Meters[1])
+	}
+	if fakes.count(fakes.created, "stuck") != 2 || !strings.Contains(logs.String(), "did not answer within its timeout") {
+		t.Fatalf("created %d times; log:\n%s", fakes.count(fakes.created, "stuck"), logs)
+	}
+	// The new one closed at shutdown, the old one once its read returned.
+	waitFor(t, "the old meter to be closed", func() bool { return fakes.count(fakes.closed, "stuck") == 2 })
+}
+
+// When the clock goes back, rounds already taken are skipped, not taken
+// again with the same instant.
+func TestClockGoingBackSkipsRoundsAlreadyTaken(t *testing.T) {
+	clk := NewFakeClock(time.Date(2026, 6, 1, 12, 0, 1, 0, time.UTC), true)
+	fakes := newFakes()
+	reads := 0
+	fakes.onRead = func(string) {
+		reads++
+		if reads == 2 {
+			clk.Set(time.Date(2026, 6, 1, 11, 59, 55, 0, time.UTC))
+		}
+	}
+	cfg := testConfig(t, "", "", "a:shelly")
+	var slots []string
+	l, logs := run(t, cfg, Options{Clock: clk, NewMeter: fakes.New, Rounds: 3, OnRound: func(s time.Time, _ int) { slots = append(slots, s.Format("15:04:05")) }})
+	if fmt.Sprint(slots) != "[12:00:10 12:00:20 12:00:30]" {
+		t.Fatalf("rounds %v", slots)
+	}
+	if st := l.Status(); st.Counters.ClockBack != 3 || st.Counters.Readings != 3 {
+		t.Fatalf("counters %+v", st.Counters)
+	}
+	if strings.Count(logs.String(), "the clock went back") != 1 {
+		t.Fatalf("not warned once:\n%s", logs)
+	}
+}
+
+// Readings dropped from the memory buffer (the outbox cannot be written)
+// count as dropped.
+func TestReadingsDroppedFromMemoryAreCounted(t *testing.T) {
+	cfg := testConfig(t, "", "", "a:shelly")
+	l, err := New(cfg, Options{NewMeter: newFakes().New, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.ob.Close() // every Append fails now
+	items := make([]outbox.Item, maxUnsaved+5)
+	for i := range items {
+		items[i] = outbox.Item{Meter: "a", Reading: reading.Reading{Device: "a", Time: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC).Add(time.Duration(i) * 10 * time.Second), Power: 1}}
+	}
+	l.saveItems(items[:10])
+	l.saveItems(items[10:])
+	st := l.Status()
+	if st.Counters.OutboxDropped != 5 || len(l.unsaved) != maxUnsaved || st.Counters.OutboxErrors != 2 {
+		t.Fatalf("dropped %d, kept %d, errors %d", st.Counters.OutboxDropped, len(l.unsaved), st.Counters.OutboxErrors)
+	}
+	if !l.unsaved[0].Reading.Time.Equal(items[5].Reading.Time) {
+		t.Fatal("not the oldest dropped")
+	}
+	closeMetersNow(l)
+}
+
+func closeMetersNow(l *Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	l.closeMeters(ctx)
 }

@@ -87,6 +87,11 @@ type Counters struct {
 	OutboxLen     int    `json:"outbox_len"`
 	OutboxDropped uint64 `json:"outbox_dropped"`
 	OutboxErrors  uint64 `json:"outbox_errors"`
+	// LateMeters counts reads left out of their round because the meter
+	// did not answer within 9/10 of the interval.
+	LateMeters uint64 `json:"late_meters"`
+	// ClockBack counts rounds skipped because the clock went back.
+	ClockBack uint64 `json:"clock_back"`
 }
 
 // Status is the JSON document GET /status answers.

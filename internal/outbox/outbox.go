@@ -285,55 +285,89 @@ func appendFrame(dst []byte, seq uint64, payload []byte) []byte {
 	return append(dst, payload...)
 }
 
-// Append stores items durably (fsync) in one write and returns the sequence
-// numbers given. Seq in the items is ignored.
-func (o *Outbox) Append(items []Item) error {
+// Append stores items durably (fsync) and returns how many of them it
+// stored: on an error the first n are stored (and must not be appended
+// again), the rest are not. Seq in the items is ignored.
+func (o *Outbox) Append(items []Item) (n int, err error) {
 	if len(items) == 0 {
-		return nil
+		return 0, nil
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
-		return errors.New("outbox: closed")
+		return 0, errors.New("outbox: closed")
 	}
-	rest := items
-	for len(rest) > 0 {
-		if o.w == nil || o.segs[len(o.segs)-1].count >= uint64(o.opts.SegmentRecords) {
-			if err := o.rotate(); err != nil {
-				return err
-			}
+	stored := 0
+	for stored < len(items) {
+		if err = o.appendChunk(items[stored:], &stored); err != nil {
+			break
 		}
-		seg := &o.segs[len(o.segs)-1]
-		room := uint64(o.opts.SegmentRecords) - seg.count
-		n := min(uint64(len(rest)), room)
-		var buf []byte
-		for i := uint64(0); i < n; i++ {
-			payload, err := json.Marshal(&rest[i])
-			if err != nil {
-				return fmt.Errorf("outbox: encode reading of %s: %w", rest[i].Meter, err)
-			}
-			buf = appendFrame(buf, o.next+i, payload)
-		}
-		if _, err := o.w.Write(buf); err != nil {
-			// Leave the file as it was so a later Append starts clean.
-			_ = o.w.Truncate(o.wSize)
-			return fmt.Errorf("outbox: write %s: %w", seg.path, err)
-		}
-		if err := o.w.Sync(); err != nil {
-			_ = o.w.Truncate(o.wSize)
-			return fmt.Errorf("outbox: sync %s: %w", seg.path, err)
-		}
-		o.wSize += int64(len(buf))
-		seg.count += n
-		o.next += n
-		rest = rest[n:]
 	}
-	if live := o.next - o.head; live > uint64(o.opts.Max) {
-		o.dropTo(o.next - uint64(o.opts.Max))
+	if stored == 0 {
+		return 0, err
 	}
+	o.bound()
 	close(o.notify)
 	o.notify = make(chan struct{})
+	return stored, err
+}
+
+// appendChunk writes as many of rest as fit into the open segment (starting
+// a new one when it is full) and adds how many it stored to *stored.
+func (o *Outbox) appendChunk(rest []Item, stored *int) error {
+	if o.w == nil || o.segs[len(o.segs)-1].count >= uint64(o.opts.SegmentRecords) {
+		if err := o.rotate(); err != nil {
+			return err
+		}
+	}
+	seg := &o.segs[len(o.segs)-1]
+	room := uint64(o.opts.SegmentRecords) - seg.count
+	n := min(uint64(len(rest)), room)
+	var buf []byte
+	for i := uint64(0); i < n; i++ {
+		payload, err := json.Marshal(&rest[i])
+		if err != nil {
+			return fmt.Errorf("outbox: encode reading of %s: %w", rest[i].Meter, err)
+		}
+		buf = appendFrame(buf, o.next+i, payload)
+	}
+	if _, err := o.w.Write(buf); err != nil {
+		// Leave the file as it was so a later Append starts clean.
+		_ = o.w.Truncate(o.wSize)
+		return fmt.Errorf("outbox: write %s: %w", seg.path, err)
+	}
+	if err := o.w.Sync(); err != nil {
+		_ = o.w.Truncate(o.wSize)
+		return fmt.Errorf("outbox: sync %s: %w", seg.path, err)
+	}
+	o.wSize += int64(len(buf))
+	seg.count += n
+	o.next += n
+	*stored += int(n)
 	return nil
+}
+
+// bound drops the oldest readings when more than Max wait for the slowest
+// consumer; readings every consumer has handled do not count.
+func (o *Outbox) bound() {
+	low := o.low()
+	if o.next-low <= uint64(o.opts.Max) {
+		return
+	}
+	o.dropTo(o.next-uint64(o.opts.Max), low)
+}
+
+// low is the oldest reading some consumer still waits for (head when there
+// is no consumer).
+func (o *Outbox) low() uint64 {
+	if len(o.consumers) == 0 {
+		return o.head
+	}
+	low := o.next
+	for c := range o.consumers {
+		low = min(low, o.from(c))
+	}
+	return low
 }
 
 // rotate starts a new segment file.
@@ -358,9 +392,10 @@ func (o *Outbox) rotate() error {
 	return nil
 }
 
-// dropTo drops every record before seq (the bound was hit).
-func (o *Outbox) dropTo(seq uint64) {
-	n := seq - o.head
+// dropTo drops every record before seq (the bound was hit); the ones from
+// low on had not been handled by every consumer and count as dropped.
+func (o *Outbox) dropTo(seq, low uint64) {
+	n := seq - low
 	o.dropped += n
 	o.log.Warn("outbox full: dropped the oldest readings", "dropped", n, "dropped_total", o.dropped, "max", o.opts.Max)
 	o.head = seq
@@ -391,6 +426,9 @@ func (o *Outbox) removeBelow(seq uint64, keepTail bool) {
 	}
 	if i > 0 {
 		o.segs = append(o.segs[:0], o.segs[i:]...)
+	}
+	if len(o.segs) > 0 {
+		o.head = max(o.head, o.segs[0].first)
 	}
 }
 
@@ -479,10 +517,10 @@ func (o *Outbox) Pending(name string, max int) ([]Item, error) {
 			// segment rather than block this consumer forever.
 			next := s.first + s.count
 			o.log.Error("outbox: damaged segment; skipping its unread records", "file", filepath.Base(s.path), "consumer", name, "lost", next-seq, "err", err)
+			o.cursors[name] = next
 			if werr := writeUintAtomic(o.dir, cursorFile(name), next); werr != nil {
 				return nil, werr
 			}
-			o.cursors[name] = next
 			from = next
 			if from >= o.next {
 				return nil, nil
@@ -544,7 +582,10 @@ func (o *Outbox) readSegment(s segment, seq uint64, off int64, n int, out *[]Ite
 }
 
 // Ack records that consumer name has handled every reading up to and
-// including seq. The cursor is persisted before Ack returns.
+// including seq. The cursor moves at once; it is persisted before Ack
+// returns. When persisting fails the error is returned, but the cursor is
+// not moved back: what was sent is not sent again in this run (after a
+// restart it may be, from the last persisted position).
 func (o *Outbox) Ack(name string, seq uint64) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -554,16 +595,13 @@ func (o *Outbox) Ack(name string, seq uint64) error {
 	if seq >= o.next {
 		return fmt.Errorf("outbox: ack of %d beyond the newest record %d", seq, o.next)
 	}
+	o.cursors[name] = seq + 1
 	if err := writeUintAtomic(o.dir, cursorFile(name), seq+1); err != nil {
+		// Keep the segments: a restart starts from the persisted cursor.
 		return err
 	}
-	o.cursors[name] = seq + 1
 	// Segments every consumer has passed can go.
-	low := o.next
-	for c := range o.consumers {
-		low = min(low, o.from(c))
-	}
-	o.removeBelow(low, true)
+	o.removeBelow(o.low(), true)
 	return nil
 }
 

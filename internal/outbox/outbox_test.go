@@ -82,7 +82,7 @@ func TestAppendPendingAckAcrossSegmentsAndReopen(t *testing.T) {
 	ob.Consumer("a")
 	ob.Consumer("b")
 	for i := 0; i < 10; i++ {
-		if err := ob.Append(items("m", i*5, 5)); err != nil {
+		if _, err := ob.Append(items("m", i*5, 5)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -110,7 +110,7 @@ func TestAppendPendingAckAcrossSegmentsAndReopen(t *testing.T) {
 	ob2.Consumer("b")
 	wantRange(t, drain(t, ob2, "a", 8), 20, 30)
 	wantRange(t, drain(t, ob2, "b", 1000), 0, 50)
-	if err := ob2.Append(items("m", 50, 3)); err != nil {
+	if _, err := ob2.Append(items("m", 50, 3)); err != nil {
 		t.Fatal(err)
 	}
 	wantRange(t, drain(t, ob2, "a", 2), 50, 3)
@@ -127,7 +127,7 @@ func TestDeadConsumerKeepsSegmentsLiveOneMovesOn(t *testing.T) {
 	ob.Consumer("live")
 	ob.Consumer("dead")
 	for i := 0; i < 10; i++ {
-		if err := ob.Append(items("m", i*10, 10)); err != nil {
+		if _, err := ob.Append(items("m", i*10, 10)); err != nil {
 			t.Fatal(err)
 		}
 		drain(t, ob, "live", 100)
@@ -153,7 +153,7 @@ func TestTornTailIsCut(t *testing.T) {
 			var logs bytes.Buffer
 			ob := open(t, dir, Options{})
 			ob.Consumer("u")
-			if err := ob.Append(items("m", 0, 20)); err != nil {
+			if _, err := ob.Append(items("m", 0, 20)); err != nil {
 				t.Fatal(err)
 			}
 			ob.Close()
@@ -186,7 +186,7 @@ func TestTornTailIsCut(t *testing.T) {
 				t.Errorf("the cut was not logged: %s", logs.String())
 			}
 			// Appending after the cut continues the sequence.
-			if err := ob2.Append(items("m", want, 5)); err != nil {
+			if _, err := ob2.Append(items("m", want, 5)); err != nil {
 				t.Fatal(err)
 			}
 			wantRange(t, drain(t, ob2, "u", 100), want, 5)
@@ -199,13 +199,13 @@ func TestBoundDropsOldestLoudlyAndCounts(t *testing.T) {
 	var logs bytes.Buffer
 	ob := open(t, dir, Options{Max: 25, SegmentRecords: 10, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	ob.Consumer("u")
-	if err := ob.Append(items("m", 0, 20)); err != nil {
+	if _, err := ob.Append(items("m", 0, 20)); err != nil {
 		t.Fatal(err)
 	}
 	if ob.Dropped() != 0 || logs.Len() != 0 {
 		t.Fatalf("dropped before the bound: %d %s", ob.Dropped(), logs.String())
 	}
-	if err := ob.Append(items("m", 20, 12)); err != nil {
+	if _, err := ob.Append(items("m", 20, 12)); err != nil {
 		t.Fatal(err)
 	}
 	if ob.Dropped() != 7 {
@@ -232,7 +232,7 @@ func TestLastTimes(t *testing.T) {
 		if i >= 40 {
 			its = items("a", i, 1) // b stopped at 39
 		}
-		if err := ob.Append(its); err != nil {
+		if _, err := ob.Append(its); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -275,7 +275,7 @@ func TestDamagedOlderSegmentIsSkippedNotBlocking(t *testing.T) {
 	ob := open(t, dir, Options{SegmentRecords: 10, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	ob.Consumer("u")
 	for i := 0; i < 3; i++ {
-		if err := ob.Append(items("m", i*10, 10)); err != nil {
+		if _, err := ob.Append(items("m", i*10, 10)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -308,4 +308,119 @@ func TestSecondOpenIsRefused(t *testing.T) {
 		t.Fatalf("Open after Close: %v", err)
 	}
 	ob2.Close()
+}
+
+// Readings every consumer has handled do not count against the bound: after
+// more than Max readings went through, nothing is dropped or logged.
+func TestNoDropsOfReadingsAlreadySent(t *testing.T) {
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	ob := open(t, dir, Options{Max: 25, SegmentRecords: 10, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	ob.Consumer("u")
+	for i := 0; i < 10; i++ {
+		if _, err := ob.Append(items("m", i*5, 5)); err != nil {
+			t.Fatal(err)
+		}
+		wantRange(t, drain(t, ob, "u", 100), i*5, 5)
+	}
+	if ob.Dropped() != 0 || strings.Contains(logs.String(), "outbox full") {
+		t.Fatalf("dropped %d readings that were all sent; log:\n%s", ob.Dropped(), logs.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "head")); err == nil {
+		t.Fatal("head file written although nothing was dropped")
+	}
+	// The uplink goes down: 20 more (fewer than Max) wait and all arrive.
+	for i := 10; i < 14; i++ {
+		if _, err := ob.Append(items("m", i*5, 5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantRange(t, drain(t, ob, "u", 100), 50, 20)
+	if ob.Dropped() != 0 {
+		t.Fatalf("dropped %d", ob.Dropped())
+	}
+}
+
+// The bound is measured from the slowest consumer and counts only what it
+// had not handled.
+func TestBoundCountsOnlyUnsentReadings(t *testing.T) {
+	ob := open(t, t.TempDir(), Options{Max: 25, SegmentRecords: 10, Log: slog.New(slog.DiscardHandler)})
+	ob.Consumer("fast")
+	ob.Consumer("slow")
+	if _, err := ob.Append(items("m", 0, 10)); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, ob, "fast", 100)
+	drain(t, ob, "slow", 100)
+	if _, err := ob.Append(items("m", 10, 30)); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, ob, "fast", 100)
+	// slow waits for 30 > 25: the 5 oldest of those are dropped.
+	if ob.Dropped() != 5 {
+		t.Fatalf("dropped %d, want 5", ob.Dropped())
+	}
+	wantRange(t, drain(t, ob, "slow", 100), 15, 25)
+}
+
+// An Append that fails part way (a new segment cannot be created) reports
+// how many it stored, so the caller appends only the rest: nothing doubles.
+func TestAppendReportsWhatItStoredBeforeAnError(t *testing.T) {
+	dir := t.TempDir()
+	ob := open(t, dir, Options{SegmentRecords: 5})
+	ob.Consumer("u")
+	if _, err := ob.Append(items("m", 0, 3)); err != nil {
+		t.Fatal(err)
+	}
+	// A directory where the next segment file goes makes the rotation fail.
+	block := filepath.Join(dir, "0000000000000005.seg")
+	if err := os.Mkdir(block, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	batch := items("m", 3, 4)
+	n, err := ob.Append(batch)
+	if err == nil || n != 2 {
+		t.Fatalf("Append = %d, %v; want 2 stored and an error", n, err)
+	}
+	if err := os.Remove(block); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := ob.Append(batch[n:]); err != nil || m != 2 {
+		t.Fatalf("Append of the rest = %d, %v", m, err)
+	}
+	wantRange(t, drain(t, ob, "u", 100), 0, 7)
+}
+
+// A cursor that cannot be persisted still moves in memory: the batch is
+// not handed out again.
+func TestAckMovesTheCursorEvenWhenSavingFails(t *testing.T) {
+	dir := t.TempDir()
+	ob := open(t, dir, Options{SegmentRecords: 10})
+	ob.Consumer("u")
+	if _, err := ob.Append(items("m", 0, 6)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ob.Pending("u", 3)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("Pending = %d, %v", len(got), err)
+	}
+	// A directory in place of the temporary cursor file makes saving fail.
+	tmp := filepath.Join(dir, cursorFile("u")+".tmp")
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "x"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.Ack("u", got[2].Seq); err == nil {
+		t.Fatal("Ack reported no error although the cursor could not be saved")
+	}
+	if ob.Backlog("u") != 3 {
+		t.Fatalf("backlog %d after the ack, want 3", ob.Backlog("u"))
+	}
+	rest, err := ob.Pending("u", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRange(t, rest, 3, 3)
 }

@@ -2,8 +2,10 @@ package uplink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"sort"
@@ -23,33 +25,43 @@ type legacySender struct {
 	opts   Options
 	want   func(string) bool
 	order  map[string]int
+	// meters are the meters this uplink carries, in config order: the
+	// fields of a sum line.
+	meters []string
 	base   string
 	log    *slog.Logger
 }
 
-// linesPerSend bounds the replayed lines sent between two cursor updates,
-// so a crash repeats at most this many lines to a receiver that does not
-// deduplicate (a PHP install); current lines are acknowledged one by one.
-const linesPerSend = 32
+// maxSumMeters is the most meters a sum line can carry: date, time, sum and
+// temperature leave 12 of the 16 fields.
+const maxSumMeters = legacy.MaxFields - 4
 
 func newLegacy(cfg config.Uplink, client *http.Client, o Options) *legacySender {
+	want := forMeters(cfg.Meters)
 	order := map[string]int{}
+	var meters []string
 	for i, m := range o.MeterOrder {
 		order[m] = i
+		if want(m) {
+			meters = append(meters, m)
+		}
 	}
 	base := cfg.URL
 	if !strings.HasSuffix(base, "/") {
 		base += "/"
 	}
-	return &legacySender{cfg: cfg, client: client, opts: o, want: forMeters(cfg.Meters), order: order, base: base, log: o.Log}
+	return &legacySender{cfg: cfg, client: client, opts: o, want: want, order: order, meters: meters, base: base, log: o.Log}
 }
 
 func (l *legacySender) Name() string  { return l.cfg.Name }
 func (l *legacySender) MaxBatch() int { return 256 }
 
-func (l *legacySender) Send(ctx context.Context, items []outbox.Item, newest time.Time) (int, error) {
-	done, lines := 0, 0
-	for i := 0; i < len(items) && lines < linesPerSend; {
+// Send sends one line per round. A PHP install does not deduplicate, so
+// every line is acknowledged (ack) as soon as it was taken: a crash repeats
+// none. Whether a line is current or a replay is decided for each line.
+func (l *legacySender) Send(ctx context.Context, items []outbox.Item, newest func() time.Time, ack func(int) error) (int, error) {
+	done := 0
+	for i := 0; i < len(items); {
 		if !l.want(items[i].Meter) {
 			i++
 			done = i
@@ -78,30 +90,32 @@ func (l *legacySender) Send(ctx context.Context, items []outbox.Item, newest tim
 			i, done = j, j
 			continue
 		}
-		live := !group[0].Reading.Backfilled && group[0].Reading.Time.Equal(newest)
+		live := !group[0].Reading.Backfilled && group[0].Reading.Time.Equal(newest())
 		if err := l.post(ctx, line, live); err != nil {
 			return done, fmt.Errorf("uplink %s: sending %s: %w", l.cfg.Name, line, err)
 		}
 		i, done = j, j
-		lines++
-		if live {
-			// Current lines are acknowledged one by one: a crash never
-			// repeats one to a receiver that does not deduplicate.
-			break
+		if ack != nil {
+			if err := ack(done); err != nil {
+				return done, err
+			}
 		}
 	}
 	return done, nil
 }
 
 // Line writes the stats line for the readings of one round, as the
-// original logger did: one reading as power,temperature[,values…];
-// several as sum,temperature,p1,p2,… (meters in config order).
+// original logger did: for an uplink of one meter (or combine = "each"),
+// one reading as power,temperature[,values…]; for an uplink of several meters (or a meter
+// with several devices) sum,temperature,p1,p2,… with one field per meter
+// in config order, empty for a meter missing in the round, so the fields
+// keep their meaning.
 func (l *legacySender) Line(group []outbox.Item) (string, error) {
 	if len(group) == 0 {
 		return "", fmt.Errorf("no readings")
 	}
 	t := group[0].Reading.Time
-	if len(group) == 1 {
+	if len(group) == 1 && (len(l.meters) <= 1 || l.cfg.Combine == "each") {
 		r := group[0].Reading
 		return legacy.Format(t, l.opts.Zone, r.Power, l.temperature(group[0]), l.tempDecimals(group[0].Meter), r.Phases)
 	}
@@ -113,19 +127,76 @@ func (l *legacySender) Line(group []outbox.Item) (string, error) {
 		}
 		return sorted[a].Reading.Device < sorted[b].Reading.Device
 	})
+	// One field per reading of a present meter, an empty one (nil) per
+	// missing meter; readings of meters outside the list (not expected) go
+	// last.
+	byMeter := map[string][]outbox.Item{}
+	for _, it := range sorted {
+		byMeter[it.Meter] = append(byMeter[it.Meter], it)
+	}
+	var fields []*float64
+	for _, m := range l.meters {
+		its := byMeter[m]
+		delete(byMeter, m)
+		if len(its) == 0 {
+			fields = append(fields, nil)
+		}
+		for _, it := range its {
+			fields = append(fields, &it.Reading.Power)
+		}
+	}
+	for _, it := range sorted {
+		if _, rest := byMeter[it.Meter]; rest {
+			fields = append(fields, &it.Reading.Power)
+		}
+	}
+	if 4+len(fields) > legacy.MaxFields {
+		return "", fmt.Errorf("stats line: %d values, at most %d", 2+len(fields), legacy.MaxFields-2)
+	}
 	var sum float64
 	var temp *float64
 	dec := 2
-	extra := make([]float64, 0, len(sorted))
 	for _, it := range sorted {
 		sum += it.Reading.Power
-		extra = append(extra, it.Reading.Power)
-		if t := l.temperature(it); temp == nil && t != nil {
-			temp = t
+		if tv := l.temperature(it); temp == nil && tv != nil {
+			temp = tv
 			dec = l.tempDecimals(it.Meter)
 		}
 	}
-	return legacy.Format(t, l.opts.Zone, sum, temp, dec, extra)
+	head, err := legacy.Format(t, l.opts.Zone, sum, temp, dec, nil)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString(head)
+	if temp == nil {
+		b.WriteByte(',')
+	}
+	for i, f := range fields {
+		b.WriteByte(',')
+		if f == nil {
+			continue
+		}
+		v, err := value(*f, i+1)
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(v)
+	}
+	return b.String(), nil
+}
+
+// value writes a value field with 2 decimals, refusing what the receiver
+// would refuse.
+func value(v float64, n int) (string, error) {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "", fmt.Errorf("stats line: value %d is not a number", n)
+	}
+	s := legacy.FormatNumber(v, 2)
+	if ip, _, _ := strings.Cut(s, "."); len(ip) > 6 {
+		return "", fmt.Errorf("stats line: value %d %s has more than 6 characters before the point", n, s)
+	}
+	return s, nil
 }
 
 // temperature is what the original sent in the temperature field: none
@@ -172,5 +243,13 @@ func (l *legacySender) post(ctx context.Context, line string, live bool) error {
 	}
 	req.Header.Set("User-Agent", "powermeter")
 	_, err = do(l.client, req)
-	return err
+	// A transport error names the URL, and a GET's URL holds the key; an
+	// error page may echo it too.
+	var se *StatusError
+	if errors.As(err, &se) && l.cfg.Key != "" {
+		for _, k := range []string{l.cfg.Key, url.QueryEscape(l.cfg.Key)} {
+			se.Body = strings.ReplaceAll(se.Body, k, "(key)")
+		}
+	}
+	return hideURL(err, l.base+"log.php")
 }

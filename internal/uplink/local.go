@@ -36,7 +36,7 @@ func NewLocal(st Inserter, source string, onReject func(Rejected)) Sender {
 func (l *localSender) Name() string  { return LocalName }
 func (l *localSender) MaxBatch() int { return 1000 }
 
-func (l *localSender) Send(ctx context.Context, items []outbox.Item, _ time.Time) (int, error) {
+func (l *localSender) Send(ctx context.Context, items []outbox.Item, _ func() time.Time, _ func(int) error) (int, error) {
 	all := func(string) bool { return true }
 	return sendFiltered(items, all, l.onReject, func(batch []outbox.Item) (int, error) {
 		rs := make([]reading.Reading, len(batch))

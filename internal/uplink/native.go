@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -35,9 +36,9 @@ func newNative(cfg config.Uplink, client *http.Client, o Options) *nativeSender 
 func (n *nativeSender) Name() string  { return n.cfg.Name }
 func (n *nativeSender) MaxBatch() int { return 500 }
 
-func (n *nativeSender) Send(ctx context.Context, items []outbox.Item, _ time.Time) (int, error) {
+func (n *nativeSender) Send(ctx context.Context, items []outbox.Item, _ func() time.Time, _ func(int) error) (int, error) {
 	return sendFiltered(items, n.want, n.opts.OnReject, func(batch []outbox.Item) (int, error) {
-		return bisect(batch, n.opts.OnReject, func(b []outbox.Item) error { return n.post(ctx, b) })
+		return n.deliver(ctx, batch)
 	})
 }
 
@@ -67,28 +68,85 @@ func sendFiltered(items []outbox.Item, want func(string) bool, onReject func(Rej
 	return idx[k], err
 }
 
-// bisect sends b; when the server refuses the content (400), it halves the
-// batch until the refused readings are found, skips those and sends the
-// rest. It returns how many from the front were handled.
-func bisect(b []outbox.Item, onReject func(Rejected), send func([]outbox.Item) error) (int, error) {
-	err := send(b)
+// deliver posts b and returns how many from the front were handled. The
+// server stores a batch all or nothing. A 400 that names bad readings
+// (items[].index) drops just those, for good, and sends the rest again; a
+// 400 or 422 naming none is a failure to retry (it may be about the request,
+// not the data). A 413 halves the batch, rejecting nothing.
+func (n *nativeSender) deliver(ctx context.Context, b []outbox.Item) (int, error) {
+	err := n.post(ctx, b)
 	if err == nil {
 		return len(b), nil
 	}
-	if !isClientError(err) {
+	var se *StatusError
+	if !errors.As(err, &se) {
 		return 0, err
 	}
-	if len(b) == 1 {
-		onReject(Rejected{Item: b[0], Err: err})
-		return 1, nil
+	switch se.Code {
+	case http.StatusRequestEntityTooLarge:
+		if len(b) == 1 {
+			return 0, err
+		}
+		h := len(b) / 2
+		k, err := n.deliver(ctx, b[:h])
+		if err != nil || k < h {
+			return k, err
+		}
+		k2, err := n.deliver(ctx, b[h:])
+		return h + k2, err
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+		bad := badItems(se.raw, len(b))
+		if len(bad) == 0 {
+			return 0, err
+		}
+		keep := make([]int, 0, len(b)-len(bad))
+		rest := make([]outbox.Item, 0, len(b)-len(bad))
+		for i, it := range b {
+			if msg, ok := bad[i]; ok {
+				n.opts.OnReject(Rejected{Item: it, Err: fmt.Errorf("uplink %s: the server refused the reading: %s", n.cfg.Name, msg)})
+				continue
+			}
+			keep = append(keep, i)
+			rest = append(rest, it)
+		}
+		if len(rest) == 0 {
+			return len(b), nil
+		}
+		k, err := n.deliver(ctx, rest)
+		if k >= len(rest) {
+			return len(b), err
+		}
+		return keep[k], err
 	}
-	h := len(b) / 2
-	k, err := bisect(b[:h], onReject, send)
-	if err != nil {
-		return k, err
+	return 0, err
+}
+
+// badItems reads the readings a 400 answer names:
+// {"error":…,"items":[{"index":i,"field":…,"error":…}]}. It returns none
+// when the answer names none or names one outside the batch.
+func badItems(body []byte, n int) map[int]string {
+	var ans struct {
+		Items []struct {
+			Index *int   `json:"index"`
+			Field string `json:"field"`
+			Error string `json:"error"`
+		} `json:"items"`
 	}
-	k2, err := bisect(b[h:], onReject, send)
-	return h + k2, err
+	if json.Unmarshal(body, &ans) != nil {
+		return nil
+	}
+	bad := make(map[int]string, len(ans.Items))
+	for _, it := range ans.Items {
+		if it.Index == nil || *it.Index < 0 || *it.Index >= n {
+			return nil
+		}
+		msg := it.Error
+		if it.Field != "" {
+			msg = it.Field + ": " + msg
+		}
+		bad[*it.Index] = msg
+	}
+	return bad
 }
 
 type nativeBody struct {
@@ -112,6 +170,7 @@ func (n *nativeSender) post(ctx context.Context, items []outbox.Item) error {
 	req.Header.Set("Authorization", "Bearer "+n.cfg.Key)
 	req.Header.Set("User-Agent", "powermeter")
 	if _, err := do(n.client, req); err != nil {
+		err = hideURL(err, n.url)
 		return fmt.Errorf("uplink %s: posting %d readings: %w", n.cfg.Name, len(items), err)
 	}
 	return nil

@@ -13,11 +13,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/powermeter/powermeter/internal/config"
+	"github.com/powermeter/powermeter/internal/legacy"
 	"github.com/powermeter/powermeter/internal/outbox"
 )
 
@@ -27,12 +29,16 @@ type Sender interface {
 	Name() string
 	// MaxBatch is how many items Send wants at a time.
 	MaxBatch() int
-	// Send delivers items (oldest first). newest is the instant of the
-	// newest round taken: items of that round are current, older ones are
-	// replays. It returns how many items from the front were handled (sent,
-	// or skipped because they are not for this target or can never be
-	// accepted); on error the rest is retried later.
-	Send(ctx context.Context, items []outbox.Item, newest time.Time) (int, error)
+	// Send delivers items (oldest first). newest returns the instant of the
+	// newest round taken (asked anew for every request, as a round may be
+	// taken meanwhile): items of that round are current, older ones are
+	// replays. ack, when not nil, may be called with how many items from
+	// the front are handled so far (a sender whose target does not
+	// deduplicate calls it after every request); an error from it ends
+	// Send with that error. Send returns how many items from the front were
+	// handled (sent, or skipped because they are not for this target or can
+	// never be accepted); on error the rest is retried later.
+	Send(ctx context.Context, items []outbox.Item, newest func() time.Time, ack func(n int) error) (int, error)
 }
 
 // Rejected marks an item the target refuses for good (a 400 for that
@@ -50,6 +56,8 @@ type Options struct {
 	MeterTypes map[string]string
 	// MeterOrder is the order of the configured meters (legacy sum lines).
 	MeterOrder []string
+	// File is the config file's path, for configuration errors.
+	File string
 	// OnReject is called for every item dropped as refused.
 	OnReject func(Rejected)
 }
@@ -71,7 +79,11 @@ func New(cfg config.Uplink, index int, o Options) (Sender, error) {
 	}
 	switch cfg.Protocol {
 	case "legacy", "":
-		return newLegacy(cfg, client, o), nil
+		l := newLegacy(cfg, client, o)
+		if l.cfg.Combine != "each" && len(l.meters) > maxSumMeters {
+			return nil, &config.Error{File: o.File, Key: fmt.Sprintf("uplinks[%d].meters", index), Msg: fmt.Sprintf("%d meters in one legacy line (combine = %q): a stats line holds at most %d; list at most %d meters here, use combine = \"each\", or split them over several uplinks", len(l.meters), "sum", legacy.MaxFields-4, maxSumMeters)}
+		}
+		return l, nil
 	case "native":
 		return newNative(cfg, client, o), nil
 	}
@@ -114,20 +126,31 @@ func httpClient(cfg config.Uplink, index int, log *slog.Logger) (*http.Client, e
 		MaxIdleConnsPerHost:   2,
 		IdleConnTimeout:       90 * time.Second,
 	}
-	return &http.Client{Transport: tr, Timeout: timeout}, nil
+	// Redirects are not followed: a POST would become a GET without the
+	// readings, which a PHP install answers with 200 (the readings lost
+	// but acknowledged). A 3xx is a failure naming the new address.
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: noRedirect}, nil
 }
 
 // StatusError is a non-2xx answer.
 type StatusError struct {
 	Code int
-	Body string
+	Body string // shortened for messages
+	// Location is where a 3xx answer points (without its query).
+	Location string
+	raw      []byte // the body as received (up to 64 kB)
 }
 
 func (e *StatusError) Error() string {
-	if e.Body != "" {
-		return fmt.Sprintf("server answered %d: %s", e.Code, e.Body)
+	msg := fmt.Sprintf("server answered %d", e.Code)
+	if e.Location != "" {
+		msg += " (redirect to " + e.Location + "; set the uplink's url to it)"
 	}
-	return fmt.Sprintf("server answered %d", e.Code)
+	if e.Body != "" {
+		msg += ": " + e.Body
+	}
+	return msg
 }
 
 // do sends req and returns the body of a 2xx answer (up to 64 kB); any other
@@ -148,16 +171,33 @@ func do(client *http.Client, req *http.Request) ([]byte, error) {
 		if len(msg) > 200 {
 			msg = msg[:200] + "…"
 		}
-		return nil, &StatusError{Code: resp.StatusCode, Body: msg}
+		se := &StatusError{Code: resp.StatusCode, Body: msg, raw: body}
+		if resp.StatusCode/100 == 3 {
+			// The body of a redirect repeats the new URL, query and key.
+			se.Body, se.raw = "", nil
+			se.Location = withoutQuery(resp.Header.Get("Location"))
+		}
+		return nil, se
 	}
 	return body, nil
 }
 
-// isClientError reports whether err is a 400/422 answer about the request's
-// content (not auth, not overload): the data itself is refused.
-func isClientError(err error) bool {
-	var se *StatusError
-	return errors.As(err, &se) && (se.Code == http.StatusBadRequest || se.Code == http.StatusUnprocessableEntity)
+// withoutQuery cuts the query and fragment off a URL (a key may be in it).
+func withoutQuery(u string) string {
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		return u[:i]
+	}
+	return u
+}
+
+// hideURL replaces the URL in a transport error (*url.Error) by safe, so a
+// key in the query never reaches a log or /status.
+func hideURL(err error, safe string) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = safe
+	}
+	return err
 }
 
 // forMeters returns a filter for the uplink's meters (all when empty).

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/powermeter/powermeter/internal/config"
+	"github.com/powermeter/powermeter/internal/legacy"
 	"github.com/powermeter/powermeter/internal/outbox"
 	"github.com/powermeter/powermeter/internal/reading"
 	"github.com/powermeter/powermeter/internal/store"
@@ -32,6 +33,9 @@ var t0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 func item(seq uint64, meter string, at time.Time, power float64, temp *float64, phases ...float64) outbox.Item {
 	return outbox.Item{Seq: seq, Meter: meter, Reading: reading.Reading{Device: meter, Time: at, Power: power, Temperature: temp, Phases: phases}}
 }
+
+// at is a newest-round function that always answers t.
+func at(t time.Time) func() time.Time { return func() time.Time { return t } }
 
 var types = map[string]string{"balcony": "fritzdect", "fridge": "shelly", "grid": "shelly"}
 var order = []string{"balcony", "fridge", "grid"}
@@ -66,7 +70,7 @@ func TestLegacyLiveGETSendsTheOriginalLineUnescaped(t *testing.T) {
 	defer srv.Close()
 	s := newSender(t, config.Uplink{URL: srv.URL + "/powermeter/", Meters: []string{"balcony"}})
 	its := []outbox.Item{item(1, "balcony", t0, 123.456, reading.F(21.54))}
-	n, err := s.Send(context.Background(), its, t0)
+	n, err := s.Send(context.Background(), its, at(t0), nil)
 	if err != nil || n != 1 {
 		t.Fatalf("Send = %d, %v", n, err)
 	}
@@ -95,7 +99,7 @@ func TestLegacyReplayGoesAsPOSTWithBuffer(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		its = append(its, item(uint64(i), "fridge", t0.Add(time.Duration(i)*10*time.Second), 60+float64(i), reading.F(4.321)))
 	}
-	n, err := s.Send(context.Background(), its, t0.Add(40*time.Second))
+	n, err := s.Send(context.Background(), its, at(t0.Add(40*time.Second)), nil)
 	if err != nil || n != 5 {
 		t.Fatalf("Send = %d, %v", n, err)
 	}
@@ -124,7 +128,7 @@ func TestLegacyPOSTMethod(t *testing.T) {
 	srv := httptest.NewServer(php)
 	defer srv.Close()
 	s := newSender(t, config.Uplink{URL: srv.URL, Key: "k", Method: "post", Meters: []string{"fridge"}})
-	if _, err := s.Send(context.Background(), []outbox.Item{item(1, "fridge", t0, 5, nil)}, t0); err != nil {
+	if _, err := s.Send(context.Background(), []outbox.Item{item(1, "fridge", t0, 5, nil)}, at(t0), nil); err != nil {
 		t.Fatal(err)
 	}
 	l := php.Lines()
@@ -134,23 +138,24 @@ func TestLegacyPOSTMethod(t *testing.T) {
 }
 
 func TestLegacyLines(t *testing.T) {
-	s := newSender(t, config.Uplink{URL: "http://127.0.0.1:1/"}).(*legacySender)
 	cases := []struct {
-		name  string
-		group []outbox.Item
-		want  string
+		name   string
+		meters []string
+		group  []outbox.Item
+		want   string
 	}{
-		{"fritzdect", []outbox.Item{item(1, "balcony", t0, -0.004, reading.F(-3.05))}, "01.06.2026,14:00:00,0.00,-3.0"},
-		{"3EM", []outbox.Item{item(1, "grid", t0, 212.5, nil, 300, -150.25, 62.75)}, "01.06.2026,14:00:00,212.50,,300.00,-150.25,62.75"},
-		{"3EM with its device temperature", []outbox.Item{item(1, "grid", t0, 212.5, reading.F(38.1), 300, -150.25, 62.75)}, "01.06.2026,14:00:00,212.50,,300.00,-150.25,62.75"},
-		{"sum in config order", []outbox.Item{
+		{"fritzdect", []string{"balcony"}, []outbox.Item{item(1, "balcony", t0, -0.004, reading.F(-3.05))}, "01.06.2026,14:00:00,0.00,-3.0"},
+		{"3EM", []string{"grid"}, []outbox.Item{item(1, "grid", t0, 212.5, nil, 300, -150.25, 62.75)}, "01.06.2026,14:00:00,212.50,,300.00,-150.25,62.75"},
+		{"3EM with its device temperature", []string{"grid"}, []outbox.Item{item(1, "grid", t0, 212.5, reading.F(38.1), 300, -150.25, 62.75)}, "01.06.2026,14:00:00,212.50,,300.00,-150.25,62.75"},
+		{"sum in config order", nil, []outbox.Item{
 			item(2, "grid", t0, 100, nil, 50, 50, 0),
 			item(1, "fridge", t0, 60.2, reading.F(5.123)),
 			item(3, "balcony", t0, -300, reading.F(21.44)),
 		}, "01.06.2026,14:00:00,-139.80,21.4,-300.00,60.20,100.00"},
-		{"sum without temperature", []outbox.Item{item(1, "fridge", t0, 60.2, nil), item(2, "grid", t0, 63.2, nil)}, "01.06.2026,14:00:00,123.40,,60.20,63.20"},
+		{"sum without temperature", []string{"grid", "fridge"}, []outbox.Item{item(1, "fridge", t0, 60.2, nil), item(2, "grid", t0, 63.2, nil)}, "01.06.2026,14:00:00,123.40,,60.20,63.20"},
 	}
 	for _, c := range cases {
+		s := newSender(t, config.Uplink{URL: "http://127.0.0.1:1/", Meters: c.meters}).(*legacySender)
 		got, err := s.Line(c.group)
 		if err != nil || got != c.want {
 			t.Errorf("%s: %q, %v; want %q", c.name, got, err, c.want)
@@ -164,13 +169,11 @@ func TestLegacyCombineEachAndFilter(t *testing.T) {
 	defer srv.Close()
 	s := newSender(t, config.Uplink{URL: srv.URL + "/", Key: "k", Combine: "each", Meters: []string{"fridge", "grid"}})
 	its := []outbox.Item{item(1, "balcony", t0, 1, nil), item(2, "fridge", t0, 2, nil), item(3, "grid", t0, 3, nil)}
-	// Current lines are handled one per Send (acknowledged one by one).
-	for _, want := range []int{2, 1} {
-		n, err := s.Send(context.Background(), its, t0)
-		if err != nil || n != want {
-			t.Fatalf("Send = %d, %v; want %d", n, err, want)
-		}
-		its = its[n:]
+	// Every line is acknowledged as soon as it was taken.
+	var acks []int
+	n, err := s.Send(context.Background(), its, at(t0), func(n int) error { acks = append(acks, n); return nil })
+	if err != nil || n != 3 || fmt.Sprint(acks) != "[2 3]" {
+		t.Fatalf("Send = %d, %v, acks %v; want 3 handled, acks [2 3]", n, err, acks)
 	}
 	var got []string
 	for _, l := range php.Lines() {
@@ -186,9 +189,9 @@ func TestLegacyNon2xxIsAFailure(t *testing.T) {
 	srv := httptest.NewServer(php)
 	defer srv.Close()
 	s := newSender(t, config.Uplink{URL: srv.URL + "/", Key: "k", Meters: []string{"fridge"}})
-	for _, code := range []int{301, 404, 500, 503, -1} {
+	for _, code := range []int{404, 500, 503, -1} {
 		php.SetDown(code)
-		n, err := s.Send(context.Background(), []outbox.Item{item(1, "fridge", t0, 1, nil), item(2, "fridge", t0.Add(10*time.Second), 1, nil)}, t0)
+		n, err := s.Send(context.Background(), []outbox.Item{item(1, "fridge", t0, 1, nil), item(2, "fridge", t0.Add(10*time.Second), 1, nil)}, at(t0), nil)
 		if err == nil || n != 0 {
 			t.Fatalf("status %d: Send = %d, %v; want a failure", code, n, err)
 		}
@@ -202,7 +205,14 @@ func TestLegacyKeepsARoundTogetherAcrossBatches(t *testing.T) {
 	php := &uplinktest.PHP{Key: "k"}
 	srv := httptest.NewServer(php)
 	defer srv.Close()
-	s := newSender(t, config.Uplink{URL: srv.URL + "/", Key: "k"})
+	var ten []string
+	for m := 0; m < 10; m++ {
+		ten = append(ten, fmt.Sprintf("m%d", m))
+	}
+	s, err := New(config.Uplink{Name: "up", URL: srv.URL + "/", Key: "k", Protocol: "legacy", Method: "get", Combine: "sum"}, 0, Options{MeterOrder: ten})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// One round of one reading, then 30 rounds of ten meters: a window of
 	// MaxBatch items cuts the 26th round.
 	its := []outbox.Item{item(0, "m0", t0.Add(-10*time.Second), 1, nil)}
@@ -214,7 +224,7 @@ func TestLegacyKeepsARoundTogetherAcrossBatches(t *testing.T) {
 	total := 0
 	for total < len(its) {
 		window := its[total:min(total+s.MaxBatch(), len(its))]
-		n, err := s.Send(context.Background(), window, t0.Add(time.Hour))
+		n, err := s.Send(context.Background(), window, at(t0.Add(time.Hour)), nil)
 		if err != nil || n == 0 {
 			t.Fatalf("Send = %d, %v", n, err)
 		}
@@ -247,9 +257,11 @@ func TestNativeBatchesAndBisectsRefusedReadings(t *testing.T) {
 			http.Error(w, err.Error(), 400)
 			return
 		}
-		for _, rd := range body.Readings {
+		for i, rd := range body.Readings {
 			if rd.Power == 666 {
-				http.Error(w, `{"error":"bad item"}`, 400)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(400)
+				fmt.Fprintf(w, `{"error":"1 of %d readings are invalid; nothing was stored","items":[{"index":%d,"field":"power","error":"out of range"}]}`, len(body.Readings), i)
 				return
 			}
 		}
@@ -275,15 +287,18 @@ func TestNativeBatchesAndBisectsRefusedReadings(t *testing.T) {
 		}
 		its = append(its, item(uint64(i), "m", t0.Add(time.Duration(i)*10*time.Second), p, nil))
 	}
-	n, err := s.Send(context.Background(), its, t0)
+	n, err := s.Send(context.Background(), its, at(t0), nil)
 	if err != nil || n != 1000 {
 		t.Fatalf("Send = %d, %v", n, err)
 	}
 	if len(rejected) != 1 || rejected[0].Item.Seq != 777 {
 		t.Fatalf("rejected %+v", rejected)
 	}
-	if len(got) != 999 {
-		t.Fatalf("server has %d readings, want 999", len(got))
+	if len(got) != 999 || posts != 1 {
+		t.Fatalf("server has %d readings in %d batches, want 999 in 1", len(got), posts)
+	}
+	if !strings.Contains(rejected[0].Err.Error(), "power: out of range") {
+		t.Fatalf("rejection %v does not say why", rejected[0].Err)
 	}
 	for k, c := range got {
 		if c != 1 {
@@ -299,7 +314,7 @@ func TestNativeServerErrorIsRetried(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "busy", 503) }))
 	defer srv.Close()
 	s := newSender(t, config.Uplink{URL: srv.URL, Protocol: "native"})
-	n, err := s.Send(context.Background(), []outbox.Item{item(1, "m", t0, 1, nil)}, t0)
+	n, err := s.Send(context.Background(), []outbox.Item{item(1, "m", t0, 1, nil)}, at(t0), nil)
 	var se *StatusError
 	if n != 0 || !errors.As(err, &se) || se.Code != 503 {
 		t.Fatalf("Send = %d, %v", n, err)
@@ -313,7 +328,7 @@ func TestTLSVerifiedCAFileAndInsecure(t *testing.T) {
 	its := []outbox.Item{item(1, "fridge", t0, 1, nil)}
 
 	s := newSender(t, config.Uplink{URL: srv.URL + "/", Key: "k"})
-	if _, err := s.Send(context.Background(), its, t0); err == nil || !strings.Contains(err.Error(), "certificate") {
+	if _, err := s.Send(context.Background(), its, at(t0), nil); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("an unknown certificate was accepted: %v", err)
 	}
 
@@ -323,7 +338,7 @@ func TestTLSVerifiedCAFileAndInsecure(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = newSender(t, config.Uplink{URL: srv.URL + "/", Key: "k", CAFile: ca})
-	if _, err := s.Send(context.Background(), its, t0); err != nil {
+	if _, err := s.Send(context.Background(), its, at(t0), nil); err != nil {
 		t.Fatalf("with ca_file: %v", err)
 	}
 
@@ -335,7 +350,7 @@ func TestTLSVerifiedCAFileAndInsecure(t *testing.T) {
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "insecure") {
 		t.Fatalf("no warning for insecure: %q", logs.String())
 	}
-	if _, err := s.Send(context.Background(), []outbox.Item{item(2, "fridge", t0.Add(10*time.Second), 1, nil)}, t0.Add(10*time.Second)); err != nil {
+	if _, err := s.Send(context.Background(), []outbox.Item{item(2, "fridge", t0.Add(10*time.Second), 1, nil)}, at(t0.Add(10*time.Second)), nil); err != nil {
 		t.Fatalf("insecure: %v", err)
 	}
 	if len(php.Lines()) != 2 {
@@ -367,12 +382,247 @@ func TestLocalSender(t *testing.T) {
 	var rejected int
 	s := NewLocal(st, "home", func(Rejected) { rejected++ })
 	its := []outbox.Item{item(1, "a", t0, 1, nil), item(2, "a", time.Time{}, 1, nil), item(3, "b", t0, 2, nil)}
-	n, err := s.Send(context.Background(), its, t0)
+	n, err := s.Send(context.Background(), its, at(t0), nil)
 	if err != nil || n != 3 || len(st.got) != 2 || rejected != 1 {
 		t.Fatalf("Send = %d, %v; stored %d, rejected %d", n, err, len(st.got), rejected)
 	}
 	st.fail = true
-	if n, err := s.Send(context.Background(), its[:1], t0); err == nil || n != 0 {
+	if n, err := s.Send(context.Background(), its[:1], at(t0), nil); err == nil || n != 0 {
 		t.Fatalf("failing store: %d, %v", n, err)
+	}
+}
+
+// A redirect is not followed: a replayed POST would arrive as a GET
+// without its line, which a PHP install answers with 200. It is a failure
+// naming the new address (without the key), and nothing is acknowledged.
+func TestLegacyRedirectIsAFailureNotAcknowledged(t *testing.T) {
+	php := &uplinktest.PHP{Key: "s3cret key"}
+	real := httptest.NewServer(php)
+	defer real.Close()
+	redir := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, real.URL+r.URL.RequestURI(), http.StatusMovedPermanently)
+	}))
+	defer redir.Close()
+	s := newSender(t, config.Uplink{URL: redir.URL + "/"})
+	its := []outbox.Item{item(1, "balcony", t0, 100, reading.F(20)), item(2, "balcony", t0.Add(10*time.Second), 101, reading.F(20))}
+	acked := 0
+	ack := func(n int) error { acked = n; return nil }
+	// Both replays (POST), then the same two with the second current (GET).
+	for _, newest := range []time.Time{t0.Add(20 * time.Second), t0.Add(10 * time.Second)} {
+		n, err := s.Send(context.Background(), its, at(newest), ack)
+		var se *StatusError
+		if n != 0 || acked != 0 || !errors.As(err, &se) || se.Code != 301 {
+			t.Fatalf("Send = %d (acked %d), %v; want a 301 failure", n, acked, err)
+		}
+		if se.Location != real.URL+"/log.php" || !strings.Contains(err.Error(), real.URL+"/log.php") {
+			t.Fatalf("error %q does not name where the install moved", err)
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Fatalf("the key leaks: %q", err)
+		}
+	}
+	if php.Requests() != 0 {
+		t.Fatalf("the redirect was followed: %d requests at the new address", php.Requests())
+	}
+}
+
+// combine = "sum": a meter missing in a round leaves its field empty, so
+// the others keep their positions; an uplink of several meters always
+// writes the sum layout.
+func TestLegacySumLineKeepsFieldsWhenAMeterIsMissing(t *testing.T) {
+	s := newSender(t, config.Uplink{URL: "http://127.0.0.1:9/"}).(*legacySender)
+	cases := []struct {
+		name  string
+		group []outbox.Item
+		want  string
+	}{
+		{"all three", []outbox.Item{item(1, "balcony", t0, 100, reading.F(20)), item(2, "fridge", t0, 50, nil), item(3, "grid", t0, -300, nil)}, "01.06.2026,14:00:00,-150.00,20.0,100.00,50.00,-300.00"},
+		{"first missing", []outbox.Item{item(1, "fridge", t0, 50, nil), item(2, "grid", t0, -300, nil)}, "01.06.2026,14:00:00,-250.00,,,50.00,-300.00"},
+		{"middle missing", []outbox.Item{item(1, "balcony", t0, 100, reading.F(20)), item(3, "grid", t0, -300, nil)}, "01.06.2026,14:00:00,-200.00,20.0,100.00,,-300.00"},
+		{"only the last", []outbox.Item{item(1, "grid", t0, -300, nil, 1, 2, 3)}, "01.06.2026,14:00:00,-300.00,,,,-300.00"},
+		{"only the first", []outbox.Item{item(1, "balcony", t0, 100, reading.F(20))}, "01.06.2026,14:00:00,100.00,20.0,100.00,,"},
+	}
+	for _, c := range cases {
+		got, err := s.Line(c.group)
+		if err != nil || got != c.want {
+			t.Errorf("%s: %q, %v; want %q", c.name, got, err, c.want)
+			continue
+		}
+		// The PHP rules take it, and every field is where it belongs.
+		if _, err := legacy.Parse(got); err != nil {
+			t.Errorf("%s: %q refused: %v", c.name, got, err)
+		}
+	}
+	// An uplink of one meter keeps the original single layout.
+	one := newSender(t, config.Uplink{URL: "http://127.0.0.1:9/", Meters: []string{"grid"}}).(*legacySender)
+	if got, err := one.Line([]outbox.Item{item(1, "grid", t0, 212.5, nil, 300, -150.25, 62.75)}); err != nil || got != "01.06.2026,14:00:00,212.50,,300.00,-150.25,62.75" {
+		t.Fatalf("single meter: %q, %v", got, err)
+	}
+}
+
+// The key is never in an error (they reach the log and /status): not from
+// a transport error's URL, nor from a redirect's Location.
+func TestKeyNeverInErrors(t *testing.T) {
+	for _, proto := range []string{"legacy", "native"} {
+		s := newSender(t, config.Uplink{URL: "http://127.0.0.1:9/", Protocol: proto, Key: "s3cret"})
+		_, err := s.Send(context.Background(), []outbox.Item{item(1, "balcony", t0, 1, nil)}, at(t0), nil)
+		if err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Fatalf("%s: %v", proto, err)
+		}
+		if proto == "legacy" && !strings.Contains(err.Error(), "http://127.0.0.1:9/log.php") {
+			t.Fatalf("%s: the error %q does not say where", proto, err)
+		}
+	}
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no such page: "+r.URL.RequestURI(), http.StatusNotFound)
+	}))
+	defer echo.Close()
+	s := newSender(t, config.Uplink{URL: echo.URL + "/", Key: "s3cret"})
+	_, err := s.Send(context.Background(), []outbox.Item{item(1, "balcony", t0, 1, nil)}, at(t0), nil)
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("error page echoing the URL: %v", err)
+	}
+	redir := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "https://elsewhere.invalid"+r.URL.RequestURI(), http.StatusFound)
+	}))
+	defer redir.Close()
+	s = newSender(t, config.Uplink{URL: redir.URL + "/", Key: "s3cret"})
+	_, err = s.Send(context.Background(), []outbox.Item{item(1, "balcony", t0, 1, nil)}, at(t0), nil)
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "https://elsewhere.invalid/log.php") {
+		t.Fatalf("redirect: %v", err)
+	}
+}
+
+// Current or replay is decided for each line: a round taken while a batch
+// goes out makes its last line a replay.
+func TestLegacyCurrentOrReplayDecidedPerLine(t *testing.T) {
+	var mu sync.Mutex
+	newest := t0.Add(10 * time.Second)
+	php := &uplinktest.PHP{Key: "k"}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		php.ServeHTTP(w, r)
+		mu.Lock()
+		newest = t0.Add(20 * time.Second) // the next round was taken
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	s := newSender(t, config.Uplink{URL: srv.URL + "/", Key: "k", Meters: []string{"fridge"}})
+	its := []outbox.Item{item(1, "fridge", t0, 1, nil), item(2, "fridge", t0.Add(10*time.Second), 2, nil)}
+	n, err := s.Send(context.Background(), its, func() time.Time { mu.Lock(); defer mu.Unlock(); return newest }, nil)
+	if err != nil || n != 2 {
+		t.Fatalf("Send = %d, %v", n, err)
+	}
+	for i, l := range php.Lines() {
+		if l.Method != "POST" || !l.Buffer {
+			t.Fatalf("line %d went as %s buffer=%v; the round was no longer the newest", i, l.Method, l.Buffer)
+		}
+	}
+}
+
+// Replays are acknowledged line by line too: a crash repeats none to a
+// receiver that does not deduplicate. A failing ack ends Send.
+func TestLegacyAcknowledgesEveryLine(t *testing.T) {
+	php := &uplinktest.PHP{Key: "k"}
+	srv := httptest.NewServer(php)
+	defer srv.Close()
+	s := newSender(t, config.Uplink{URL: srv.URL + "/", Key: "k", Meters: []string{"fridge"}})
+	var its []outbox.Item
+	for i := 0; i < 40; i++ {
+		its = append(its, item(uint64(i), "fridge", t0.Add(time.Duration(i)*10*time.Second), float64(i), nil), item(uint64(i), "grid", t0.Add(time.Duration(i)*10*time.Second), 1, nil))
+	}
+	var acks []int
+	n, err := s.Send(context.Background(), its, at(t0.Add(time.Hour)), func(n int) error {
+		acks = append(acks, n)
+		if len(acks) == 35 {
+			return errors.New("disk full")
+		}
+		return nil
+	})
+	if n != 70 || err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Send = %d, %v; want 70 handled and the ack's error", n, err)
+	}
+	for i, a := range acks {
+		if a != 2*(i+1) {
+			t.Fatalf("ack %d covers %d items, want %d (one ack per line): %v", i, a, 2*(i+1), acks)
+		}
+	}
+	if len(php.Lines()) != 35 {
+		t.Fatalf("%d lines", len(php.Lines()))
+	}
+}
+
+// A sum line holds at most 12 meters: more is a config error at start.
+func TestSumUplinkOfMoreThan12MetersIsAConfigError(t *testing.T) {
+	var names []string
+	for i := 0; i < 13; i++ {
+		names = append(names, fmt.Sprintf("m%d", i))
+	}
+	u := config.Uplink{Name: "php", URL: "http://127.0.0.1:9/", Protocol: "legacy", Combine: "sum"}
+	_, err := New(u, 2, Options{MeterOrder: names})
+	var ce *config.Error
+	if !errors.As(err, &ce) || ce.Key != "uplinks[2].meters" {
+		t.Fatalf("13 meters in a sum line: %v", err)
+	}
+	u.Meters = names[:12]
+	if _, err := New(u, 2, Options{MeterOrder: names}); err != nil {
+		t.Fatalf("12 meters: %v", err)
+	}
+	u.Meters, u.Combine = nil, "each"
+	if _, err := New(u, 2, Options{MeterOrder: names}); err != nil {
+		t.Fatalf("13 meters, each: %v", err)
+	}
+}
+
+// A 400 that names no reading may be about the request: retried, nothing
+// dropped. A 413 halves the batch and drops nothing.
+func TestNative400WithoutItemsIsRetriedAnd413Halves(t *testing.T) {
+	var mu sync.Mutex
+	mode := "400"
+	var sizes []int
+	stored := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Readings []json.RawMessage `json:"readings"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		sizes = append(sizes, len(body.Readings))
+		switch {
+		case mode == "400":
+			w.WriteHeader(400)
+			fmt.Fprint(w, `{"error":"body: unknown field"}`)
+		case len(body.Readings) > 30:
+			w.WriteHeader(413)
+			fmt.Fprint(w, `{"error":"readings: too many in one batch"}`)
+		default:
+			stored += len(body.Readings)
+			fmt.Fprintf(w, `{"inserted":%d}`, len(body.Readings))
+		}
+	}))
+	defer srv.Close()
+	var rejected int
+	s, err := New(config.Uplink{Name: "n", URL: srv.URL, Protocol: "native", Key: "k"}, 0, Options{OnReject: func(Rejected) { rejected++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var its []outbox.Item
+	for i := 0; i < 100; i++ {
+		its = append(its, item(uint64(i), "m", t0.Add(time.Duration(i)*10*time.Second), float64(i), nil))
+	}
+	n, err := s.Send(context.Background(), its, at(t0), nil)
+	var se *StatusError
+	if n != 0 || !errors.As(err, &se) || se.Code != 400 || rejected != 0 || len(sizes) != 1 {
+		t.Fatalf("400 without items: Send = %d, %v; rejected %d, %d requests", n, err, rejected, len(sizes))
+	}
+	mu.Lock()
+	mode, sizes = "413", nil
+	mu.Unlock()
+	n, err = s.Send(context.Background(), its, at(t0), nil)
+	if n != 100 || err != nil || rejected != 0 || stored != 100 {
+		t.Fatalf("413: Send = %d, %v; rejected %d, stored %d (batches %v)", n, err, rejected, stored, sizes)
 	}
 }

@@ -156,3 +156,35 @@ func createYearDB(b *testing.B, path string) error {
 	}
 	return os.Rename(tmp, path)
 }
+
+// BenchmarkInsertBulk inserts one batch of a week of 10-s legacy readings
+// (60 480, as an import does) per iteration into a growing table.
+func BenchmarkInsertBulk(b *testing.B) {
+	s, err := OpenFile(b.Context(), filepath.Join(b.TempDir(), "bulk.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.EnsureSource(b.Context(), "home", "Europe/Berlin"); err != nil {
+		b.Fatal(err)
+	}
+	const week = 7 * 8640
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	batch := make([]reading.Reading, week)
+	n := 0
+	start, cpu0 := time.Now(), cpuTime()
+	for b.Loop() {
+		for j := range batch {
+			batch[j] = reading.Reading{Device: "legacy", Time: t0.Add(time.Duration(n*week+j) * 10 * time.Second),
+				Power: float64(j%5000) / 100, Temperature: reading.F(21.5)}
+		}
+		n++
+		res, err := s.Insert(b.Context(), "home", batch)
+		if err != nil || res.Inserted != week {
+			b.Fatalf("insert: %+v, %v", res, err)
+		}
+	}
+	el := time.Since(start)
+	b.ReportMetric(float64(n*week)/el.Seconds(), "readings/s")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(n*week), "cpu-ns/reading")
+}

@@ -42,7 +42,7 @@ type Store struct {
 	path string
 	w    *sql.DB // exactly one connection: every write goes through it
 	r    *sql.DB // readers (query_only)
-	gc   *groupcommit.Committer[*batch, store.InsertResult]
+	gc   *groupcommit.Committer[*batch, *store.InsertResult]
 	log  *slog.Logger
 
 	mu      sync.Mutex
@@ -51,6 +51,7 @@ type Store struct {
 	devName map[int64]map[int64]string // source id → device id → name
 	locs    map[string]*time.Location  // zone name → location
 	stmts   map[string]*sql.Stmt       // prepared on w, by query
+	insQ    map[int64][]string         // source id → insertQueries
 
 	closeOnce sync.Once
 	closeErr  error
@@ -144,8 +145,9 @@ func OpenFile(ctx context.Context, path string) (*Store, error) {
 		devName: map[int64]map[int64]string{},
 		locs:    map[string]*time.Location{},
 		stmts:   map[string]*sql.Stmt{},
+		insQ:    map[int64][]string{},
 	}
-	if err := s.prepare(ctx, qSource, qDevStats, qClock, qDay); err != nil {
+	if err := s.prepare(ctx, qSource, qDevStats, qClock, qDay, qClockExec, qDayClock, qSavepoint, qRollbackTo, qRelease); err != nil {
 		w.Close()
 		r.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)

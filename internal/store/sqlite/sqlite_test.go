@@ -456,3 +456,78 @@ func TestDayOfMatchesZone(t *testing.T) {
 		}
 	}
 }
+
+// TestInsertChunks sends batches larger than the biggest multi-row insert,
+// mixing new rows, rows stored before and duplicates inside the batch, so
+// that both the multi-row path and the row-by-row fallback are taken, and
+// checks the counts, the stored values (the first one wins) and the
+// per-device counters.
+func TestInsertChunks(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	if err := s.EnsureSource(ctx, "home", "Europe/Berlin"); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 10, 24, 20, 0, 0, 0, time.UTC) // crosses two local days
+	rd := func(dev string, i int, p float64) reading.Reading {
+		return reading.Reading{Device: dev, Time: t0.Add(time.Duration(i) * time.Minute), Power: p}
+	}
+	// Every 7th reading of the first 300 is stored first.
+	var early []reading.Reading
+	for i := 0; i < 300; i += 7 {
+		early = append(early, rd("a", i, float64(i)))
+	}
+	if res, err := s.Insert(ctx, "home", early); err != nil || res.Inserted != len(early) {
+		t.Fatalf("first insert: %+v, %v", res, err)
+	}
+	// All-new batch of 301 rows (128+128+32+8+4+1).
+	var fresh []reading.Reading
+	for i := range 301 {
+		fresh = append(fresh, rd("b", i, float64(i)))
+	}
+	if res, err := s.Insert(ctx, "home", fresh); err != nil || res != (store.InsertResult{Inserted: 301}) {
+		t.Fatalf("fresh batch: %+v, %v", res, err)
+	}
+	// 300 readings of a (43 present), one duplicate inside the batch.
+	var mixed []reading.Reading
+	for i := range 300 {
+		mixed = append(mixed, rd("a", i, float64(1000+i)))
+	}
+	mixed = append(mixed, rd("a", 150, 5)) // 150 is new in this batch: the earlier one wins
+	res, err := s.Insert(ctx, "home", mixed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (store.InsertResult{Inserted: 300 - len(early), Present: len(early) + 1}); res != want {
+		t.Errorf("mixed batch = %+v, want %+v", res, want)
+	}
+	got := map[string]float64{}
+	n := 0
+	err = s.Range(ctx, "home", t0, t0.Add(24*time.Hour), func(r reading.Reading) error {
+		n++
+		got[fmt.Sprint(r.Device, int(r.Time.Sub(t0)/time.Minute))] = r.Power
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 300+301 {
+		t.Errorf("stored %d readings, want %d", n, 300+301)
+	}
+	for i := range 300 {
+		want := float64(1000 + i)
+		if i%7 == 0 {
+			want = float64(i)
+		}
+		if p := got[fmt.Sprint("a", i)]; p != want {
+			t.Errorf("a %d: power %v, want %v", i, p, want)
+		}
+	}
+	infos, err := s.Sources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != 1 || infos[0].Count != 601 {
+		t.Errorf("sources = %+v, want one with 601 readings", infos)
+	}
+}

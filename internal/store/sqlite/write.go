@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/powermeter/powermeter/internal/reading"
@@ -31,10 +32,45 @@ const (
 	qClock = "UPDATE sources SET vclock = vclock + 1 WHERE id = ? RETURNING vclock"
 	qDay   = `INSERT INTO days (src, day, version) VALUES (?, ?, ?)
 		ON CONFLICT (src, day) DO UPDATE SET version = excluded.version`
+	// the same two for the group commit, without result rows: the day
+	// takes the source's clock as qClockExec left it
+	qClockExec = "UPDATE sources SET vclock = vclock + 1 WHERE id = ?"
+	qDayClock  = `INSERT INTO days (src, day, version) SELECT ?1, ?2, vclock FROM sources WHERE id = ?1
+		ON CONFLICT (src, day) DO UPDATE SET version = excluded.version`
+	// a savepoint around a group's multi-row inserts
+	qSavepoint  = "SAVEPOINT rows"
+	qRollbackTo = "ROLLBACK TO rows"
+	qRelease    = "RELEASE rows"
 )
 
-func insertQuery(src int64) string {
-	return "INSERT OR IGNORE INTO " + readings(src) + " (ts, dev, p, v) VALUES (?, ?, ?, ?)"
+// insertChunks are the row counts of the multi-row inserts prepared for
+// each source, largest first: a group's rows go in as few statements as
+// the binary decomposition of their number needs (29 = 16+8+4+1).
+var insertChunks = [...]int{128, 64, 32, 16, 8, 4, 2, 1}
+
+// insertQuery inserts n rows into the readings of source src; OR IGNORE
+// skips the rows that are present.
+func insertQuery(src int64, n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT OR IGNORE INTO ")
+	b.WriteString(readings(src))
+	b.WriteString(" (ts, dev, p, v) VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?)")
+	}
+	return b.String()
+}
+
+// insertQueries are the inserts of source src, one per chunk size.
+func insertQueries(src int64) []string {
+	qs := make([]string, len(insertChunks))
+	for i, n := range insertChunks {
+		qs[i] = insertQuery(src, n)
+	}
+	return qs
 }
 
 // prepare readies the write statements on the writer connection (which
@@ -119,27 +155,57 @@ func (s *Store) Insert(ctx context.Context, source string, rs []reading.Reading)
 	if err != nil {
 		return store.InsertResult{}, fmt.Errorf("insert into %q: %w", source, err)
 	}
-	return res, nil
+	return *res, nil
 }
 
 // wtx is one (possibly shared) write transaction of the group committer.
+// Apply only looks up a batch's source and devices and queues its rows;
+// Commit writes the queued rows of each source with a few multi-row
+// inserts, counts what each batch inserted and found present, updates the
+// device counters and day versions, and commits. Anything failing fails
+// the whole transaction, and the committer then retries the batches one
+// per transaction, so each batch stays all or nothing.
 type wtx struct {
-	s       *Store
-	tx      *sql.Tx
+	s  *Store
+	tx *sql.Tx
+	// ctx is the context of the transaction and its statements, without
+	// the committer's deadline: with a Done channel, database/sql and
+	// modernc.org/sqlite start a watcher goroutine for the transaction
+	// and for every statement. Nothing here waits on the network: a wait
+	// for the file lock is bounded by the busy timeout (10 s), and an
+	// fsync cannot be interrupted anyway.
+	ctx     context.Context
 	srcs    map[string]*txSource
+	order   []*txSource // sources in the order of first use
 	newDevs map[devKey]int64
-	stats   map[devKey]*devStat // readings inserted per device
+	stats   map[devID]*devStat // readings inserted per device
+	stmts   map[string]*sql.Stmt
+	args    []any // scratch of insertChunk
 }
 
 type txSource struct {
-	id   int64
-	ins  *sql.Stmt // insert into the source's readings table
-	loc  *time.Location
-	days map[string]struct{} // local days that got a new reading
+	id      int64
+	inserts []string // insertQueries of the source
+	loc     *time.Location
+	days    map[string]struct{} // local days that got a new reading
 	// the last day seen, to skip formatting for runs in one day
 	dayStart, dayEnd int64 // ts units
 	day              string
+	rows             []queued // rows of the applied batches, in order
+	// the last device looked up, as batches usually come from one
+	lastDev   string
+	lastDevID int64
 }
+
+// queued is a row waiting for Commit, with the result of its batch.
+type queued struct {
+	r   *row
+	dev int64
+	res *store.InsertResult
+	new bool // set by Commit: really inserted, not present
+}
+
+type devID struct{ src, dev int64 }
 
 type devStat struct {
 	src, dev    int64
@@ -147,7 +213,11 @@ type devStat struct {
 	first, last int64
 }
 
-func (s *Store) begin(ctx context.Context) (groupcommit.Tx[*batch, store.InsertResult], error) {
+func (s *Store) begin(ctx context.Context) (groupcommit.Tx[*batch, *store.InsertResult], error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ctx = context.WithoutCancel(ctx)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -155,25 +225,40 @@ func (s *Store) begin(ctx context.Context) (groupcommit.Tx[*batch, store.InsertR
 	return &wtx{
 		s:       s,
 		tx:      tx,
+		ctx:     ctx,
 		srcs:    map[string]*txSource{},
 		newDevs: map[devKey]int64{},
-		stats:   map[devKey]*devStat{},
+		stats:   map[devID]*devStat{},
+		stmts:   map[string]*sql.Stmt{},
 	}, nil
+}
+
+// stmt returns q bound to the transaction, once per transaction.
+func (t *wtx) stmt(q string) (*sql.Stmt, error) {
+	if st, ok := t.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := t.s.stmt(t.ctx, t.tx, q)
+	if err != nil {
+		return nil, err
+	}
+	t.stmts[q] = st
+	return st, nil
 }
 
 // source reads the source's id and zone inside the transaction, so a zone
 // changed by EnsureSource (even from another process) is seen.
-func (t *wtx) source(ctx context.Context, name string) (*txSource, error) {
+func (t *wtx) source(name string) (*txSource, error) {
 	if src, ok := t.srcs[name]; ok {
 		return src, nil
 	}
 	var id int64
 	var zone string
-	q, err := t.s.stmt(ctx, t.tx, qSource)
+	q, err := t.stmt(qSource)
 	if err != nil {
 		return nil, err
 	}
-	err = q.QueryRowContext(ctx, name).Scan(&id, &zone)
+	err = q.QueryRowContext(t.ctx, name).Scan(&id, &zone)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, groupcommit.Rejected(fmt.Errorf("source %q: %w", name, store.ErrUnknownSource))
 	}
@@ -184,38 +269,50 @@ func (t *wtx) source(ctx context.Context, name string) (*txSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source %q: %w", name, err)
 	}
-	ins, err := t.s.stmt(ctx, t.tx, insertQuery(id))
-	if err != nil {
-		return nil, fmt.Errorf("source %q: %w", name, err)
-	}
-	src := &txSource{id: id, ins: ins, loc: loc, days: map[string]struct{}{}, dayStart: 1, dayEnd: 0}
+	src := &txSource{id: id, inserts: t.s.insertQueries(id), loc: loc, days: map[string]struct{}{}, dayStart: 1, dayEnd: 0, lastDevID: -1}
 	t.srcs[name] = src
+	t.order = append(t.order, src)
 	return src, nil
 }
 
+// insertQueries returns the (cached) insertQueries of source src.
+func (s *Store) insertQueries(src int64) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	qs, ok := s.insQ[src]
+	if !ok {
+		qs = insertQueries(src)
+		s.insQ[src] = qs
+	}
+	return qs
+}
+
 // device returns the id of a device, creating it inside the transaction.
-func (t *wtx) device(ctx context.Context, src int64, name string) (int64, error) {
-	k := devKey{src, name}
+func (t *wtx) device(src *txSource, name string) (int64, error) {
+	if src.lastDevID >= 0 && src.lastDev == name {
+		return src.lastDevID, nil
+	}
+	k := devKey{src.id, name}
 	t.s.mu.Lock()
 	id, ok := t.s.devIDs[k]
 	t.s.mu.Unlock()
-	if ok {
-		return id, nil
+	if !ok {
+		id, ok = t.newDevs[k]
 	}
-	if id, ok := t.newDevs[k]; ok {
-		return id, nil
+	if !ok {
+		err := t.tx.QueryRowContext(t.ctx, qDevice, src.id, name).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = t.tx.QueryRowContext(t.ctx, qAddDev, src.id, name).Scan(&id)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("device %q: %w", name, err)
+		}
+		if id >= maxDevices {
+			return 0, fmt.Errorf("device %q: the source has %d devices already, the most it can have", name, maxDevices)
+		}
+		t.newDevs[k] = id
 	}
-	err := t.tx.QueryRowContext(ctx, qDevice, src, name).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = t.tx.QueryRowContext(ctx, qAddDev, src, name).Scan(&id)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("device %q: %w", name, err)
-	}
-	if id >= maxDevices {
-		return 0, fmt.Errorf("device %q: the source has %d devices already, the most it can have", name, maxDevices)
-	}
-	t.newDevs[k] = id
+	src.lastDev, src.lastDevID = name, id
 	return id, nil
 }
 
@@ -243,70 +340,71 @@ func (src *txSource) dayOf(ts int64) string {
 	return src.day
 }
 
-// Apply writes one batch. A failure part way leaves the transaction to be
-// rolled back by the committer, so the batch is all or nothing.
-func (t *wtx) Apply(ctx context.Context, b *batch) (store.InsertResult, error) {
-	var res store.InsertResult
-	src, err := t.source(ctx, b.source)
+// Apply looks up the batch's source and devices (creating new devices in
+// the transaction) and queues its rows for Commit. Its result is filled in
+// by Commit.
+func (t *wtx) Apply(_ context.Context, b *batch) (*store.InsertResult, error) {
+	src, err := t.source(b.source)
 	if err != nil {
-		return res, err
+		return nil, err
 	}
+	res := &store.InsertResult{}
 	for i := range b.rows {
 		r := &b.rows[i]
-		dev, err := t.device(ctx, src.id, r.dev)
+		dev, err := t.device(src, r.dev)
 		if err != nil {
-			return res, err
+			return nil, err
 		}
-		out, err := src.ins.ExecContext(ctx, r.ts, dev, r.p, r.v)
-		if err != nil {
-			return res, fmt.Errorf("insert reading: %w", err)
-		}
-		n, err := out.RowsAffected()
-		if err != nil {
-			return res, fmt.Errorf("insert reading: %w", err)
-		}
-		if n == 0 {
-			res.Present++
-			continue
-		}
-		res.Inserted++
-		k := devKey{src.id, r.dev}
-		st := t.stats[k]
-		if st == nil {
-			st = &devStat{src: src.id, dev: dev, first: r.ts, last: r.ts}
-			t.stats[k] = st
-		}
-		st.n++
-		st.first = min(st.first, r.ts)
-		st.last = max(st.last, r.ts)
-		src.days[src.dayOf(r.ts)] = struct{}{}
+		src.rows = append(src.rows, queued{r: r, dev: dev, res: res})
 	}
 	return res, nil
 }
 
-// Commit updates the per-device counters and bumps the versions of the
-// touched days, then commits.
-func (t *wtx) Commit(ctx context.Context) error {
-	upd, err := t.s.stmt(ctx, t.tx, qDevStats)
+// Commit writes the queued rows, updates the per-device counters and
+// bumps the versions of the touched days, then commits.
+func (t *wtx) Commit(context.Context) error {
+	if err := t.insertAll(); err != nil {
+		return err
+	}
+	for _, src := range t.order {
+		for i := range src.rows {
+			qr := &src.rows[i]
+			if qr.new {
+				t.inserted(src, qr)
+			} else {
+				qr.res.Present++
+			}
+		}
+	}
+	upd, err := t.stmt(qDevStats)
 	if err != nil {
 		return err
 	}
 	for _, st := range t.stats {
-		if _, err := upd.ExecContext(ctx, st.n, st.first, st.last, st.src, st.dev); err != nil {
+		if _, err := upd.ExecContext(t.ctx, st.n, st.first, st.last, st.src, st.dev); err != nil {
 			return fmt.Errorf("update device counters: %w", err)
 		}
 	}
-	for _, src := range t.srcs {
+	// One new day version per source and transaction, set on every day
+	// that got a reading; Exec only (no result rows to read).
+	for _, src := range t.order {
 		if len(src.days) == 0 {
 			continue
 		}
-		v, err := t.s.bumpClock(ctx, t.tx, src.id)
+		clock, err := t.stmt(qClockExec)
 		if err != nil {
 			return err
 		}
-		for day := range src.days {
-			if err := t.s.setDayVersion(ctx, t.tx, src.id, day, v); err != nil {
-				return err
+		if _, err := clock.ExecContext(t.ctx, src.id); err != nil {
+			return fmt.Errorf("bump day version: %w", err)
+		}
+		day, err := t.stmt(qDayClock)
+		if err != nil {
+			return err
+		}
+		for d := range src.days {
+			if _, err := day.ExecContext(t.ctx, src.id, d); err != nil {
+				return fmt.Errorf("bump version of day %s: %w", d, err)
 			}
 		}
 	}
@@ -321,6 +419,131 @@ func (t *wtx) Commit(ctx context.Context) error {
 		t.s.mu.Unlock()
 	}
 	return nil
+}
+
+// insertAll inserts the queued rows and marks each one new or present.
+//
+// The rows of a source go in with a few multi-row inserts (29 rows: 16, 8,
+// 4 and 1 at a time). A multi-row insert only tells how many rows it
+// added; when that is all of them (the common case: no replays) every row
+// is new. Otherwise the multi-row inserts are undone (a savepoint) and
+// the rows inserted one by one, each telling whether it was new. Either
+// way, of rows with the same (time, device) the first is stored.
+func (t *wtx) insertAll() error {
+	multi := false
+	for _, src := range t.order {
+		multi = multi || len(src.rows) > 1
+	}
+	if !multi {
+		_, err := t.insertRows(false)
+		return err
+	}
+	if err := t.exec(qSavepoint); err != nil {
+		return err
+	}
+	exact, err := t.insertRows(false)
+	if err != nil {
+		return err
+	}
+	if !exact {
+		if err := t.exec(qRollbackTo); err != nil {
+			return err
+		}
+		if _, err := t.insertRows(true); err != nil {
+			return err
+		}
+	}
+	return t.exec(qRelease)
+}
+
+// exec runs a statement without arguments.
+func (t *wtx) exec(q string) error {
+	st, err := t.stmt(q)
+	if err != nil {
+		return err
+	}
+	if _, err := st.ExecContext(t.ctx); err != nil {
+		return fmt.Errorf("%s: %w", q, err)
+	}
+	return nil
+}
+
+// insertRows inserts the queued rows, one at a time if single, else in
+// chunks. It reports false when a multi-row chunk skipped a present row,
+// so that which rows are new is not known.
+func (t *wtx) insertRows(single bool) (exact bool, err error) {
+	for _, src := range t.order {
+		rows := src.rows
+		for len(rows) > 0 {
+			i := len(insertChunks) - 1 // one row
+			if !single {
+				i = 0
+				for insertChunks[i] > len(rows) {
+					i++
+				}
+			}
+			n := insertChunks[i]
+			added, err := t.insertChunk(src.inserts[i], rows[:n])
+			if err != nil {
+				return false, err
+			}
+			switch {
+			case added == int64(n):
+				for j := range rows[:n] {
+					rows[j].new = true
+				}
+			case n == 1:
+				rows[0].new = false
+			default:
+				return false, nil
+			}
+			rows = rows[n:]
+		}
+	}
+	return true, nil
+}
+
+// insertChunk inserts rows with one statement (q, for len(rows) rows) and
+// returns how many were added.
+func (t *wtx) insertChunk(q string, rows []queued) (int64, error) {
+	st, err := t.stmt(q)
+	if err != nil {
+		return 0, err
+	}
+	args := t.args[:0]
+	for _, qr := range rows {
+		args = append(args, qr.r.ts, qr.dev, qr.r.p, qr.r.v)
+	}
+	t.args = args
+	defer clear(args) // let the batches go
+	out, err := st.ExecContext(t.ctx, args...)
+	if err != nil {
+		return 0, fmt.Errorf("insert readings: %w", err)
+	}
+	n, err := out.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("insert readings: %w", err)
+	}
+	return n, nil
+}
+
+// inserted counts a row that really was inserted: in its batch's result,
+// its device's counters and its local day.
+func (t *wtx) inserted(src *txSource, qr *queued) {
+	qr.res.Inserted++
+	ts := qr.r.ts
+	k := devID{src.id, qr.dev}
+	st := t.stats[k]
+	if st == nil {
+		st = &devStat{src: src.id, dev: qr.dev, first: ts, last: ts}
+		t.stats[k] = st
+	}
+	st.n++
+	st.first = min(st.first, ts)
+	st.last = max(st.last, ts)
+	if ts < src.dayStart || ts >= src.dayEnd || len(src.days) == 0 {
+		src.days[src.dayOf(ts)] = struct{}{}
+	}
 }
 
 // Rollback implements groupcommit.Tx.
@@ -375,7 +598,7 @@ func (s *Store) EnsureSource(ctx context.Context, name, timezone string) error {
 		s.mu.Lock()
 		s.srcIDs[name] = id
 		s.mu.Unlock()
-		return s.prepare(ctx, insertQuery(id))
+		return s.prepare(ctx, insertQueries(id)...)
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -398,7 +621,7 @@ func (s *Store) EnsureSource(ctx context.Context, name, timezone string) error {
 		s.srcIDs[name] = id
 		s.mu.Unlock()
 		tx.Rollback()
-		return s.prepare(ctx, insertQuery(id))
+		return s.prepare(ctx, insertQueries(id)...)
 	default:
 		if _, err := tx.ExecContext(ctx, "UPDATE sources SET timezone = ? WHERE id = ?", timezone, id); err != nil {
 			return fmt.Errorf("ensure source %q: update zone: %w", name, err)
@@ -413,7 +636,7 @@ func (s *Store) EnsureSource(ctx context.Context, name, timezone string) error {
 	s.mu.Lock()
 	s.srcIDs[name] = id
 	s.mu.Unlock()
-	return s.prepare(ctx, insertQuery(id))
+	return s.prepare(ctx, insertQueries(id)...)
 }
 
 // refileDays rebuilds the day list of a source for a new zone. It walks the
