@@ -175,8 +175,7 @@ bench_dashboard() {
 # PostgreSQL (needs POWERMETER_TEST_POSTGRES, e.g.
 # postgres://postgres@127.0.0.1:5432/test?sslmode=disable): the store's
 # benchmarks, then legacy GET ingest over real HTTP with 1, 100 and 10 000
-# sources on both backends (SQLite with 10 000 sources only when
-# POWERMETER_BENCH_SQLITE_10K=1: registering them takes minutes).
+# sources on both backends.
 bench_postgres() {
 	if [ -z "${POWERMETER_TEST_POSTGRES:-}" ]; then
 		echo "postgres: skipped (set POWERMETER_TEST_POSTGRES)"

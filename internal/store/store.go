@@ -84,6 +84,29 @@ type Store interface {
 	Close() error
 }
 
+// SourceSpec names a source and its IANA zone for EnsureSources.
+type SourceSpec struct{ Name, Timezone string }
+
+// BulkEnsurer is implemented by stores that register many sources at once
+// faster than one by one (SQLite: one schema change instead of thousands).
+type BulkEnsurer interface {
+	EnsureSources(ctx context.Context, specs []SourceSpec) error
+}
+
+// EnsureSources registers every source in specs, at once where the store
+// can.
+func EnsureSources(ctx context.Context, st Store, specs []SourceSpec) error {
+	if b, ok := st.(BulkEnsurer); ok {
+		return b.EnsureSources(ctx, specs)
+	}
+	for _, sp := range specs {
+		if err := st.EnsureSource(ctx, sp.Name, sp.Timezone); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Opener opens a store from its URL ("sqlite:///path/file.db", "postgres://…").
 type Opener func(ctx context.Context, url string) (Store, error)
 

@@ -51,7 +51,10 @@ type Store struct {
 	devName map[int64]map[int64]string // source id → device id → name
 	locs    map[string]*time.Location  // zone name → location
 	stmts   map[string]*sql.Stmt       // prepared on w, by query
-	insQ    map[int64][]string         // source id → insertQueries
+	// preparedSrc are the sources whose inserts are in stmts (at most
+	// maxPreparedSources)
+	preparedSrc map[int64]struct{}
+	insQ        map[int64][]string // source id → insertQueries
 
 	closeOnce sync.Once
 	closeErr  error
@@ -145,7 +148,9 @@ func OpenFile(ctx context.Context, path string) (*Store, error) {
 		devName: map[int64]map[int64]string{},
 		locs:    map[string]*time.Location{},
 		stmts:   map[string]*sql.Stmt{},
-		insQ:    map[int64][]string{},
+
+		preparedSrc: map[int64]struct{}{},
+		insQ:        map[int64][]string{},
 	}
 	if err := s.prepare(ctx, qSource, qDevStats, qClock, qDay, qClockExec, qDayClock, qSavepoint, qRollbackTo, qRelease); err != nil {
 		w.Close()

@@ -531,3 +531,34 @@ func TestInsertChunks(t *testing.T) {
 		t.Errorf("sources = %+v, want one with 601 readings", infos)
 	}
 }
+
+// TestManySourcesBeyondPreparedStatements: sources past the prepared-statement
+// bound are stored through statements parsed per transaction.
+func TestManySourcesBeyondPreparedStatements(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	start := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	n := maxPreparedSources + 5
+	for i := range n {
+		name := fmt.Sprintf("home%03d", i)
+		if err := s.EnsureSource(ctx, name, "Europe/Berlin"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := s.Insert(ctx, name, []reading.Reading{storetest.LegacyReading(start, i), storetest.LegacyReading(start, i+1)})
+		if err != nil || res.Inserted != 2 {
+			t.Fatalf("%s: %+v, %v", name, res, err)
+		}
+	}
+	if got := len(s.preparedSrc); got != maxPreparedSources {
+		t.Errorf("%d sources prepared, want the bound %d", got, maxPreparedSources)
+	}
+	infos, err := s.Sources(ctx)
+	if err != nil || len(infos) != n {
+		t.Fatalf("Sources: %d, %v", len(infos), err)
+	}
+	for _, in := range infos {
+		if in.Count != 2 {
+			t.Errorf("%s holds %d readings, want 2", in.Name, in.Count)
+		}
+	}
+}

@@ -73,6 +73,28 @@ func insertQueries(src int64) []string {
 	return qs
 }
 
+// maxPreparedSources bounds how many sources keep their multi-row inserts
+// prepared: each source's set costs about 180 KB, so a server with
+// thousands of sources prepares the first ones and parses the others' in
+// each group transaction (stmt falls back to that).
+const maxPreparedSources = 64
+
+// prepareSource readies the inserts of source src while fewer than
+// maxPreparedSources sources have theirs.
+func (s *Store) prepareSource(ctx context.Context, src int64) error {
+	s.mu.Lock()
+	_, done := s.preparedSrc[src]
+	full := len(s.preparedSrc) >= maxPreparedSources
+	if !done && !full {
+		s.preparedSrc[src] = struct{}{}
+	}
+	s.mu.Unlock()
+	if done || full {
+		return nil
+	}
+	return s.prepare(ctx, insertQueries(src)...)
+}
+
 // prepare readies the write statements on the writer connection (which
 // must be free: no transaction open).
 func (s *Store) prepare(ctx context.Context, queries ...string) error {
@@ -583,60 +605,89 @@ func (s *Store) setDayVersion(ctx context.Context, tx *sql.Tx, src int64, day st
 // days under the new zone (every day gets a new version, so summaries
 // computed under the old zone are never taken).
 func (s *Store) EnsureSource(ctx context.Context, name, timezone string) error {
-	if name == "" {
-		return errors.New("ensure source: empty name")
+	return s.EnsureSources(ctx, []store.SourceSpec{{Name: name, Timezone: timezone}})
+}
+
+// EnsureSources implements store.BulkEnsurer: every source in one
+// transaction, so registering thousands of sources changes the schema once
+// (a schema change per source makes every later statement re-read the
+// whole schema: quadratic).
+func (s *Store) EnsureSources(ctx context.Context, specs []store.SourceSpec) error {
+	locs := make([]*time.Location, len(specs))
+	for i, sp := range specs {
+		if sp.Name == "" {
+			return errors.New("ensure source: empty name")
+		}
+		loc, err := s.location(sp.Timezone)
+		if err != nil {
+			return fmt.Errorf("ensure source %q: %w", sp.Name, err)
+		}
+		locs[i] = loc
 	}
-	loc, err := s.location(timezone)
-	if err != nil {
-		return fmt.Errorf("ensure source %q: %w", name, err)
+	// Fast path without the write lock: every source is there, zone unchanged.
+	ids := make([]int64, len(specs))
+	known := true
+	for i, sp := range specs {
+		var old string
+		err := s.r.QueryRowContext(ctx, qSource, sp.Name).Scan(&ids[i], &old)
+		if err != nil || old != sp.Timezone {
+			known = false
+			break
+		}
 	}
-	// Fast path without the write lock: the source is there, zone unchanged.
+	if !known {
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("ensure sources: begin: %w", err)
+		}
+		defer tx.Rollback()
+		for i, sp := range specs {
+			if ids[i], err = s.ensureIn(ctx, tx, sp.Name, sp.Timezone, locs[i]); err != nil {
+				return fmt.Errorf("ensure source %q: %w", sp.Name, err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("ensure sources: commit: %w", err)
+		}
+	}
+	s.mu.Lock()
+	for i, sp := range specs {
+		s.srcIDs[sp.Name] = ids[i]
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		if err := s.prepareSource(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensureIn registers one source inside tx: a new source gets its readings
+// table; a changed zone refiles its days.
+func (s *Store) ensureIn(ctx context.Context, tx *sql.Tx, name, timezone string, loc *time.Location) (int64, error) {
 	var id int64
 	var old string
-	err = s.r.QueryRowContext(ctx, qSource, name).Scan(&id, &old)
-	if err == nil && old == timezone {
-		s.mu.Lock()
-		s.srcIDs[name] = id
-		s.mu.Unlock()
-		return s.prepare(ctx, insertQueries(id)...)
-	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("ensure source %q: begin: %w", name, err)
-	}
-	defer tx.Rollback()
-	err = tx.QueryRowContext(ctx, qSource, name).Scan(&id, &old)
+	err := tx.QueryRowContext(ctx, qSource, name).Scan(&id, &old)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if err := tx.QueryRowContext(ctx, "INSERT INTO sources (name, timezone) VALUES (?, ?) RETURNING id", name, timezone).Scan(&id); err != nil {
-			return fmt.Errorf("ensure source %q: insert: %w", name, err)
+			return 0, fmt.Errorf("insert: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, readingsTable(id)); err != nil {
-			return fmt.Errorf("ensure source %q: create its readings table: %w", name, err)
+			return 0, fmt.Errorf("create its readings table: %w", err)
 		}
 	case err != nil:
-		return fmt.Errorf("ensure source %q: %w", name, err)
-	case old == timezone:
-		s.mu.Lock()
-		s.srcIDs[name] = id
-		s.mu.Unlock()
-		tx.Rollback()
-		return s.prepare(ctx, insertQueries(id)...)
-	default:
+		return 0, err
+	case old != timezone:
 		if _, err := tx.ExecContext(ctx, "UPDATE sources SET timezone = ? WHERE id = ?", timezone, id); err != nil {
-			return fmt.Errorf("ensure source %q: update zone: %w", name, err)
+			return 0, fmt.Errorf("update zone: %w", err)
 		}
 		if err := s.refileDays(ctx, tx, id, loc); err != nil {
-			return fmt.Errorf("ensure source %q: %w", name, err)
+			return 0, err
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("ensure source %q: commit: %w", name, err)
-	}
-	s.mu.Lock()
-	s.srcIDs[name] = id
-	s.mu.Unlock()
-	return s.prepare(ctx, insertQueries(id)...)
+	return id, nil
 }
 
 // refileDays rebuilds the day list of a source for a new zone. It walks the

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -43,11 +42,6 @@ func BenchmarkLegacyIngest(b *testing.B) {
 	for _, be := range backends {
 		for _, n := range []int{1, 100, 10000} {
 			b.Run(fmt.Sprintf("%s/sources=%d", be.name, n), func(b *testing.B) {
-				if be.name == "sqlite" && n > 1000 && os.Getenv("POWERMETER_BENCH_SQLITE_10K") == "" {
-					// Registering 10 000 sources at server start took the SQLite
-					// backend minutes of CPU (Nov 2026); opt in to measure it.
-					b.Skip("set POWERMETER_BENCH_SQLITE_10K=1 to run (slow start)")
-				}
 				benchLegacy(b, be.url(b), n)
 			})
 		}
