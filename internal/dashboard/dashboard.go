@@ -44,6 +44,9 @@ type Options struct {
 	// ReadToken, when set, grants read access via ?token= (sets a cookie)
 	// or an "Authorization: Bearer" header.
 	ReadToken string
+	// Guard, when set, slows down and blocks addresses that send wrong
+	// credentials (the server passes its wrong-key limiter).
+	Guard Guard
 	// Interval is the expected reading interval (default 10 s): values older
 	// than 3 intervals are stale; energy is not integrated over longer gaps.
 	Interval time.Duration
@@ -114,7 +117,7 @@ func New(st store.Store, o Options) (*Dashboard, error) {
 		}
 		d.zones[s.Name] = z
 	}
-	a, err := newAuth(o.Users, o.ReadToken)
+	a, err := newAuth(o.Users, o.ReadToken, o.Guard)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +179,7 @@ func (d *Dashboard) Close() {
 
 // Register adds the dashboard's routes to mux.
 func (d *Dashboard) Register(mux *http.ServeMux) {
-	g := func(h http.HandlerFunc) http.Handler { return d.auth.guard(d, h) }
+	g := func(h http.HandlerFunc) http.Handler { return d.auth.wrap(d, h) }
 	mux.Handle("GET /{$}", g(d.home))
 	mux.Handle("GET /s/{source}", g(d.live))
 	mux.Handle("GET /s/{source}/events", g(d.events))

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/powermeter/powermeter/internal/csvsafe"
 	"github.com/powermeter/powermeter/internal/legacy"
 	"github.com/powermeter/powermeter/internal/reading"
 )
@@ -72,16 +73,10 @@ func (d *Dashboard) export(w http.ResponseWriter, r *http.Request) {
 	if rc := http.NewResponseController(w); rc != nil {
 		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Minute))
 	}
-	name := source + "_" + from + "_" + to + "_" + format + ".csv"
-	name = strings.Map(func(c rune) rune {
-		if c == '"' || c == '\\' || c == '/' || c < ' ' || c > '~' {
-			return '_'
-		}
-		return c
-	}, strings.ReplaceAll(name, ":", ""))
+	name := strings.ReplaceAll(source+"_"+from+"_"+to+"_"+format+".csv", ":", "")
 	h := w.Header()
 	h.Set("Content-Type", "text/csv; charset=utf-8")
-	h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	h.Set("Content-Disposition", csvsafe.Filename(name))
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 
@@ -118,7 +113,7 @@ func (d *Dashboard) exportUTC(ctx context.Context, w *bufio.Writer, source strin
 	return d.st.Range(ctx, source, start, end, func(r reading.Reading) error {
 		w.WriteString(r.Time.UTC().Format(time.RFC3339))
 		w.WriteByte(',')
-		w.WriteString(csvField(r.Device))
+		w.WriteString(csvsafe.Field(r.Device))
 		w.WriteByte(',')
 		w.WriteString(ff(r.Power))
 		for _, v := range []*float64{r.EnergyIn, r.EnergyOut, r.Temperature, r.Voltage} {
@@ -140,18 +135,6 @@ func (d *Dashboard) exportUTC(ctx context.Context, w *bufio.Writer, source strin
 	})
 }
 
-// csvField quotes a field when it needs it, and defuses leading formula
-// characters for spreadsheets.
-func csvField(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		s = "'" + s
-	}
-	if strings.ContainsAny(s, ",\"\n\r") {
-		return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
-	}
-	return s
-}
-
 func tempDecimals(t float64) int {
 	if math.Abs(t*10-math.Round(t*10)) > 1e-6 {
 		return 2
@@ -162,6 +145,8 @@ func tempDecimals(t float64) int {
 func (d *Dashboard) exportPHP(ctx context.Context, w *bufio.Writer, source string, zone *time.Location, start, end time.Time) error {
 	var group []reading.Reading
 	n := 0
+	skipped := 0
+	var firstSkip error
 	flush := func() error {
 		if len(group) == 0 {
 			return nil
@@ -193,7 +178,10 @@ func (d *Dashboard) exportPHP(ctx context.Context, w *bufio.Writer, source strin
 		group = group[:0]
 		if err != nil {
 			// a value the old format cannot hold: leave the line out
-			d.o.Log.Warn("csv export: line left out", "source", source, "err", err)
+			if skipped == 0 {
+				firstSkip = err
+			}
+			skipped++
 			return nil
 		}
 		w.WriteString(line)
@@ -212,8 +200,12 @@ func (d *Dashboard) exportPHP(ctx context.Context, w *bufio.Writer, source strin
 		group = append(group, r)
 		return nil
 	})
-	if err != nil {
-		return err
+	if err == nil {
+		err = flush()
 	}
-	return flush()
+	if skipped > 0 {
+		// once per download, not per line: a long range may skip many
+		d.o.Log.Warn("csv export: lines left out", "source", source, "lines", skipped, "first", firstSkip)
+	}
+	return err
 }

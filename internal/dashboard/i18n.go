@@ -123,6 +123,7 @@ var messages = map[string][2]string{ // key: {de, en}
 	"kwh_note":        {"Energie in kWh", "Energy in kWh"},
 	"open_day":        {"Tag anzeigen", "Open day"},
 	"unauthorized":    {"Anmeldung erforderlich", "Sign-in required"},
+	"blocked":         {"Zu viele falsche Anmeldungen von dieser Adresse – bitte später erneut versuchen.", "Too many wrong sign-ins from this address: try again later."},
 	"as_of":           {"Stand", "As of"},
 }
 

@@ -236,25 +236,60 @@ func Instants(wall time.Time, zone *time.Location) []time.Time {
 	return out
 }
 
-// Choose picks among Instants for a source whose last line was at last
-// (zero when none): in the autumn hour, the earlier instant unless the
-// source has already reached it (so the second 02:30 comes after the
-// first). When last lies beyond the doubled hour (a replay of old lines),
-// hasEarly tells whether the earlier instant is taken already.
-func Choose(cands []time.Time, last time.Time, hasEarly func() bool) time.Time {
+// Twin tells what the store holds at the earlier instant of a doubled
+// hour when a line of that hour arrives.
+type Twin int
+
+const (
+	// TwinFree: nothing is stored at the earlier instant.
+	TwinFree Twin = iota
+	// TwinSame: a reading with the line's values is stored there.
+	TwinSame
+	// TwinOther: a reading with other values is stored there.
+	TwinOther
+)
+
+// ClockChange returns the instant the clock of zone goes back after early,
+// the earlier of the two Instants of a doubled hour.
+func ClockChange(early time.Time, zone *time.Location) time.Time {
+	_, end := early.In(zone).ZoneBounds()
+	return end
+}
+
+// Choose picks among Instants for a source whose newest stored (or
+// resolved) instant is last (zero when none); zone is the source's zone.
+// Only in the doubled autumn hour is there a choice:
+//
+//   - last before the earlier instant: the earlier one (first pass);
+//   - the earlier instant holds the line's values and the source has not
+//     yet passed the clock change: the earlier one (a retry, which the
+//     store reports as already stored);
+//   - the earlier instant holds other values: the later one;
+//   - the earlier instant is free: the later one while the source is
+//     between the two (second pass, whose seconds need not match the
+//     first's), the earlier one when the source is past both (a replay of
+//     old lines fills the gap).
+//
+// early is asked only when needed; nil counts as TwinFree.
+func Choose(cands []time.Time, zone *time.Location, last time.Time, early func() Twin) time.Time {
 	if len(cands) == 1 {
 		return cands[0]
 	}
-	early, late := cands[0], cands[1]
+	e, l := cands[0], cands[1]
+	if last.Before(e) {
+		return e
+	}
+	twin := TwinFree
+	if early != nil {
+		twin = early()
+	}
 	switch {
-	case last.Before(early):
-		return early
-	case last.Before(late):
-		return late
-	case hasEarly != nil && !hasEarly():
-		return early
+	case twin == TwinSame && last.Before(ClockChange(e, zone)):
+		return e
+	case twin != TwinFree, last.Before(l):
+		return l
 	default:
-		return late
+		return e
 	}
 }
 

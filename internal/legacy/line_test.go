@@ -212,7 +212,7 @@ func TestAutumnNightInOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := Choose(Instants(wall(t, line), z), last, nil)
+		got := Choose(Instants(wall(t, line), z), z, last, nil)
 		if !got.Equal(ts) {
 			t.Fatalf("line %q stored at %v, want %v (previous %v)", line, got, ts, last)
 		}
@@ -228,14 +228,49 @@ func TestChooseReplay(t *testing.T) {
 	z := berlin(t)
 	c := Instants(wall(t, "25.10.2026,02:30:00,1"), z)
 	later := utc("2026-10-26T12:00:00Z")
-	if got := Choose(c, later, func() bool { return false }); !got.Equal(c[0]) {
+	if got := Choose(c, z, later, func() Twin { return TwinFree }); !got.Equal(c[0]) {
 		t.Errorf("replay with the first 02:30 free: %v, want %v", got, c[0])
 	}
-	if got := Choose(c, later, func() bool { return true }); !got.Equal(c[1]) {
+	if got := Choose(c, z, later, func() Twin { return TwinOther }); !got.Equal(c[1]) {
 		t.Errorf("replay with the first 02:30 taken: %v, want %v", got, c[1])
 	}
-	if got := Choose(c, time.Time{}, nil); !got.Equal(c[0]) {
+	if got := Choose(c, z, time.Time{}, nil); !got.Equal(c[0]) {
 		t.Errorf("first line ever: %v, want %v", got, c[0])
+	}
+}
+
+// TestChooseDoubledHour covers the choices inside the doubled hour for the
+// line 02:30 (00:30Z or 01:30Z; the clock goes back at 01:00Z).
+func TestChooseDoubledHour(t *testing.T) {
+	z := berlin(t)
+	c := Instants(wall(t, "25.10.2026,02:30:00,1"), z)
+	if ch := ClockChange(c[0], z); !ch.Equal(utc("2026-10-25T01:00:00Z")) {
+		t.Fatalf("ClockChange = %v", ch)
+	}
+	for _, k := range []struct {
+		name string
+		last string
+		twin Twin
+		want int
+	}{
+		{"before the first pass", "2026-10-25T00:20:00Z", TwinOther, 0},
+		{"retry after a later first-pass line", "2026-10-25T00:40:00Z", TwinSame, 0},
+		{"retry just before the change", "2026-10-25T00:59:59Z", TwinSame, 0},
+		{"same values once past the change", "2026-10-25T01:00:00Z", TwinSame, 1},
+		{"second pass, first 02:30 differs", "2026-10-25T00:59:50Z", TwinOther, 1},
+		{"second pass, first 02:30 missing", "2026-10-25T00:59:50Z", TwinFree, 1},
+		{"second pass under way", "2026-10-25T01:10:00Z", TwinFree, 1},
+		{"replay past the night, same values", "2026-10-25T09:00:00Z", TwinSame, 1},
+		{"replay past the night, free", "2026-10-25T09:00:00Z", TwinFree, 0},
+	} {
+		asked := false
+		got := Choose(c, z, utc(k.last), func() Twin { asked = true; return k.twin })
+		if !got.Equal(c[k.want]) {
+			t.Errorf("%s: %v, want %v", k.name, got, c[k.want])
+		}
+		if k.name == "before the first pass" && asked {
+			t.Errorf("%s: the store was asked although no choice was needed", k.name)
+		}
 	}
 }
 

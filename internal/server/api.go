@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/powermeter/powermeter/internal/csvsafe"
 	"github.com/powermeter/powermeter/internal/reading"
 	"github.com/powermeter/powermeter/internal/server/ingest"
 	"github.com/powermeter/powermeter/internal/store"
@@ -167,7 +168,7 @@ func (s *Server) apiReadings(w http.ResponseWriter, r *http.Request) {
 	n := 0
 	if format == "csv" {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		w.Header().Set("Content-Disposition", `attachment; filename="`+name+`.csv"`)
+		w.Header().Set("Content-Disposition", csvsafe.Filename(name+".csv"))
 		c := csv.NewWriter(bw)
 		_ = c.Write(csvHeader)
 		rec := make([]string, len(csvHeader))
@@ -219,7 +220,7 @@ func (s *Server) apiReadings(w http.ResponseWriter, r *http.Request) {
 // csvRecord fills rec with one reading.
 func csvRecord(rec []string, rd reading.Reading) {
 	rec[0] = rd.Time.UTC().Format(time.RFC3339Nano)
-	rec[1] = rd.Device
+	rec[1] = csvsafe.Text(rd.Device)
 	rec[2] = num(rd.Power)
 	rec[3] = opt(rd.EnergyIn)
 	rec[4] = opt(rd.EnergyOut)
@@ -262,6 +263,6 @@ func (c *countWriter) Write(b []byte) (int, error) {
 }
 
 func (s *Server) storeFailed(w http.ResponseWriter, doing string, err error) {
-	s.log.Error("read API: "+doing, "err", err)
+	s.log.Error("read API: storage failed", "doing", doing, "err", err)
 	writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "storage unavailable: " + doing})
 }

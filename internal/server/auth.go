@@ -16,19 +16,25 @@ import (
 	"github.com/powermeter/powermeter/internal/config"
 )
 
-// keyring finds the source a key belongs to. Keys are compared as SHA-256
-// digests with crypto/subtle against every source, without stopping at a
-// match, so the time taken tells nothing about the key.
+// keyring finds the source a key belongs to in a map keyed by the key's
+// SHA-256 digest: one lookup however many sources there are, and the time a
+// lookup takes depends on the digest of the key sent, which tells nothing
+// about the configured keys. The entry found is compared once more with
+// crypto/subtle.
 type keyring struct {
-	digests [][sha256.Size]byte
-	names   []string
+	byDigest map[[sha256.Size]byte]keyEntry
+}
+
+type keyEntry struct {
+	digest [sha256.Size]byte
+	name   string
 }
 
 func newKeyring(srcs []config.Source) *keyring {
-	k := &keyring{}
+	k := &keyring{byDigest: make(map[[sha256.Size]byte]keyEntry, len(srcs))}
 	for _, s := range srcs {
-		k.digests = append(k.digests, sha256.Sum256([]byte(s.Key)))
-		k.names = append(k.names, s.Name)
+		d := sha256.Sum256([]byte(s.Key))
+		k.byDigest[d] = keyEntry{digest: d, name: s.Name}
 	}
 	return k
 }
@@ -36,16 +42,11 @@ func newKeyring(srcs []config.Source) *keyring {
 // lookup returns the source whose key is key.
 func (k *keyring) lookup(key string) (string, bool) {
 	d := sha256.Sum256([]byte(key))
-	found := -1
-	for i := range k.digests {
-		if subtle.ConstantTimeCompare(d[:], k.digests[i][:]) == 1 {
-			found = i
-		}
-	}
-	if found < 0 {
+	e, ok := k.byDigest[d]
+	if !ok || subtle.ConstantTimeCompare(d[:], e.digest[:]) != 1 {
 		return "", false
 	}
-	return k.names[found], true
+	return e.name, true
 }
 
 // limiter slows down addresses that send wrong keys: the first few failures
@@ -291,3 +292,45 @@ var dummyHash = sync.OnceValue(func() []byte {
 	}
 	return h
 })
+
+// dashGuard lets the dashboard count wrong credentials with the wrong-key
+// limiter, so guessing at the pages is slowed down and blocked like
+// guessing keys (and a block covers both).
+type dashGuard struct{ s *Server }
+
+func (g dashGuard) Blocked(r *http.Request) (time.Duration, bool) {
+	return g.s.lim.blocked(clientAddr(r))
+}
+
+func (g dashGuard) Fail(r *http.Request) (wait, blockedFor time.Duration) {
+	g.s.met.wrongKeys.Inc()
+	addr := clientAddr(r)
+	wait, blockedFor = g.s.lim.fail(addr)
+	if blockedFor > 0 {
+		g.s.log.Warn("blocking an address after repeated wrong credentials", "remote", addr, "for", blockedFor, "via", "dashboard")
+	}
+	return wait, blockedFor
+}
+
+// exposed reports whether addr, the address the server listens on, can be
+// reached from other hosts (anything but a loopback address).
+func exposed(addr net.Addr) bool {
+	host := addr.String()
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if strings.EqualFold(host, "localhost") {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err != nil || !ip.IsLoopback()
+}
+
+// warnIfOpen warns when read access is open (no read token, no users) on an
+// address other hosts can reach.
+func (s *Server) warnIfOpen(addr net.Addr) {
+	if s.read.open && exposed(addr) {
+		s.log.Warn("read access is open: anyone who can reach this address can read every source's data; set [server.dashboard] read_token or users",
+			"listen", addr.String())
+	}
+}

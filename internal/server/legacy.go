@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/powermeter/powermeter/internal/legacy"
@@ -23,15 +25,15 @@ import (
 // when the store cannot take the reading. 200 means stored or already
 // stored (a duplicate or a replay).
 func (s *Server) legacy(w http.ResponseWriter, r *http.Request) {
-	var form url.Values
+	var key, stats string
 	switch r.Method {
 	case http.MethodGet:
-		q, err := url.ParseQuery(r.URL.RawQuery)
+		var err error
+		key, stats, err = legacyQuery(r.URL.RawQuery)
 		if err != nil {
 			s.refuse(w, "legacy", "bad_request", http.StatusBadRequest, "query: "+err.Error())
 			return
 		}
-		form = q
 	case http.MethodPost:
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
 		if err := r.ParseForm(); err != nil {
@@ -44,22 +46,21 @@ func (s *Server) legacy(w http.ResponseWriter, r *http.Request) {
 			s.refuse(w, "legacy", "bad_request", http.StatusBadRequest, "form: "+err.Error())
 			return
 		}
-		form = r.Form
+		key, stats = r.Form.Get("key"), r.Form.Get("stats")
 	default:
 		w.Header().Set("Allow", "GET, POST")
 		s.refuse(w, "legacy", "method", http.StatusMethodNotAllowed, "method "+r.Method+" not allowed: use GET or POST")
 		return
 	}
-	source, ok := s.authKey(w, r, "legacy", form.Get("key"))
+	source, ok := s.authKey(w, r, "legacy", key)
 	if !ok {
 		return
 	}
-	stats := form["stats"]
-	if len(stats) == 0 || stats[0] == "" {
+	if stats == "" {
 		s.refuse(w, "legacy", "stats", http.StatusBadRequest, "stats: missing")
 		return
 	}
-	line, err := legacy.Parse(stats[0])
+	line, err := legacy.Parse(stats)
 	if err != nil {
 		reason := "stats"
 		var le *legacy.Error
@@ -84,14 +85,60 @@ func (s *Server) legacy(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, "legacy", "store", http.StatusServiceUnavailable, "storage unavailable: try again later")
 		return
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header()["Content-Type"] = textPlain
 	if n == 0 {
-		s.met.present.WithLabelValues(source, "legacy").Inc()
-		fmt.Fprintln(w, "already stored")
+		s.met.ingest(source, "legacy").present.Inc()
+		io.WriteString(w, "already stored\n")
 		return
 	}
-	s.met.stored.WithLabelValues(source, "legacy").Inc()
-	fmt.Fprintln(w, "stored")
+	s.met.ingest(source, "legacy").stored.Inc()
+	io.WriteString(w, "stored\n")
+}
+
+// textPlain is the Content-Type of the answers (shared, never modified).
+var textPlain = []string{"text/plain; charset=utf-8"}
+
+// legacyQuery returns the first key and stats of a GET query. It accepts
+// and refuses exactly what url.ParseQuery does, without building the map:
+// the common query of a few parameters without ';' is scanned here,
+// anything else goes through url.ParseQuery.
+func legacyQuery(raw string) (key, stats string, err error) {
+	if strings.Count(raw, "&") >= 8 || strings.IndexByte(raw, ';') >= 0 {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return "", "", err
+		}
+		return q.Get("key"), q.Get("stats"), nil
+	}
+	var hasKey, hasStats bool
+	for raw != "" {
+		var part string
+		part, raw, _ = strings.Cut(raw, "&")
+		if part == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		k, err1 := url.QueryUnescape(k)
+		if err1 == nil {
+			v, err1 = url.QueryUnescape(v)
+		}
+		if err1 != nil {
+			if err == nil {
+				err = err1
+			}
+			continue
+		}
+		switch {
+		case k == "key" && !hasKey:
+			key, hasKey = v, true
+		case k == "stats" && !hasStats:
+			stats, hasStats = v, true
+		}
+	}
+	if err != nil {
+		return "", "", err
+	}
+	return key, stats, nil
 }
 
 // storeLine resolves the line's time and stores it; it returns 1 when the

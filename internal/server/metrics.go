@@ -2,6 +2,8 @@ package server
 
 import (
 	"net/http"
+	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -17,6 +19,22 @@ type metrics struct {
 	refused   *prometheus.CounterVec // protocol, reason
 	wrongKeys prometheus.Counter
 	latency   *prometheus.HistogramVec // route, code
+
+	// label lookups cost a hash and a lock per request: the hot ones are
+	// looked up once
+	ingestBy  map[ingestKey]*ingestCounters // filled in New, read-only after
+	latencyBy sync.Map                      // latencyKey → prometheus.Observer
+}
+
+type ingestKey struct{ source, protocol string }
+
+// ingestCounters are the stored and present counters of one source and
+// protocol.
+type ingestCounters struct{ stored, present prometheus.Counter }
+
+type latencyKey struct {
+	route string
+	code  int
 }
 
 func newMetrics() *metrics {
@@ -44,6 +62,7 @@ func newMetrics() *metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
 		}, []string{"route", "code"}),
 	}
+	m.ingestBy = map[ingestKey]*ingestCounters{}
 	m.reg.MustRegister(m.stored, m.present, m.refused, m.wrongKeys, m.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -51,4 +70,37 @@ func newMetrics() *metrics {
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// prepareIngest looks up the counters of a source for both protocols.
+// It is called for every configured source before serving starts.
+func (m *metrics) prepareIngest(source string) {
+	for _, p := range []string{"legacy", "native"} {
+		m.ingestBy[ingestKey{source, p}] = &ingestCounters{
+			stored:  m.stored.WithLabelValues(source, p),
+			present: m.present.WithLabelValues(source, p),
+		}
+	}
+}
+
+// ingest returns the counters of source and protocol.
+func (m *metrics) ingest(source, protocol string) *ingestCounters {
+	if c, ok := m.ingestBy[ingestKey{source, protocol}]; ok {
+		return c
+	}
+	return &ingestCounters{
+		stored:  m.stored.WithLabelValues(source, protocol),
+		present: m.present.WithLabelValues(source, protocol),
+	}
+}
+
+// observeLatency records the duration of a request of route answered
+// with code.
+func (m *metrics) observeLatency(route string, code int, seconds float64) {
+	k := latencyKey{route, code}
+	o, ok := m.latencyBy.Load(k)
+	if !ok {
+		o, _ = m.latencyBy.LoadOrStore(k, m.latency.WithLabelValues(route, strconv.Itoa(code)))
+	}
+	o.(prometheus.Observer).Observe(seconds)
 }

@@ -88,8 +88,9 @@ func (s *Server) native(w http.ResponseWriter, r *http.Request) {
 		s.refuseJSON(w, "native", "store", http.StatusServiceUnavailable, "storage unavailable: try again later", nil)
 		return
 	}
-	s.met.stored.WithLabelValues(source, "native").Add(float64(res.Inserted))
-	s.met.present.WithLabelValues(source, "native").Add(float64(res.Present))
+	c := s.met.ingest(source, "native")
+	c.stored.Add(float64(res.Inserted))
+	c.present.Add(float64(res.Present))
 	writeJSON(w, http.StatusOK, map[string]int{"inserted": res.Inserted, "present": res.Present})
 }
 

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +46,7 @@ type Server struct {
 	read  *readAccess
 	met   *metrics
 	res   *ingest.Resolver
+	dash  *dashboard.Dashboard
 	zones map[string]*time.Location
 
 	maxBody  int64
@@ -80,6 +80,7 @@ func New(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logg
 		s.maxBody = 4 << 20
 	}
 	s.read = newReadAccess(cfg.Server, s.keys)
+	specs := make([]store.SourceSpec, 0, len(cfg.Server.Sources))
 	for _, src := range cfg.Server.Sources {
 		zone := src.Timezone.Location
 		if zone == nil {
@@ -89,9 +90,11 @@ func New(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logg
 			zone = time.UTC
 		}
 		s.zones[src.Name] = zone
-		if err := st.EnsureSource(ctx, src.Name, zone.String()); err != nil {
-			return nil, fmt.Errorf("registering source %s in the store: %w", src.Name, err)
-		}
+		s.met.prepareIngest(src.Name)
+		specs = append(specs, store.SourceSpec{Name: src.Name, Timezone: zone.String()})
+	}
+	if err := store.EnsureSources(ctx, st, specs); err != nil {
+		return nil, fmt.Errorf("registering the sources in the store: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/readings", s.native)
@@ -124,11 +127,13 @@ func (s *Server) mountDashboard(mux *http.ServeMux) error {
 		Interval:  s.cfg.Logger.Interval.Duration,
 		Zone:      s.cfg.Timezone.Location,
 		Log:       s.log,
+		Guard:     dashGuard{s},
 	})
 	if err != nil {
 		return fmt.Errorf("dashboard: %w", err)
 	}
 	d.Register(mux)
+	s.dash = d
 	return nil
 }
 
@@ -166,6 +171,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	s.warnIfOpen(ln.Addr())
 	s.log.Info("serving", "addr", ln.Addr().String(), "sources", len(s.cfg.Server.Sources))
 	select {
 	case err := <-errc:
@@ -174,6 +180,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("shutting down: finishing in-flight requests")
 	endRequests()
+	if s.dash != nil {
+		s.dash.Close() // ends live streams, also on handlers served elsewhere
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	err := hs.Shutdown(sctx)
@@ -266,7 +275,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		if route == "" {
 			route = "other"
 		}
-		s.met.latency.WithLabelValues(route, strconv.Itoa(rw.code)).Observe(d.Seconds())
+		s.met.observeLatency(route, rw.code, d.Seconds())
 		level := slog.LevelDebug
 		switch {
 		case rw.code >= 500:

@@ -38,13 +38,15 @@ func Reading(l legacy.Line, t time.Time) reading.Reading {
 //
 // Per source it keeps in memory the newest instant resolved so far ("last",
 // initialised from the store on first use), the last line and its instant,
-// and the instants of the doubled autumn hour resolved but not yet durable
-// ("pending"). Resolve holds the source's lock only while it decides; the
-// caller inserts outside the lock and then calls Ticket.Done. Because
-// "last" advances at decision time, lines are placed in the order they
-// reach Resolve even while earlier inserts are still in flight, and a line
-// that arrives while its twin of the doubled hour is still being written
-// sees that twin in "pending".
+// and the readings of the doubled autumn hour resolved but not yet durable
+// ("pending"). For a line of the doubled hour it reads the store's newest
+// time again, as another server on the same database may have taken lines
+// of the source meanwhile. Resolve holds the source's lock only while it
+// decides; the caller inserts outside the lock and then calls Ticket.Done.
+// Because "last" advances at decision time, lines are placed in the order
+// they reach Resolve even while earlier inserts are still in flight, and a
+// line that arrives while its twin of the doubled hour is still being
+// written sees that twin (and its values) in "pending".
 type Resolver struct {
 	st      store.Store
 	sources sync.Map // source name → *sourceState
@@ -57,7 +59,13 @@ type sourceState struct {
 	lastRaw       string
 	lastAt        time.Time
 	lastAmbiguous bool
-	pending       map[int64]int // unix second → resolutions not yet Done
+	pending       map[int64]*pendingReading // unix second → resolutions not yet Done
+}
+
+// pendingReading is a reading of the doubled hour whose insert is in flight.
+type pendingReading struct {
+	n int // resolutions not yet Done
+	r reading.Reading
 }
 
 // NewResolver returns a resolver that reads what it needs from st.
@@ -69,7 +77,7 @@ func (r *Resolver) state(source string) *sourceState {
 	if s, ok := r.sources.Load(source); ok {
 		return s.(*sourceState)
 	}
-	s, _ := r.sources.LoadOrStore(source, &sourceState{pending: map[int64]int{}})
+	s, _ := r.sources.LoadOrStore(source, &sourceState{pending: map[int64]*pendingReading{}})
 	return s.(*sourceState)
 }
 
@@ -88,10 +96,13 @@ func (t Ticket) Done() {
 	}
 	t.s.mu.Lock()
 	defer t.s.mu.Unlock()
-	if t.s.pending[t.k] <= 1 {
+	p := t.s.pending[t.k]
+	switch {
+	case p == nil:
+	case p.n <= 1:
 		delete(t.s.pending, t.k)
-	} else {
-		t.s.pending[t.k]--
+	default:
+		p.n--
 	}
 }
 
@@ -102,10 +113,10 @@ func (t Ticket) Done() {
 //   - A line identical to the source's previous line gets the previous
 //     line's instant (the PHP receiver drops such duplicates; a retried
 //     request is one), so the store reports it as already present.
-//   - In the autumn hour the earlier instant is taken unless the source has
-//     already reached it (legacy.Choose); when the source is past the
-//     doubled hour (a replay), the earlier instant is taken only if neither
-//     the store nor an in-flight insert has it.
+//   - In the autumn hour legacy.Choose decides from the newest time of the
+//     source (in memory and in the store) and from what the store or an
+//     in-flight insert holds at the earlier instant: the line's own values
+//     (a retry) or others.
 //   - A time in the spring gap is accepted (legacy.Instants).
 func (r *Resolver) Resolve(ctx context.Context, source string, zone *time.Location, l legacy.Line) (time.Time, Ticket, error) {
 	s := r.state(source)
@@ -128,18 +139,33 @@ func (r *Resolver) Resolve(ctx context.Context, source string, zone *time.Locati
 	} else {
 		cands := legacy.Instants(l.Wall(), zone)
 		ambiguous = len(cands) == 2
-		var qerr error
-		t = legacy.Choose(cands, s.last, func() bool {
-			early := cands[0]
-			if s.pending[early.Unix()] > 0 {
-				return true
+		if ambiguous {
+			// Another server may have stored lines of this source since
+			// "last" was loaded; the doubled hour is rare, so ask.
+			st, ok, err := r.st.LastTime(ctx, source)
+			if err != nil && !errors.Is(err, store.ErrUnknownSource) {
+				return time.Time{}, Ticket{}, fmt.Errorf("reading the last time of source %s: %w", source, err)
 			}
-			has, err := r.hasLegacy(ctx, source, early)
+			if ok && st.After(s.last) {
+				s.last = st
+			}
+		}
+		var qerr error
+		t = legacy.Choose(cands, zone, s.last, func() legacy.Twin {
+			early := cands[0]
+			want := Reading(l, early)
+			if p := s.pending[early.Unix()]; p != nil {
+				return twin(p.r, want)
+			}
+			got, has, err := r.storedLegacy(ctx, source, early)
 			if err != nil {
 				qerr = err
-				return true
+				return legacy.TwinOther
 			}
-			return has
+			if !has {
+				return legacy.TwinFree
+			}
+			return twin(got, want)
 		})
 		if qerr != nil {
 			return time.Time{}, Ticket{}, qerr
@@ -154,24 +180,53 @@ func (r *Resolver) Resolve(ctx context.Context, source string, zone *time.Locati
 		return t, Ticket{}, nil
 	}
 	k := t.Unix()
-	s.pending[k]++
+	if p := s.pending[k]; p != nil {
+		p.n++
+	} else {
+		s.pending[k] = &pendingReading{n: 1, r: Reading(l, t)}
+	}
 	return t, Ticket{s: s, k: k}, nil
+}
+
+// twin compares the values of the reading stored at the earlier instant
+// with those of the line.
+func twin(stored, line reading.Reading) legacy.Twin {
+	if stored.Power != line.Power || !sameFloat(stored.Temperature, line.Temperature) || len(stored.Phases) != len(line.Phases) {
+		return legacy.TwinOther
+	}
+	for i := range stored.Phases {
+		if stored.Phases[i] != line.Phases[i] {
+			return legacy.TwinOther
+		}
+	}
+	return legacy.TwinSame
+}
+
+func sameFloat(a, b *float64) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 var errFound = errors.New("found")
 
-func (r *Resolver) hasLegacy(ctx context.Context, source string, t time.Time) (bool, error) {
+// storedLegacy returns the legacy reading stored at instant t, if any.
+func (r *Resolver) storedLegacy(ctx context.Context, source string, t time.Time) (reading.Reading, bool, error) {
+	var got reading.Reading
 	err := r.st.Range(ctx, source, t, t.Add(time.Second), func(rd reading.Reading) error {
 		if rd.Device == Device {
+			// the store may reuse what rd points to after the callback
+			got = Reading(legacy.Line{Power: rd.Power, Temperature: rd.Temperature, Extra: rd.Phases}, rd.Time)
 			return errFound
 		}
 		return nil
 	})
 	switch {
 	case errors.Is(err, errFound):
-		return true, nil
+		return got, true, nil
 	case err == nil, errors.Is(err, store.ErrUnknownSource):
-		return false, nil
+		return reading.Reading{}, false, nil
 	}
-	return false, fmt.Errorf("looking up %s of source %s: %w", t.Format(time.RFC3339), source, err)
+	return reading.Reading{}, false, fmt.Errorf("looking up %s of source %s: %w", t.Format(time.RFC3339), source, err)
 }

@@ -104,3 +104,61 @@ func TestParseBound(t *testing.T) {
 		}
 	}
 }
+
+// TestResolveDoubledHourShared: two resolvers on one store (two servers),
+// and a resent first-pass line while its insert is still in flight.
+func TestResolveDoubledHourShared(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.OpenFile(ctx, filepath.Join(t.TempDir(), "pm.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.EnsureSource(ctx, "home", "Europe/Berlin")
+	utc := func(h, m int) time.Time { return time.Date(2026, 10, 25, h, m, 0, 0, time.UTC) }
+	resolve := func(r *Resolver, line string, insert bool) (time.Time, Ticket) {
+		t.Helper()
+		l := parse(t, line)
+		at, tk, err := r.Resolve(ctx, "home", berlin, l)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if insert {
+			if _, err := st.Insert(ctx, "home", []reading.Reading{Reading(l, at)}); err != nil {
+				t.Fatal(err)
+			}
+			tk.Done()
+		}
+		return at, tk
+	}
+	a, b := NewResolver(st), NewResolver(st)
+	resolve(b, "25.10.2026,01:55:00,1.00", true) // b's memory: 23:55Z
+	if at, _ := resolve(a, "25.10.2026,02:10:00,2.00,20.5", true); !at.Equal(utc(0, 10)) {
+		t.Fatalf("first pass on a: %v", at)
+	}
+	// b must see a's reading at 00:10Z: other values → second pass
+	if at, _ := resolve(b, "25.10.2026,02:10:00,3.00,20.5", true); !at.Equal(utc(1, 10)) {
+		t.Fatalf("second pass on b: %v, want %v", at, utc(1, 10))
+	}
+
+	// in flight: 02:20 (not yet inserted), then 02:30, then 02:20 resent
+	c := NewResolver(st)
+	st.EnsureSource(ctx, "cabin", "Europe/Berlin")
+	rc := func(line string) (time.Time, Ticket) {
+		at, tk, err := c.Resolve(ctx, "cabin", berlin, parse(t, line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return at, tk
+	}
+	x, tx := rc("25.10.2026,02:20:00,5.00")
+	y, ty := rc("25.10.2026,02:30:00,6.00")
+	z, tz := rc("25.10.2026,02:20:00,5.00")
+	w, tw := rc("25.10.2026,02:20:00,7.00")
+	for _, k := range []Ticket{tx, ty, tz, tw} {
+		k.Done()
+	}
+	if !x.Equal(utc(0, 20)) || !y.Equal(utc(0, 30)) || !z.Equal(x) || !w.Equal(utc(1, 20)) {
+		t.Fatalf("in flight: %v %v, resent %v, second pass %v", x, y, z, w)
+	}
+}
