@@ -14,9 +14,9 @@ import (
 func Solar(t time.Time, zone *time.Location, peak float64) float64 {
 	lt := t.In(zone)
 	h := float64(lt.Hour()) + float64(lt.Minute())/60 + float64(lt.Second())/3600
-	// day length by season: sunrise 8 h in winter, 5 h in summer
+	// day length by season, solar noon about 13:00 local
 	doy := float64(lt.YearDay())
-	half := 4.5 + 3.5*math.Cos((doy-172)/365*2*math.Pi) // half day length in h
+	half := 6.15 + 2.25*math.Cos((doy-172)/365*2*math.Pi) // half day: 3.9 h in December, 8.4 h in June (Berlin)
 	x := (h - 13) / half                                // solar noon about 13:00 local
 	if x <= -1 || x >= 1 {
 		return 0
