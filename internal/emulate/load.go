@@ -17,7 +17,7 @@ func Solar(t time.Time, zone *time.Location, peak float64) float64 {
 	// day length by season, solar noon about 13:00 local
 	doy := float64(lt.YearDay())
 	half := 6.15 + 2.25*math.Cos((doy-172)/365*2*math.Pi) // half day: 3.9 h in December, 8.4 h in June (Berlin)
-	x := (h - 13) / half                                // solar noon about 13:00 local
+	x := (h - 13) / half                                  // solar noon about 13:00 local
 	if x <= -1 || x >= 1 {
 		return 0
 	}
