@@ -80,7 +80,8 @@ bench_import() {
 # (getrusage); (2) a day of one meter's backlog (8640 readings) drained into
 # our server on SQLite over HTTP, native and legacy; (3) the real binary,
 # `powermeter run` with 10 meters at interval 1s for LOGGER_SECONDS
-# (default 30) seconds: VmHWM/RssAnon/RssFile from /proc.
+# (default 30) seconds: VmHWM/RssAnon/RssFile from /proc. LOGGER_TAGS=loggeronly
+# measures the small build (no server, database or dashboard).
 bench_logger() {
 	pkg=internal/logger
 	if ! have "$pkg"; then
@@ -104,7 +105,7 @@ bench_logger() {
 	secs="${LOGGER_SECONDS:-30}"
 	echo "== logger: powermeter run, 10 meters, interval 1s, ${secs}s"
 	tmp=$(mktemp -d)
-	go build -o "$tmp/powermeter" ./cmd/powermeter || return 1
+	go build -tags "${LOGGER_TAGS:-}" -o "$tmp/powermeter" ./cmd/powermeter || return 1
 	pids=""
 	for kind in fritzbox shelly-gen1 shelly-pro3em; do
 		"$tmp/powermeter" emulate "$kind" --user admin --password bench-pass-1 >"$tmp/$kind.out" 2>/dev/null &

@@ -1,3 +1,5 @@
+//go:build !loggeronly
+
 package cli
 
 // The store backends every verb can open, by the database URL's scheme.

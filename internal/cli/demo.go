@@ -1,3 +1,5 @@
+//go:build !loggeronly
+
 package cli
 
 import (

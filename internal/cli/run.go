@@ -12,7 +12,6 @@ import (
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/logger"
 	_ "github.com/powermeter/powermeter/internal/meter/all" // every meter family
-	"github.com/powermeter/powermeter/internal/server"
 	"github.com/powermeter/powermeter/internal/store"
 	"github.com/powermeter/powermeter/internal/uplink"
 )
@@ -70,7 +69,7 @@ func runConfig(ctx context.Context, log *slog.Logger, cfg *config.Config, p runP
 	defer cancel()
 
 	var st store.Store
-	var srv *server.Server
+	var serve func(context.Context, net.Listener) error
 	var lg *logger.Logger
 	lopts := p.loggerOpts
 	if lopts.Log == nil {
@@ -78,15 +77,11 @@ func runConfig(ctx context.Context, log *slog.Logger, cfg *config.Config, p runP
 	}
 	if cfg.Server != nil {
 		var err error
-		st, err = store.Open(ctx, cfg.Server.Database)
-		if err != nil {
-			return fmt.Errorf("opening the database: %w", err)
-		}
-		defer st.Close()
-		srv, err = server.New(ctx, cfg, st, log.With("part", "server"))
+		st, serve, err = openServer(ctx, cfg, log.With("part", "server"))
 		if err != nil {
 			return err
 		}
+		defer st.Close()
 		if len(cfg.Meters) > 0 {
 			src := cfg.Logger.Source
 			zone := cfg.Timezone.Location
@@ -110,7 +105,7 @@ func runConfig(ctx context.Context, log *slog.Logger, cfg *config.Config, p runP
 	// Listen before the logger opens its outbox and meters: a failed
 	// listen then leaves nothing behind.
 	var ln net.Listener
-	if srv != nil {
+	if serve != nil {
 		ln = p.serverListener
 		if ln == nil {
 			var lc net.ListenConfig
@@ -152,9 +147,9 @@ func runConfig(ctx context.Context, log *slog.Logger, cfg *config.Config, p runP
 			stopServer()
 		}()
 	}
-	if srv != nil {
+	if serve != nil {
 		wg.Go(func() {
-			if err := srv.Serve(srvCtx, ln); err != nil && !errors.Is(err, context.Canceled) {
+			if err := serve(srvCtx, ln); err != nil && !errors.Is(err, context.Canceled) {
 				fail(err)
 			}
 		})

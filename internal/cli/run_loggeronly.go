@@ -1,0 +1,18 @@
+//go:build loggeronly
+
+package cli
+
+import (
+	"context"
+	"log/slog"
+	"net"
+
+	"github.com/powermeter/powermeter/internal/config"
+	"github.com/powermeter/powermeter/internal/store"
+)
+
+// openServer refuses: a build with -tags loggeronly (small devices: no
+// server, no database, no dashboard) runs the logger only.
+func openServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, func(context.Context, net.Listener) error, error) {
+	return nil, nil, &config.Error{File: cfg.Path, Key: "server", Msg: "this powermeter was built with -tags loggeronly and cannot serve: remove [server] or use the full build"}
+}
