@@ -238,7 +238,7 @@ func Parse(path string, data []byte, lookup func(string) (string, bool)) (*Confi
 		errs = append(errs, &Error{File: path, Line: lines.find(key), Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
 	for _, k := range md.Undecoded() {
-		add(keyPath(k), "unknown key (misspelt, or in the wrong section?)")
+		add(k.String(), "unknown key (misspelt, or in the wrong section?)")
 	}
 	expandEnv(reflect.ValueOf(&c).Elem(), "", lookup, add)
 	c.applyDefaults()
@@ -434,7 +434,7 @@ func (c *Config) validate(add func(key, format string, args ...any)) {
 	}
 }
 
-// SourceByKey is a small helper for lookups by name.
+// Source returns the configured source called name.
 func (s *Server) Source(name string) (Source, bool) {
 	for _, src := range s.Sources {
 		if src.Name == name {
@@ -489,9 +489,6 @@ func expandEnv(v reflect.Value, path string, lookup func(string) (string, bool),
 		}))
 	}
 }
-
-// keyPath turns a toml.Key into our "meters[0].name" notation as far as it can.
-func keyPath(k toml.Key) string { return strings.Join(k, ".") }
 
 // lineIndex finds the line of a key like "meters[1].url" in the file text.
 type lineIndex struct{ lines []string }
