@@ -20,6 +20,8 @@ import (
 	_ "time/tzdata" // routers without /usr/share/zoneinfo must still know Europe/Berlin
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/powermeter/powermeter/internal/household"
 )
 
 // DefaultZone is the time zone used when the file names none.
@@ -56,6 +58,33 @@ type Source struct {
 	Name     string `toml:"name"`
 	Key      string `toml:"key"`
 	Timezone Zone   `toml:"timezone"`
+	// Devices give the source's devices roles (see internal/household);
+	// for the logger's own source the [[meters]] roles apply too.
+	Devices []SourceDevice `toml:"devices"`
+	// Fields say what the values of a legacy stats line mean (value 1, 2,
+	// …); empty: power in W, temperature in °C, then powers.
+	Fields []SourceField `toml:"fields"`
+	// Tariff prices the source's energy (optional).
+	Tariff *Tariff `toml:"tariff"`
+}
+
+// SourceDevice is one [[server.sources.devices]] entry.
+type SourceDevice struct {
+	Name   string `toml:"name"`
+	Role   string `toml:"role"`
+	Label  string `toml:"label"`
+	Invert bool   `toml:"invert"`
+	// Temperature shows the device's temperature with the home: "room" or
+	// "device" (at most one device per source).
+	Temperature string `toml:"temperature"`
+}
+
+// SourceField is one [[server.sources.fields]] entry: value n of a stats
+// line.
+type SourceField struct {
+	Quantity string `toml:"quantity"`
+	Unit     string `toml:"unit"`
+	Label    string `toml:"label"`
 }
 
 // Dashboard is [server.dashboard]: optional protection of the web pages.
@@ -77,12 +106,17 @@ type Meter struct {
 	AINs     []string `toml:"ains"`
 	Channel  int      `toml:"channel"`
 	// Serial selects an inverter on an OpenDTU (default: all, summed).
-	Serial         string   `toml:"serial"`
-	PowerThreshold float64  `toml:"power_threshold"`
-	Invert         bool     `toml:"invert"`
-	Timeout        Duration `toml:"timeout"`
-	CAFile         string   `toml:"ca_file"`
-	Insecure       bool     `toml:"insecure"`
+	Serial         string  `toml:"serial"`
+	PowerThreshold float64 `toml:"power_threshold"`
+	Invert         bool    `toml:"invert"`
+	// Role, Label and Temperature describe the meter's device(s) to the
+	// home of the logger's source (see SourceDevice).
+	Role        string   `toml:"role"`
+	Label       string   `toml:"label"`
+	Temperature string   `toml:"temperature"`
+	Timeout     Duration `toml:"timeout"`
+	CAFile      string   `toml:"ca_file"`
+	Insecure    bool     `toml:"insecure"`
 
 	// Index is the position in the file (for error messages).
 	Index int `toml:"-"`
@@ -358,6 +392,9 @@ func (c *Config) validate(add func(key, format string, args ...any)) {
 			}
 			keys[src.Key] = src.Name
 		}
+		for i, src := range s.Sources {
+			c.validateSource(add, fmt.Sprintf("server.sources[%d]", i), src)
+		}
 		for i, u := range s.Dashboard.Users {
 			name, hash, ok := strings.Cut(u, ":")
 			if !ok || name == "" || !strings.HasPrefix(hash, "$2") {
@@ -392,6 +429,12 @@ func (c *Config) validate(add func(key, format string, args ...any)) {
 		}
 		if m.PowerThreshold < 0 {
 			add(p+".power_threshold", "negative")
+		}
+		if _, err := household.ParseRole(m.Role); err != nil {
+			add(p+".role", "%v", err)
+		}
+		if m.Temperature != "" && m.Temperature != household.TempRoom && m.Temperature != household.TempDevice {
+			add(p+".temperature", "%q: want room or device", m.Temperature)
 		}
 	}
 	if l := c.Logger; l.StatusListen != "" {
