@@ -54,9 +54,9 @@ func artifactDir(t *testing.T) string {
 	return dir
 }
 
-// household is a day of a home with a balcony solar plant: base load,
+// homeReading is a day of a home with a balcony solar plant: base load,
 // evening peak and a kettle; feed-in around noon; temperature.
-func household(tt time.Time) reading.Reading {
+func homeReading(tt time.Time) reading.Reading {
 	lt := tt.In(berlin)
 	h := float64(lt.Hour()) + float64(lt.Minute())/60 + float64(lt.Second())/3600
 	p := 160 + 700*math.Max(0, math.Sin((h-17)/5*math.Pi)) - 750*math.Max(0, math.Sin((h-7.5)/11*math.Pi))
@@ -82,7 +82,7 @@ func TestBrowser(t *testing.T) {
 		if lt := tt.In(berlin); lt.YearDay() == now.In(berlin).AddDate(0, 0, -2).YearDay() && lt.Hour() == 3 {
 			continue
 		}
-		rs = append(rs, household(tt))
+		rs = append(rs, homeReading(tt))
 	}
 	insert(t, st, "home", rs...)
 

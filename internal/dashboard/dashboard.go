@@ -27,7 +27,9 @@ import (
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/energy"
+	"github.com/powermeter/powermeter/internal/household"
 	"github.com/powermeter/powermeter/internal/store"
+	"github.com/powermeter/powermeter/internal/tariff"
 )
 
 //go:embed web/templates/*.html web/static/*
@@ -60,6 +62,10 @@ type Options struct {
 	PollInterval time.Duration
 	// Zone is used for stored sources without a zone (Europe/Berlin).
 	Zone *time.Location
+	// Home and Tariff give a source's roles and prices (nil, or nil
+	// answers: a home without roles, no money).
+	Home   func(source string) *household.Home
+	Tariff func(source string) *tariff.Tariff
 }
 
 // Dashboard is the set of web pages over a store.
@@ -283,7 +289,24 @@ func (d *Dashboard) sources(ctx context.Context) ([]sourceRow, error) {
 }
 
 func (d *Dashboard) calc(source string, zone *time.Location) *energy.Calc {
-	return &energy.Calc{Store: d.st, Source: source, Zone: zone, Interval: d.o.Interval, Log: d.o.Log, Now: d.o.Now, Cache: d.days}
+	return &energy.Calc{Store: d.st, Source: source, Zone: zone, Interval: d.o.Interval, Log: d.o.Log, Now: d.o.Now, Cache: d.days,
+		Home: d.homeOf(source), Tariff: d.tariffOf(source)}
+}
+
+// homeOf is the roles of a source's devices (nil: none).
+func (d *Dashboard) homeOf(source string) *household.Home {
+	if d.o.Home == nil {
+		return nil
+	}
+	return d.o.Home(source)
+}
+
+// tariffOf is a source's prices (nil: none).
+func (d *Dashboard) tariffOf(source string) *tariff.Tariff {
+	if d.o.Tariff == nil {
+		return nil
+	}
+	return d.o.Tariff(source)
 }
 
 // page is what every template gets.

@@ -10,8 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/powermeter/powermeter/internal/household"
 	"github.com/powermeter/powermeter/internal/reading"
 	"github.com/powermeter/powermeter/internal/store"
+	"github.com/powermeter/powermeter/internal/tariff"
 )
 
 // Calc computes and caches the day summaries of one source.
@@ -24,6 +26,11 @@ type Calc struct {
 	Now      func() time.Time
 	// Cache, when set, keeps decoded summaries between calls.
 	Cache *Cache
+	// Home gives the source's devices their roles (nil: none); summaries
+	// computed for other roles are recomputed.
+	Home *household.Home
+	// Tariff, when set, prices the summaries Days and Totals return.
+	Tariff *tariff.Tariff
 }
 
 // Cache holds decoded day summaries by source, day and version, so an
@@ -86,6 +93,7 @@ func (c *Calc) now() time.Time {
 // nil) receives the source's power points within the day, in order.
 func (c *Calc) Compute(ctx context.Context, day string, onPoint func(Point)) (DaySummary, error) {
 	s, _, err := c.compute(ctx, day, onPoint)
+	s.Price(c.Tariff)
 	return s, err
 }
 
@@ -93,7 +101,7 @@ func (c *Calc) Compute(ctx context.Context, day string, onPoint func(Point)) (Da
 // day's end could not be attributed yet (the device is still offline), so
 // the summary may still change although the day has no new readings.
 func (c *Calc) compute(ctx context.Context, day string, onPoint func(Point)) (s DaySummary, final bool, err error) {
-	d, err := NewDay(day, c.Zone, c.interval())
+	d, err := NewHomeDay(day, c.Zone, c.interval(), c.Home)
 	if err != nil {
 		return DaySummary{}, false, err
 	}
@@ -244,7 +252,8 @@ func (c *Calc) cached(d store.Day, totals bool) *DaySummary {
 		return nil
 	}
 	k := cacheKey{c.Source, d.Day, d.Version, totals}
-	if s, ok := c.Cache.get(k); ok && s.Current(c.interval()) {
+	fp := c.Home.Fingerprint()
+	if s, ok := c.Cache.get(k); ok && s.Current(c.interval(), fp) {
 		return &s
 	}
 	var s DaySummary
@@ -254,7 +263,7 @@ func (c *Calc) cached(d store.Day, totals bool) *DaySummary {
 	} else {
 		err = s.UnmarshalCache(d.Summary)
 	}
-	if err != nil || !s.Current(c.interval()) || s.Day != d.Day {
+	if err != nil || !s.Current(c.interval(), fp) || s.Day != d.Day {
 		return nil
 	}
 	c.Cache.put(k, s)
@@ -286,6 +295,7 @@ func (c *Calc) days(ctx context.Context, from, to string, totals bool) ([]DaySum
 	for _, d := range ds {
 		if s := c.cached(d, totals); s != nil {
 			out = append(out, *s)
+			out[len(out)-1].Price(c.Tariff)
 			continue
 		}
 		if err := ctx.Err(); err != nil {
@@ -298,6 +308,7 @@ func (c *Calc) days(ctx context.Context, from, to string, totals bool) ([]DaySum
 		if totals {
 			s = s.totals()
 		}
+		s.Price(c.Tariff)
 		out = append(out, s)
 	}
 	return out, nil
@@ -316,6 +327,40 @@ type cacheForm struct {
 	DaySummary
 	Bands     []float64 `json:"bands,omitempty"`
 	FeedBands []float64 `json:"feed_bands,omitempty"`
+	Hours     []float64 `json:"hrs,omitempty"`
+}
+
+// flowFields is how many numbers an hour's flows take in the cache.
+const flowFields = 13
+
+func flatHours(hs []household.Flow) []float64 {
+	if len(hs) == 0 {
+		return nil
+	}
+	r := func(v float64) float64 { return math.Round(v*1000) / 1000 }
+	out := make([]float64, 0, flowFields*len(hs))
+	for _, h := range hs {
+		known := 0.0
+		if h.HomeKnown {
+			known = 1
+		}
+		out = append(out, r(h.Import), r(h.Export), r(h.Production), r(h.Charge), r(h.Discharge), r(h.Self),
+			r(h.Home), r(h.SolarHome), r(h.BatteryHome), r(h.GridHome), r(h.Appliances), r(h.Rest), known)
+	}
+	return out
+}
+
+func unflatHours(fs []float64) []household.Flow {
+	if len(fs) == 0 {
+		return nil
+	}
+	out := make([]household.Flow, len(fs)/flowFields)
+	for i := range out {
+		v := fs[i*flowFields:]
+		out[i] = household.Flow{Import: v[0], Export: v[1], Production: v[2], Charge: v[3], Discharge: v[4], Self: v[5],
+			Home: v[6], SolarHome: v[7], BatteryHome: v[8], GridHome: v[9], Appliances: v[10], Rest: v[11], HomeKnown: v[12] != 0}
+	}
+	return out
 }
 
 func flatBands(bs []Band) []float64 {
@@ -342,7 +387,7 @@ func unflatBands(fs []float64) []Band {
 
 // MarshalCache encodes the summary for the store's day cache.
 func (s DaySummary) MarshalCache() ([]byte, error) {
-	return json.Marshal(cacheForm{DaySummary: s, Bands: flatBands(s.Bands), FeedBands: flatBands(s.FeedBands)})
+	return json.Marshal(cacheForm{DaySummary: s, Bands: flatBands(s.Bands), FeedBands: flatBands(s.FeedBands), Hours: flatHours(s.HourFlows)})
 }
 
 // UnmarshalCache decodes what MarshalCache wrote.
@@ -353,6 +398,7 @@ func (s *DaySummary) UnmarshalCache(b []byte) error {
 	}
 	*s = c.DaySummary
 	s.Bands, s.FeedBands = unflatBands(c.Bands), unflatBands(c.FeedBands)
+	s.HourFlows = unflatHours(c.Hours)
 	return nil
 }
 
@@ -362,12 +408,14 @@ type skipJSON struct{}
 
 func (*skipJSON) UnmarshalJSON([]byte) error { return nil }
 
-// totalsForm reads a cached summary without devices and bands.
+// totalsForm reads a cached summary without devices and bands (the
+// hourly flows stay: money is priced from them).
 type totalsForm struct {
 	DaySummary
-	Devices   skipJSON `json:"dev"`
-	Bands     skipJSON `json:"bands"`
-	FeedBands skipJSON `json:"feed_bands"`
+	Devices   skipJSON  `json:"dev"`
+	Bands     skipJSON  `json:"bands"`
+	FeedBands skipJSON  `json:"feed_bands"`
+	Hours     []float64 `json:"hrs"`
 }
 
 func (s *DaySummary) unmarshalTotals(b []byte) error {
@@ -376,6 +424,7 @@ func (s *DaySummary) unmarshalTotals(b []byte) error {
 		return err
 	}
 	*s = t.DaySummary
+	s.HourFlows = unflatHours(t.Hours)
 	return nil
 }
 
@@ -387,11 +436,15 @@ type Period struct {
 	PeakW  float64
 	PeakAt time.Time
 	Days   int // days with readings
+	Flow   household.Flow
+	Money  tariff.Money
 }
 
 func (p *Period) add(s *DaySummary) {
 	p.InWh += s.InWh
 	p.OutWh += s.OutWh
+	p.Flow.Add(s.Flow)
+	p.Money.Add(s.Money)
 	if s.Readings > 0 && (p.Days == 0 || s.PeakW > p.PeakW) {
 		p.PeakW, p.PeakAt = s.PeakW, s.PeakAt
 	}

@@ -19,6 +19,14 @@
 //     export kept apart per device before summing.
 //   - The source's power at an instant (chart, peak, bands, feed-in times) is
 //     the sum of each device's latest power not older than the gap limit.
+//   - The home's flows (internal/household: import, export, production,
+//     battery, self-consumption, home consumption, appliances) are balanced
+//     per quarter hour (Slot) from each device's energy in it, by the roles
+//     of the day's Home, then added up per hour (DaySummary.Hours) and day
+//     (DaySummary.Flow). A step longer than a slot is spread over the slots
+//     it spans in proportion to time. Roles change what a summary says, so
+//     a summary carries its home's fingerprint and is recomputed when the
+//     roles change.
 package energy
 
 import (
@@ -27,13 +35,22 @@ import (
 	"sort"
 	"time"
 
+	"github.com/powermeter/powermeter/internal/household"
 	"github.com/powermeter/powermeter/internal/reading"
+	"github.com/powermeter/powermeter/internal/tariff"
 )
 
 // FormatVersion is bumped whenever DaySummary's meaning or layout changes, so
 // cached summaries of an older format are recomputed. 2: counter steps
-// across a gap spanning midnight are attributed.
-const FormatVersion = 2
+// across a gap spanning midnight are attributed. 3: the home's flows.
+const FormatVersion = 3
+
+// Slot is the interval the home's flows are balanced over: a quarter hour,
+// the metering interval of grid operators. Within it the grid meter's own
+// counters keep import and export apart; a shorter slot would balance
+// counters that tick in whole Wh (a FRITZ!DECT's) against each other's
+// rounding.
+const Slot = 15 * time.Minute
 
 // GapIntervals is how many reading intervals a step may span and still be
 // integrated from power.
@@ -111,15 +128,39 @@ type DaySummary struct {
 	Devices   []DeviceEnergy `json:"dev,omitempty"`
 	Bands     []Band         `json:"bands,omitempty"`
 	FeedBands []Band         `json:"feed_bands,omitempty"`
+
+	// Home is the fingerprint of the roles the flows were computed with.
+	Home string `json:"hf,omitempty"`
+	// Flow is the day's flows (Wh); HourFlows the flows of each hour from
+	// Start (23, 24 or 25 of them).
+	Flow      household.Flow   `json:"fl"`
+	HourFlows []household.Flow `json:"-"`
+	// Money is what the day cost and earned by the Calc's tariff; it is
+	// priced when read, never cached.
+	Money tariff.Money `json:"-"`
 }
 
 // Hours is the day's length in hours (23, 24 or 25 around DST changes).
 func (s DaySummary) Hours() float64 { return s.End.Sub(s.Start).Hours() }
 
 // Current reports whether a cached summary was computed by this code with
-// this interval.
-func (s DaySummary) Current(interval time.Duration) bool {
-	return s.Format == FormatVersion && s.IntervalS == interval.Seconds()
+// this interval and the roles of the home with fingerprint home.
+func (s DaySummary) Current(interval time.Duration, home string) bool {
+	return s.Format == FormatVersion && s.IntervalS == interval.Seconds() && s.Home == home
+}
+
+// Price fills in Money from the hourly flows: import, export and
+// self-consumption at the prices of each hour, and the base fee's share of
+// the day.
+func (s *DaySummary) Price(t *tariff.Tariff) {
+	s.Money = tariff.Money{}
+	if t == nil {
+		return
+	}
+	for i, h := range s.HourFlows {
+		s.Money.Add(t.Amounts(s.Start.Add(time.Duration(i)*time.Hour), h.Import, h.Export, h.Self))
+	}
+	s.Money.BaseFee = t.DayFee(s.Start)
 }
 
 // Point is one instant of the source's power, as the day chart draws it.
@@ -133,6 +174,9 @@ type Point struct {
 	// Gap is true when the previous point is further away than the gap limit
 	// (or there is none): the chart must not join the two.
 	Gap bool
+	// Flow is the home's flows at this instant (W), balanced from each
+	// device's latest power by the day's roles.
+	Flow household.Flow
 }
 
 // DayBounds returns the UTC instants a local day (YYYY-MM-DD) starts and
@@ -165,12 +209,15 @@ type devState struct {
 	// before and after are set once the readings beyond the window were
 	// taken (Day.Before, Day.After).
 	before, after bool
+	// the device's energy per Slot of the day (Wh, as stored)
+	slotIn, slotOut []float64
 }
 
 // Day accumulates one local day. Feed it every reading of Window() in
 // (time, device) order with Add, then call Summary.
 type Day struct {
 	day        string
+	home       *household.Home
 	interval   time.Duration
 	gap        int64 // ns
 	start, end time.Time
@@ -178,9 +225,10 @@ type Day struct {
 	// OnPoint, when set, receives each source power point within the day.
 	OnPoint func(Point)
 
-	devs []*devState // few per source: a slice beats a map
-	last int         // index of the device seen last
-	sum  DaySummary
+	devs  []*devState // few per source: a slice beats a map
+	last  int         // index of the device seen last
+	parts []household.Part
+	sum   DaySummary
 
 	// the current instant's group of readings
 	groupT    time.Time
@@ -195,8 +243,13 @@ type Day struct {
 }
 
 // NewDay starts the day (YYYY-MM-DD) in loc for readings taken every
-// interval (10 s when 0).
+// interval (10 s when 0), for a home without roles.
 func NewDay(day string, loc *time.Location, interval time.Duration) (*Day, error) {
+	return NewHomeDay(day, loc, interval, nil)
+}
+
+// NewHomeDay is NewDay for a home whose devices have roles (nil: none).
+func NewHomeDay(day string, loc *time.Location, interval time.Duration, home *household.Home) (*Day, error) {
 	if interval <= 0 {
 		interval = 10 * time.Second
 	}
@@ -205,10 +258,10 @@ func NewDay(day string, loc *time.Location, interval time.Duration) (*Day, error
 		return nil, err
 	}
 	d := &Day{
-		day: day, interval: interval, gap: int64(GapIntervals * interval),
+		day: day, home: home, interval: interval, gap: int64(GapIntervals * interval),
 		start: start, end: end, s: start.UnixNano(), e: end.UnixNano(),
 	}
-	d.sum = DaySummary{Format: FormatVersion, Day: day, IntervalS: interval.Seconds(), Start: start, End: end}
+	d.sum = DaySummary{Format: FormatVersion, Day: day, IntervalS: interval.Seconds(), Start: start, End: end, Home: home.Fingerprint()}
 	return d, nil
 }
 
@@ -229,7 +282,8 @@ func (d *Day) device(name string) *devState {
 			return st
 		}
 	}
-	st := &devState{name: name, e: DeviceEnergy{Device: name}}
+	n := int((d.e - d.s + int64(Slot) - 1) / int64(Slot))
+	st := &devState{name: name, e: DeviceEnergy{Device: name}, slotIn: make([]float64, n), slotOut: make([]float64, n)}
 	d.devs = append(d.devs, st)
 	d.last = len(d.devs) - 1
 	return st
@@ -292,7 +346,7 @@ func (d *Day) Before(r reading.Reading) {
 		return
 	}
 	st.before = true
-	prev := devState{name: st.name, have: true, t: t, p: r.Power, in: r.EnergyIn, out: r.EnergyOut}
+	prev := devState{name: st.name, have: true, t: t, p: r.Power, in: r.EnergyIn, out: r.EnergyOut, slotIn: st.slotIn, slotOut: st.slotOut}
 	d.step(&prev, st.ft, st.fp, st.fin, st.fout)
 	st.e.InWh += prev.e.InWh
 	st.e.OutWh += prev.e.OutWh
@@ -379,17 +433,23 @@ func (d *Day) step(st *devState, t1 int64, p1 float64, in1, out1 *float64) {
 		return (*c1 - *c0) * frac
 	}
 	e := &st.e
+	var din, dout float64
 	if st.in != nil && in1 != nil {
-		e.InWh += counter(st.in, in1)
+		din = counter(st.in, in1)
 	} else if bridge {
-		e.InWh += pin
+		din = pin
 		usedPower = true
 	}
 	if st.out != nil && out1 != nil {
-		e.OutWh += counter(st.out, out1)
+		dout = counter(st.out, out1)
 	} else if bridge {
-		e.OutWh += pout
+		dout = pout
 		usedPower = true
+	}
+	e.InWh += din
+	e.OutWh += dout
+	if din != 0 || dout != 0 {
+		d.spread(st, a, b, din, dout)
 	}
 	if reset {
 		e.Resets++
@@ -399,6 +459,30 @@ func (d *Day) step(st *devState, t1 int64, p1 float64, in1, out1 *float64) {
 	}
 	if usedPower {
 		e.PowerSteps++
+	}
+}
+
+// spread adds a step's energy over [a,b] (ns, inside the day) to the
+// device's slots in proportion to time.
+func (d *Day) spread(st *devState, a, b int64, din, dout float64) {
+	slot := int64(Slot)
+	i := int((a - d.s) / slot)
+	j := int((b - 1 - d.s) / slot)
+	if j >= len(st.slotIn) {
+		j = len(st.slotIn) - 1
+	}
+	if i == j || b <= a {
+		st.slotIn[i] += din
+		st.slotOut[i] += dout
+		return
+	}
+	span := float64(b - a)
+	for k := i; k <= j; k++ {
+		lo := max(a, d.s+int64(k)*slot)
+		hi := min(b, d.s+int64(k+1)*slot)
+		f := float64(hi-lo) / span
+		st.slotIn[k] += din * f
+		st.slotOut[k] += dout * f
 	}
 }
 
@@ -427,12 +511,16 @@ func (d *Day) flushGroup() {
 	d.groupOpen = false
 	t := d.groupNs
 	total := 0.0
+	parts := d.parts[:0]
 	for _, st := range d.devs {
 		if st.have && t-st.t <= d.gap {
 			total += st.p
+			in, out := household.Split(st.p)
+			parts = append(parts, d.home.Orient(st.name, in, out))
 		}
 	}
-	pt := Point{Time: d.groupT, Power: total}
+	d.parts = parts
+	pt := Point{Time: d.groupT, Power: total, Flow: household.Balance(parts)}
 	if d.tempN > 0 {
 		pt.Temp, pt.HasTemp = d.tempSum/float64(d.tempN), true
 	}
@@ -548,7 +636,29 @@ func (d *Day) Summary() DaySummary {
 	if len(s.Devices) == 0 {
 		s.Devices = nil
 	}
+	d.flows(&s)
 	return s
+}
+
+// flows balances each slot of the day and adds the slots up per hour and
+// for the day.
+func (d *Day) flows(s *DaySummary) {
+	s.Flow = household.Flow{}
+	nh := int((d.e - d.s + int64(time.Hour) - 1) / int64(time.Hour))
+	s.HourFlows = make([]household.Flow, nh)
+	if len(d.devs) == 0 {
+		return
+	}
+	perHour := int(time.Hour / Slot)
+	parts := make([]household.Part, len(d.devs))
+	for k := range d.devs[0].slotIn {
+		for i, st := range d.devs {
+			parts[i] = d.home.Orient(st.name, st.slotIn[k], st.slotOut[k])
+		}
+		f := household.Balance(parts)
+		s.HourFlows[k/perHour].Add(f)
+		s.Flow.Add(f)
+	}
 }
 
 // Above returns, for each band step i (i*50 W), the time and energy spent at

@@ -297,7 +297,7 @@ func TestTemperatureAndJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	if !back.Current(10*time.Second) || back.Current(60*time.Second) || back.InWh != s.InWh || !back.PeakAt.Equal(s.PeakAt) || back.Day != "2026-06-01" {
+	if !back.Current(10*time.Second, "") || back.Current(60*time.Second, "") || back.InWh != s.InWh || !back.PeakAt.Equal(s.PeakAt) || back.Day != "2026-06-01" {
 		t.Errorf("round trip: %+v", back)
 	}
 }

@@ -128,6 +128,8 @@ func (s *Server) mountDashboard(mux *http.ServeMux) error {
 		Zone:      s.cfg.Timezone.Location,
 		Log:       s.log,
 		Guard:     dashGuard{s},
+		Home:      s.cfg.Home,
+		Tariff:    s.cfg.TariffOf,
 	})
 	if err != nil {
 		return fmt.Errorf("dashboard: %w", err)
