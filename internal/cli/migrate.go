@@ -102,6 +102,12 @@ func runMigrate(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 			}
 			fmt.Fprintf(env.Stdout, "%s: %d read (%s), %d new, %d already there; %d in the source, %d in the target%s\n",
 				s.Name, s.Read, how, s.Inserted, s.Present, s.Source, s.Target, extra)
+			if s.Skipped > 0 || s.Unfit > 0 {
+				fmt.Fprintf(env.Stdout, "%s: %d readings skipped: the target cannot hold them (%d such in the source)\n", s.Name, s.Skipped, max(s.Skipped, s.Unfit))
+				for _, m := range s.Invalid {
+					fmt.Fprintf(env.Stdout, "  skipped %s\n", m)
+				}
+			}
 		}
 		read, ins, pres := rep.Totals()
 		el := time.Since(start)

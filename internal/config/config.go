@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -48,9 +49,17 @@ type Server struct {
 	MaxBodyBytes int64     `toml:"max_body_bytes"`
 	Sources      []Source  `toml:"sources"`
 	Dashboard    Dashboard `toml:"dashboard"`
-	// Metrics serves Prometheus metrics at /metrics (behind the read access
-	// of the dashboard when that is protected).
+	// Metrics serves Prometheus metrics at /metrics, to the dashboard's
+	// users, its read token or MetricsToken (never to an ingest key).
 	Metrics bool `toml:"metrics"`
+	// MetricsToken, when set, also grants /metrics (Bearer or ?token=).
+	MetricsToken string `toml:"metrics_token"`
+	// MaxFuture refuses readings timed more than this ahead of the
+	// server's clock (default 24h).
+	MaxFuture Duration `toml:"max_future"`
+	// TrustedProxies are the addresses or networks (CIDR) of reverse
+	// proxies whose X-Forwarded-For / Forwarded header names the client.
+	TrustedProxies []string `toml:"trusted_proxies"`
 }
 
 // Source is one home / logger that may send readings.
@@ -189,6 +198,20 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// ParseNet reads an IP address (as a one-address network) or a CIDR network.
+func ParseNet(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
 // Error is a configuration error. It names the key and, where known, the line.
 type Error struct {
 	File string
@@ -308,6 +331,9 @@ func (c *Config) applyDefaults() {
 		if s.MaxBodyBytes == 0 {
 			s.MaxBodyBytes = 4 << 20
 		}
+		if s.MaxFuture.Duration == 0 {
+			s.MaxFuture.Duration = 24 * time.Hour
+		}
 		for i := range s.Sources {
 			if s.Sources[i].Timezone.Location == nil {
 				s.Sources[i].Timezone = c.Timezone
@@ -376,6 +402,17 @@ func (c *Config) validate(add func(key, format string, args ...any)) {
 		}
 		if s.MaxBodyBytes < 1024 {
 			add("server.max_body_bytes", "%d is too small (at least 1024)", s.MaxBodyBytes)
+		}
+		if s.MaxFuture.Duration < time.Minute {
+			add("server.max_future", "%s is too small (at least 1m: clocks drift)", s.MaxFuture.Duration)
+		}
+		for i, p := range s.TrustedProxies {
+			if _, err := ParseNet(p); err != nil {
+				add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q: want an IP address or a network like \"10.0.0.0/8\"", p)
+			}
+		}
+		if s.MetricsToken != "" && len(s.MetricsToken) < 16 {
+			add("server.metrics_token", "too short (at least 16 characters)")
 		}
 		names := map[string]bool{}
 		keys := map[string]string{}

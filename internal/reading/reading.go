@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Reading is one measurement of one device. Optional quantities are nil when
@@ -38,6 +40,21 @@ type Reading struct {
 	Backfilled bool `json:"backfilled,omitempty"`
 }
 
+// CheckName refuses a device name that not every store can hold or every
+// page show: invalid UTF-8 or a control character (NUL, tab, newline, DEL,
+// C1 controls).
+func CheckName(s string) error {
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%q: not valid UTF-8", s)
+	}
+	for i, c := range s {
+		if unicode.IsControl(c) {
+			return fmt.Errorf("%q: control character %U at byte %d", s, c, i)
+		}
+	}
+	return nil
+}
+
 // F returns a pointer to v, for the optional fields.
 func F(v float64) *float64 { return &v }
 
@@ -48,6 +65,9 @@ func (r *Reading) Validate() error {
 	}
 	if len(r.Device) > 128 {
 		return fmt.Errorf("device: longer than 128 bytes")
+	}
+	if err := CheckName(r.Device); err != nil {
+		return fmt.Errorf("device: %w", err)
 	}
 	if r.Time.IsZero() {
 		return fmt.Errorf("time: missing")

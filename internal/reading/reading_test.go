@@ -46,3 +46,22 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateDeviceName: names every store can hold and every page show.
+func TestValidateDeviceName(t *testing.T) {
+	base := Reading{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	for _, name := range []string{"plug", "Küche 1", "PV/Dach", "☀"} {
+		r := base
+		r.Device = name
+		if err := r.Validate(); err != nil {
+			t.Errorf("%q: %v", name, err)
+		}
+	}
+	for _, name := range []string{"a\x00b", "a\nb", "\t", "x\x7f", "c1\u0085", "bad\xff"} {
+		r := base
+		r.Device = name
+		if err := r.Validate(); err == nil || !strings.HasPrefix(err.Error(), "device: ") {
+			t.Errorf("%q: %v, want a device error", name, err)
+		}
+	}
+}

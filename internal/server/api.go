@@ -263,6 +263,6 @@ func (c *countWriter) Write(b []byte) (int, error) {
 }
 
 func (s *Server) storeFailed(w http.ResponseWriter, doing string, err error) {
-	s.log.Error("read API: storage failed", "doing", doing, "err", err)
+	s.storeErr("read API: storage failed while "+doing, err)
 	writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "storage unavailable: " + doing})
 }

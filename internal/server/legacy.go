@@ -14,6 +14,7 @@ import (
 	"github.com/powermeter/powermeter/internal/legacy"
 	"github.com/powermeter/powermeter/internal/reading"
 	"github.com/powermeter/powermeter/internal/server/ingest"
+	"github.com/powermeter/powermeter/internal/store"
 )
 
 // legacy is the log.php receiver: GET ?key=…&stats=… (the ESP8266 logger,
@@ -73,26 +74,48 @@ func (s *Server) legacy(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, "legacy", reason, http.StatusBadRequest, err.Error())
 		return
 	}
+	if ie := s.legacyTooFarAhead(source, line); ie != nil {
+		s.refuse(w, "legacy", "future", http.StatusBadRequest, "stats: time "+ie.Error)
+		return
+	}
 	// buffer=1 marks a line replayed from the sender's buffer. The PHP app
-	// then leaves its "current value" alone; here "latest" is simply the
-	// newest reading by time, so a replay is stored like any line.
+	// then leaves its "current value" alone; here "latest" is the newest
+	// reading at or before now, so a replay is stored like any line, but it
+	// is the one kind of line matched against what is stored in the
+	// repeated autumn hour.
 	// Once the line is accepted it is stored even if the client hangs up or
 	// shutdown begins: the write is all or nothing, and a logger that
 	// retries then finds the line present.
-	n, err := s.storeLine(context.WithoutCancel(r.Context()), source, line)
+	replay := r.Method == http.MethodPost && r.Form.Get("buffer") == "1"
+	res, conflict, err := s.storeLine(context.WithoutCancel(r.Context()), source, line, replay)
 	if err != nil {
-		s.log.Error("legacy: storing a reading", "source", source, "err", err)
+		s.storeErr("legacy: storing a reading", err, "source", source)
 		s.refuse(w, "legacy", "store", http.StatusServiceUnavailable, "storage unavailable: try again later")
 		return
 	}
 	w.Header()["Content-Type"] = textPlain
-	if n == 0 {
-		s.met.ingest(source, "legacy").present.Inc()
+	switch {
+	case conflict:
+		s.countInsert(source, "legacy", res, 1)
+		w.WriteHeader(http.StatusConflict)
+		io.WriteString(w, conflictMsg+"\n")
+	case res.Inserted == 0:
+		s.countInsert(source, "legacy", res, 0)
 		io.WriteString(w, "already stored\n")
-		return
+	default:
+		s.countInsert(source, "legacy", res, 0)
+		io.WriteString(w, "stored\n")
 	}
-	s.met.ingest(source, "legacy").stored.Inc()
-	io.WriteString(w, "stored\n")
+}
+
+// legacyTooFarAhead refuses a line whose time lies more than maxFuture
+// ahead of the server's clock.
+func (s *Server) legacyTooFarAhead(source string, line legacy.Line) *itemError {
+	cands := legacy.Instants(line.Wall(), s.zones[source])
+	if len(cands) == 0 || s.maxFuture <= 0 {
+		return nil
+	}
+	return tooFarAhead(cands[0], s.now(), s.maxFuture)
 }
 
 // textPlain is the Content-Type of the answers (shared, never modified).
@@ -141,21 +164,22 @@ func legacyQuery(raw string) (key, stats string, err error) {
 	return key, stats, nil
 }
 
-// storeLine resolves the line's time and stores it; it returns 1 when the
-// reading is new, 0 when it was stored already.
-func (s *Server) storeLine(ctx context.Context, source string, line legacy.Line) (int, error) {
+// storeLine resolves the line's time and stores it; conflict tells that a
+// reading with other values was stored at that instant already (and kept).
+func (s *Server) storeLine(ctx context.Context, source string, line legacy.Line, replay bool) (store.InsertResult, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, insertTimeout)
 	defer cancel()
-	t, ticket, err := s.res.Resolve(ctx, source, s.zones[source], line)
+	t, ticket, err := s.res.ResolveLine(ctx, source, s.zones[source], line, !replay)
 	if err != nil {
-		return 0, err
+		return store.InsertResult{}, false, err
 	}
 	defer ticket.Done()
-	res, err := s.st.Insert(ctx, source, []reading.Reading{ingest.Reading(line, t)})
+	rs := []reading.Reading{ingest.Reading(line, t)}
+	res, err := s.st.Insert(ctx, source, rs)
 	if err != nil {
-		return 0, err
+		return res, false, err
 	}
-	return res.Inserted, nil
+	return res, len(s.conflicts(ctx, source, rs, res)) > 0, nil
 }
 
 // authKey finds the source of an ingest key, slowing down and blocking

@@ -16,6 +16,7 @@ type metrics struct {
 	reg       *prometheus.Registry
 	stored    *prometheus.CounterVec // source, protocol
 	present   *prometheus.CounterVec // source, protocol
+	conflicts *prometheus.CounterVec // source, protocol
 	refused   *prometheus.CounterVec // protocol, reason
 	wrongKeys prometheus.Counter
 	latency   *prometheus.HistogramVec // route, code
@@ -48,6 +49,10 @@ func newMetrics() *metrics {
 			Name: "powermeter_readings_present_total",
 			Help: "Readings received that were stored already (replays, duplicates).",
 		}, []string{"source", "protocol"}),
+		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "powermeter_readings_conflicts_total",
+			Help: "Readings received for a device and second that holds other values already (the first is kept).",
+		}, []string{"source", "protocol"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "powermeter_requests_refused_total",
 			Help: "Ingest requests refused, by protocol and reason.",
@@ -63,7 +68,7 @@ func newMetrics() *metrics {
 		}, []string{"route", "code"}),
 	}
 	m.ingestBy = map[ingestKey]*ingestCounters{}
-	m.reg.MustRegister(m.stored, m.present, m.refused, m.wrongKeys, m.latency,
+	m.reg.MustRegister(m.stored, m.present, m.conflicts, m.refused, m.wrongKeys, m.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

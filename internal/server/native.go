@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,66 +39,198 @@ func (s *Server) native(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
-	var batch struct {
-		Readings []json.RawMessage `json:"readings"`
-	}
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(&batch)
-	if err == nil {
-		if _, e := dec.Token(); !errors.Is(e, io.EOF) {
-			err = errors.New("data after the JSON object")
-		}
-	}
+	rs, bad, err := decodeBatch(r.Body, s.maxBatch, s.now(), s.maxFuture)
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		var tm errTooMany
+		switch {
+		case errors.As(err, &mbe):
 			s.refuseJSON(w, "native", "too_large", http.StatusRequestEntityTooLarge,
 				fmt.Sprintf("body: larger than %d bytes", s.maxBody), nil)
-			return
+		case errors.As(err, &tm):
+			s.refuseJSON(w, "native", "too_large", http.StatusRequestEntityTooLarge,
+				fmt.Sprintf("readings: more than %d in one batch", int(tm)), nil)
+		default:
+			s.refuseJSON(w, "native", "bad_request", http.StatusBadRequest, err.Error(), nil)
 		}
-		s.refuseJSON(w, "native", "bad_request", http.StatusBadRequest, "body: "+jsonMsg(err), nil)
 		return
-	}
-	if len(batch.Readings) == 0 {
-		s.refuseJSON(w, "native", "bad_request", http.StatusBadRequest, `readings: missing or empty (want {"readings":[…]})`, nil)
-		return
-	}
-	if len(batch.Readings) > s.maxBatch {
-		s.refuseJSON(w, "native", "too_large", http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("readings: %d in one batch, at most %d", len(batch.Readings), s.maxBatch), nil)
-		return
-	}
-	rs := make([]reading.Reading, len(batch.Readings))
-	var bad []itemError
-	for i, raw := range batch.Readings {
-		if ie := decodeReading(raw, &rs[i]); ie != nil {
-			ie.Index = i
-			bad = append(bad, *ie)
-		}
 	}
 	if len(bad) > 0 {
+		n := len(bad)
+		if len(bad) > maxItemErrors {
+			bad = bad[:maxItemErrors]
+		}
 		s.refuseJSON(w, "native", "invalid", http.StatusBadRequest,
-			fmt.Sprintf("%d of %d readings are invalid; nothing was stored", len(bad), len(rs)), bad)
+			fmt.Sprintf("%d of %d readings are invalid; nothing was stored", n, len(rs)), bad)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), insertTimeout)
 	defer cancel()
 	res, err := s.st.Insert(ctx, source, rs)
 	if err != nil {
-		s.log.Error("native: storing readings", "source", source, "n", len(rs), "err", err)
+		s.storeErr("native: storing readings", err, "source", source, "n", len(rs))
 		s.refuseJSON(w, "native", "store", http.StatusServiceUnavailable, "storage unavailable: try again later", nil)
 		return
 	}
-	c := s.met.ingest(source, "native")
-	c.stored.Add(float64(res.Inserted))
-	c.present.Add(float64(res.Present))
-	writeJSON(w, http.StatusOK, map[string]int{"inserted": res.Inserted, "present": res.Present})
+	conflicts := s.conflicts(ctx, source, rs, res)
+	s.countInsert(source, "native", res, len(conflicts))
+	writeJSON(w, http.StatusOK, newNativeAnswer(res, conflicts))
 }
 
-// decodeReading decodes and checks one item strictly: unknown fields, a
-// time without Z or offset and anything reading.Validate refuses are errors.
+// maxItemErrors bounds the bad items listed in one answer.
+const maxItemErrors = 100
+
+// errTooMany is a batch with more readings than the limit it holds.
+type errTooMany int
+
+func (e errTooMany) Error() string { return fmt.Sprintf("more than %d readings", int(e)) }
+
+// decodeBatch reads {"readings":[…]} from r strictly and as a stream: the
+// array is decoded item by item and the decoding stops as soon as the
+// batch holds more than max items, so a large body of tiny items costs no
+// more memory than max readings. Items too far ahead of now (maxFuture)
+// are bad items. The error is for the body as a whole; bad lists the items
+// that are wrong.
+func decodeBatch(r io.Reader, max int, now time.Time, maxFuture time.Duration) (rs []reading.Reading, bad []itemError, err error) {
+	dec := json.NewDecoder(r)
+	body := func(err error) error { return bodyError{err} }
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, nil, body(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, nil, errors.New(`body: want a JSON object {"readings":[…]}`)
+	}
+	seen := false
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, nil, body(err)
+		}
+		k, _ := tok.(string)
+		switch {
+		case k != "readings":
+			return nil, nil, fmt.Errorf("%s: unknown field (names are case-sensitive; want {\"readings\":[…]})", strconv.Quote(k))
+		case seen:
+			return nil, nil, errors.New("readings: given twice")
+		}
+		seen = true
+		tok, err = dec.Token()
+		if err != nil {
+			return nil, nil, body(err)
+		}
+		if tok == nil {
+			continue // null: as if missing
+		}
+		if d, ok := tok.(json.Delim); !ok || d != '[' {
+			return nil, nil, errors.New("readings: want an array")
+		}
+		for dec.More() {
+			if len(rs) >= max {
+				return nil, nil, errTooMany(max)
+			}
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return nil, nil, body(err)
+			}
+			rs = append(rs, reading.Reading{})
+			ie := decodeReading(raw, &rs[len(rs)-1])
+			if ie == nil && maxFuture > 0 {
+				ie = tooFarAhead(rs[len(rs)-1].Time, now, maxFuture)
+			}
+			if ie != nil {
+				ie.Index = len(rs) - 1
+				bad = append(bad, *ie)
+			}
+		}
+		if _, err := dec.Token(); err != nil { // ]
+			return nil, nil, body(err)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // }
+		return nil, nil, body(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, nil, errors.New("body: data after the JSON object")
+	}
+	if len(rs) == 0 {
+		return nil, nil, errors.New(`readings: missing or empty (want {"readings":[…]})`)
+	}
+	return rs, bad, nil
+}
+
+// bodyError is a body that is not JSON (or too large: it wraps the
+// *http.MaxBytesError).
+type bodyError struct{ err error }
+
+func (e bodyError) Error() string { return "body: " + jsonMsg(e.err) }
+func (e bodyError) Unwrap() error { return e.err }
+
+// tooFarAhead refuses a time more than maxFuture after now.
+func tooFarAhead(t, now time.Time, maxFuture time.Duration) *itemError {
+	if t.Sub(now) <= maxFuture {
+		return nil
+	}
+	return &itemError{Field: "time", Error: fmt.Sprintf("%s is more than %s ahead of the server's clock (%s; server.max_future)",
+		t.UTC().Format(time.RFC3339), maxFuture, now.UTC().Format(time.RFC3339))}
+}
+
+// readingFields are the JSON names of reading.Reading, case as written.
+var readingFields = func() map[string]bool {
+	m := map[string]bool{}
+	rt := reflect.TypeFor[reading.Reading]()
+	for i := range rt.NumField() {
+		name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			m[name] = true
+		}
+	}
+	return m
+}()
+
+// checkKeys refuses what encoding/json would let through: a key given twice
+// (it keeps the last), a key in another case (it matches case-insensitively)
+// and a missing or null power_w (it would read as 0 W).
+func checkKeys(raw json.RawMessage) *itemError {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	tok, err := dec.Token()
+	if d, ok := tok.(json.Delim); err != nil || !ok || d != '{' {
+		return nil // not an object: the decoder names the problem
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		k, _ := tok.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil
+		}
+		switch {
+		case !readingFields[k]:
+			return &itemError{Field: k, Error: "unknown field (names are case-sensitive)"}
+		case seen[k]:
+			return &itemError{Field: k, Error: "given twice"}
+		case k == "power_w" && string(v) == "null":
+			return &itemError{Field: k, Error: "null: every reading needs its power"}
+		}
+		seen[k] = true
+	}
+	if !seen["power_w"] {
+		return &itemError{Field: "power_w", Error: "missing: every reading needs its power"}
+	}
+	return nil
+}
+
+// decodeReading decodes and checks one item strictly: unknown fields, keys
+// given twice or in another case, a missing power_w, a time without Z or
+// offset and anything reading.Validate refuses are errors.
 func decodeReading(raw json.RawMessage, rd *reading.Reading) *itemError {
+	if ie := checkKeys(raw); ie != nil {
+		return ie
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(rd); err != nil {

@@ -49,9 +49,12 @@ type Server struct {
 	dash  *dashboard.Dashboard
 	zones map[string]*time.Location
 
-	maxBody  int64
-	maxBatch int
-	handler  http.Handler
+	maxBody   int64
+	maxBatch  int
+	maxFuture time.Duration
+	now       func() time.Time
+	errs      *errLimiter
+	handler   http.Handler
 }
 
 // New builds a server for the [server] section of cfg on store st and
@@ -65,17 +68,20 @@ func New(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logg
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:      cfg,
-		st:       st,
-		log:      log,
-		keys:     newKeyring(cfg.Server.Sources),
-		lim:      newLimiter(),
-		met:      newMetrics(),
-		res:      ingest.NewResolver(st),
-		zones:    map[string]*time.Location{},
-		maxBody:  cfg.Server.MaxBodyBytes,
-		maxBatch: MaxBatch,
+		cfg:       cfg,
+		st:        st,
+		log:       log,
+		keys:      newKeyring(cfg.Server.Sources),
+		lim:       newLimiter(),
+		met:       newMetrics(),
+		res:       ingest.NewResolver(st),
+		zones:     map[string]*time.Location{},
+		maxBody:   cfg.Server.MaxBodyBytes,
+		maxBatch:  MaxBatch,
+		maxFuture: cfg.Server.MaxFuture.Duration,
+		now:       time.Now,
 	}
+	s.errs = newErrLimiter(log, func() time.Time { return s.now() })
 	if s.maxBody <= 0 {
 		s.maxBody = 4 << 20
 	}

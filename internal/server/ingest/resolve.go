@@ -118,7 +118,23 @@ func (t Ticket) Done() {
 //     in-flight insert holds at the earlier instant: the line's own values
 //     (a retry) or others.
 //   - A time in the spring gap is accepted (legacy.Instants).
+//
+// Resolve treats every line as a possible replay (the importer, which may
+// be run twice over the same files); ResolveLine tells live lines apart.
 func (r *Resolver) Resolve(ctx context.Context, source string, zone *time.Location, l legacy.Line) (time.Time, Ticket, error) {
+	return r.ResolveLine(ctx, source, zone, l, false)
+}
+
+// ResolveLine is Resolve for a line that is live (sent as it was taken,
+// in order) or a replay (buffer=1, a resend). A live line whose wall time
+// goes back inside the repeated hour — its earlier instant lies before the
+// newest the source has while its later one lies ahead — is the second
+// pass whatever its values: a plant reading 0 W at night sends the same
+// values in both passes. Only replays, and live lines that arrive when the
+// source is past both instants, are matched against what is stored. This
+// holds for every zone's transitions (legacy.Instants finds them), e.g.
+// Lord Howe Island's 30-minute one.
+func (r *Resolver) ResolveLine(ctx context.Context, source string, zone *time.Location, l legacy.Line, live bool) (time.Time, Ticket, error) {
 	s := r.state(source)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -151,13 +167,12 @@ func (r *Resolver) Resolve(ctx context.Context, source string, zone *time.Locati
 			}
 		}
 		var qerr error
-		t = legacy.Choose(cands, zone, s.last, func() legacy.Twin {
-			early := cands[0]
-			want := Reading(l, early)
-			if p := s.pending[early.Unix()]; p != nil {
+		at := func(inst time.Time) legacy.Twin {
+			want := Reading(l, inst)
+			if p := s.pending[inst.Unix()]; p != nil {
 				return twin(p.r, want)
 			}
-			got, has, err := r.storedLegacy(ctx, source, early)
+			got, has, err := r.storedLegacy(ctx, source, inst)
 			if err != nil {
 				qerr = err
 				return legacy.TwinOther
@@ -166,7 +181,19 @@ func (r *Resolver) Resolve(ctx context.Context, source string, zone *time.Locati
 				return legacy.TwinFree
 			}
 			return twin(got, want)
-		})
+		}
+		if live && ambiguous && cands[0].Before(s.last) && s.last.Before(cands[1]) {
+			t = cands[1]
+		} else {
+			early := legacy.TwinFree
+			t = legacy.Choose(cands, zone, s.last, func() legacy.Twin { early = at(cands[0]); return early })
+			// Past both instants, a replay whose values the earlier one
+			// holds while the later one holds others is the first pass
+			// again, not a conflict with the second.
+			if qerr == nil && len(cands) == 2 && t.Equal(cands[1]) && early == legacy.TwinSame && !s.last.Before(cands[1]) && at(cands[1]) == legacy.TwinOther {
+				t = cands[0]
+			}
+		}
 		if qerr != nil {
 			return time.Time{}, Ticket{}, qerr
 		}

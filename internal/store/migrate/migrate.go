@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,6 +44,14 @@ type SourceReport struct {
 	Source   int64     // count in the source at the end
 	Target   int64     // count in the target at the end
 	Extra    int64     // target readings outside the source's time span
+	// Skipped counts readings the target cannot hold (reading.Validate
+	// refuses them: a control character in a device name, …); Invalid
+	// names up to 10 of them.
+	Skipped int64
+	Invalid []string
+	// Unfit counts every such reading in the source at the end (including
+	// ones skipped by an earlier run), when the counts differed.
+	Unfit int64
 }
 
 // Report is what Copy did.
@@ -79,7 +88,9 @@ func (e *MismatchError) Error() string {
 // source in time order. Unless opt.Full, a source the target already holds
 // from the same first reading resumes at the target's last reading. At the
 // end the counts per source are compared; a difference is a
-// *MismatchError.
+// *MismatchError. Readings the target cannot hold (reading.Validate
+// refuses them; an older SQLite file may hold a device name with a NUL)
+// are skipped, counted and named in the report, not copied.
 func Copy(ctx context.Context, from, to store.Store, opt Options) (*Report, error) {
 	if opt.Chunk <= 0 {
 		opt.Chunk = 5000
@@ -169,8 +180,15 @@ func copySource(ctx context.Context, from, to store.Store, s store.SourceInfo, s
 			wend = end
 		}
 		err := from.Range(ctx, s.Name, w, wend, func(r reading.Reading) error {
-			chunk = append(chunk, r)
 			sr.Read++
+			if err := r.Validate(); err != nil {
+				sr.Skipped++
+				if len(sr.Invalid) < 10 {
+					sr.Invalid = append(sr.Invalid, fmt.Sprintf("%s at %s: %v", strconv.QuoteToASCII(r.Device), r.Time.Format(time.RFC3339), err))
+				}
+				return nil
+			}
+			chunk = append(chunk, r)
 			if len(chunk) == opt.Chunk {
 				return flush()
 			}
@@ -210,8 +228,18 @@ func verify(ctx context.Context, from, to store.Store, rep *Report) error {
 				return fmt.Errorf("verifying %q: %w", sr.Name, err)
 			}
 			sr.Extra = sr.Target - inside
+			// readings the target cannot hold are not expected there
+			err = from.Range(ctx, sr.Name, s.First, s.Last.Add(time.Second), func(r reading.Reading) error {
+				if r.Validate() != nil {
+					sr.Unfit++
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("verifying %q: %w", sr.Name, err)
+			}
 		}
-		if sr.Target-sr.Extra != sr.Source {
+		if sr.Target-sr.Extra != sr.Source-sr.Unfit {
 			bad = append(bad, *sr)
 		}
 	}

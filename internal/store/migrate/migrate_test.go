@@ -2,9 +2,11 @@ package migrate_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -209,4 +211,57 @@ func TestPostgresToSQLite(t *testing.T) {
 		t.Fatal(err)
 	}
 	same(t, src, dst)
+}
+
+// TestCopySkipsWhatTheTargetCannotHold: an older SQLite file may hold a
+// device name with a NUL (refused since); migrate copies the rest, reports
+// the skipped readings by name and still verifies.
+func TestCopySkipsWhatTheTargetCannotHold(t *testing.T) {
+	for name, target := range targets(t) {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "from.db")
+			from := openStore(t, "sqlite://"+path)
+			ctx := context.Background()
+			if err := from.EnsureSource(ctx, "home", "UTC"); err != nil {
+				t.Fatal(err)
+			}
+			insert(t, from, "home", []reading.Reading{
+				{Device: "plug", Time: t0, Power: 1}, {Device: "badXname", Time: t0, Power: 2},
+				{Device: "plug", Time: t0.Add(time.Minute), Power: 3}, {Device: "badXname", Time: t0.Add(time.Minute), Power: 4},
+			})
+			from.Close()
+			db, err := sql.Open("sqlite", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Exec(`UPDATE devices SET name = 'bad' || char(0) || 'name' WHERE name = 'badXname'`); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			from = openStore(t, "sqlite://"+path)
+			to := openStore(t, target(t))
+			rep, err := migrate.Copy(ctx, from, to, migrate.Options{})
+			if err != nil {
+				t.Fatalf("copy: %v", err)
+			}
+			sr := rep.Sources[0]
+			if sr.Inserted != 2 || sr.Skipped != 2 || len(sr.Invalid) != 2 || !strings.Contains(sr.Invalid[0], `"bad\x00name"`) {
+				t.Fatalf("report %+v", sr)
+			}
+			var got []string
+			if err := to.Range(ctx, "home", t0, t0.Add(time.Hour), func(r reading.Reading) error {
+				got = append(got, r.Device)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 2 || got[0] != "plug" || got[1] != "plug" {
+				t.Fatalf("target holds %q", got)
+			}
+			// a second run resumes and still verifies
+			if _, err := migrate.Copy(ctx, from, to, migrate.Options{Full: true}); err != nil {
+				t.Fatalf("second copy: %v", err)
+			}
+		})
+	}
 }
