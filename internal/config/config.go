@@ -126,9 +126,41 @@ type Meter struct {
 	Timeout     Duration `toml:"timeout"`
 	CAFile      string   `toml:"ca_file"`
 	Insecure    bool     `toml:"insecure"`
+	// InvertAINs flips the sign of only these devices of a several-device
+	// FRITZ!Box meter (AINs, or the device names the box gives them).
+	InvertAINs []string `toml:"invert_ains"`
+	// Names is how a several-device FRITZ!Box meter names its devices:
+	// "box" (default: a slug of the name on the box) or "ain".
+	Names string `toml:"names"`
+	// SML reads a smart-meter read head (Tasmota SML script) instead of
+	// Tasmota's ENERGY section; nil = ENERGY (or SML when only that is there).
+	SML *SML `toml:"sml"`
+	// API picks the FRITZ!Box interface: "auto" (default: the REST API of
+	// FRITZ!OS 8.2 when the box offers it), "rest" or "aha".
+	API string `toml:"api"`
 
 	// Index is the position in the file (for error messages).
 	Index int `toml:"-"`
+}
+
+// SML maps the fields of a Tasmota smart-meter script's group
+// ([meters.sml]); every name is optional and defaults to the common script:
+// group "SML", Total_in, Total_out, Power_curr, power_l1..3, voltage_l1..3,
+// current_l1..3.
+type SML struct {
+	Group     string `toml:"group"`
+	TotalIn   string `toml:"total_in"`
+	TotalOut  string `toml:"total_out"`
+	Power     string `toml:"power"`
+	PowerL1   string `toml:"power_l1"`
+	PowerL2   string `toml:"power_l2"`
+	PowerL3   string `toml:"power_l3"`
+	VoltageL1 string `toml:"voltage_l1"`
+	VoltageL2 string `toml:"voltage_l2"`
+	VoltageL3 string `toml:"voltage_l3"`
+	CurrentL1 string `toml:"current_l1"`
+	CurrentL2 string `toml:"current_l2"`
+	CurrentL3 string `toml:"current_l3"`
 }
 
 // Logger is the [logger] section.
@@ -159,7 +191,7 @@ type Uplink struct {
 }
 
 // MeterTypes are the meter families the registry knows.
-var MeterTypes = []string{"fritzdect", "shelly", "tasmota", "ahoydtu", "opendtu"}
+var MeterTypes = []string{"fritzdect", "shelly", "tasmota", "ahoydtu", "opendtu", "epever"}
 
 // Zone is an IANA time zone name, checked when the file is read.
 type Zone struct{ *time.Location }
@@ -346,6 +378,10 @@ func (c *Config) applyDefaults() {
 		if m.Timeout.Duration == 0 {
 			m.Timeout.Duration = 5 * time.Second
 		}
+		// a smart-meter read head sits at the grid connection
+		if m.Type == "tasmota" && m.SML != nil && m.Role == "" {
+			m.Role = string(household.Grid)
+		}
 	}
 	if c.Logger.Interval.Duration == 0 {
 		c.Logger.Interval.Duration = 10 * time.Second
@@ -472,6 +508,24 @@ func (c *Config) validate(add func(key, format string, args ...any)) {
 		}
 		if m.Temperature != "" && m.Temperature != household.TempRoom && m.Temperature != household.TempDevice {
 			add(p+".temperature", "%q: want room or device", m.Temperature)
+		}
+		if len(m.InvertAINs) > 0 && m.Type != "fritzdect" {
+			add(p+".invert_ains", "only for type fritzdect (one [[meters]] entry per device elsewhere: set invert there)")
+		}
+		if len(m.InvertAINs) > 0 && m.Invert {
+			add(p+".invert_ains", "give either invert (every device) or invert_ains (only these), not both")
+		}
+		if m.Names != "" && m.Names != "box" && m.Names != "ain" {
+			add(p+".names", "%q: want box (the names on the FRITZ!Box) or ain", m.Names)
+		}
+		if m.API != "" && m.API != "auto" && m.API != "rest" && m.API != "aha" {
+			add(p+".api", "%q: want auto, rest (FRITZ!OS 8.2+) or aha", m.API)
+		}
+		if m.SML != nil && m.Type != "tasmota" {
+			add(p+".sml", "only for type tasmota (a read head running Tasmota's SML script)")
+		}
+		if m.Type == "fritzdect" && m.Invert && m.AIN == "" && len(m.AINs) == 0 {
+			add(p+".invert", "would flip every device on the FRITZ!Box (a fridge would show feed-in): name the solar ones in invert_ains = [\"…\"], or pick one with ain")
 		}
 	}
 	if l := c.Logger; l.StatusListen != "" {

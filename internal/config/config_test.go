@@ -160,3 +160,36 @@ func TestLineIndexFind(t *testing.T) {
 		}
 	}
 }
+
+func TestSMLMeterDefaultsToGridRole(t *testing.T) {
+	c, err := Parse("pm.toml", []byte(`
+[[meters]]
+name = "grid"
+type = "tasmota"
+url = "http://127.0.0.1:1"
+[meters.sml]
+group = "MT631"
+
+[[meters]]
+name = "plug"
+type = "tasmota"
+url = "http://127.0.0.1:2"
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Meters[0].Role != "grid" || c.Meters[0].SML.Group != "MT631" || c.Meters[1].Role != "" {
+		t.Errorf("roles %q %q, sml %+v", c.Meters[0].Role, c.Meters[1].Role, c.Meters[0].SML)
+	}
+	_, err = Parse("pm.toml", []byte(`
+[[meters]]
+name = "box"
+type = "fritzdect"
+url = "http://127.0.0.1:1"
+username = "u"
+invert = true
+`), func(string) (string, bool) { return "", false })
+	if err == nil || !strings.Contains(err.Error(), "meters[0].invert: would flip every device") {
+		t.Errorf("ain-less invert: %v", err)
+	}
+}

@@ -38,6 +38,8 @@ const (
 	Inval        Fault = "inval"         // FRITZ!DECT: device not present
 	CounterReset Fault = "counter-reset" // energy counters restart from 0
 	Stale        Fault = "stale"         // AhoyDTU/OpenDTU: data stops moving
+	LostSync     Fault = "lost-sync"     // Tasmota SML: the read head lost the meter, reports 0
+	Disconnected Fault = "disconnected"  // FRITZ!Box REST API: the unit is not connected
 )
 
 // Faults is the switch board of one emulator. The zero value is ready.

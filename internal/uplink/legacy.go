@@ -202,9 +202,18 @@ func value(v float64, n int) (string, error) {
 // temperature is what the original sent in the temperature field: none
 // for a Shelly energy meter with phases (3EM: total,,L1,L2,L3), whose
 // temperature is the device's own, not the room's.
+//
+// An ESP-Epever charge controller's second value is the battery voltage
+// (the PHP app's layout PanelP,BatteryV,BatteryI,PanelV,PanelI, with
+// $unit2 = 'V').
 func (l *legacySender) temperature(it outbox.Item) *float64 {
-	if l.opts.MeterTypes[it.Meter] == "shelly" && len(it.Reading.Phases) > 0 {
-		return nil
+	switch l.opts.MeterTypes[it.Meter] {
+	case "shelly":
+		if len(it.Reading.Phases) > 0 {
+			return nil
+		}
+	case "epever":
+		return it.Reading.Voltage
 	}
 	return it.Reading.Temperature
 }

@@ -626,3 +626,18 @@ func TestNative400WithoutItemsIsRetriedAnd413Halves(t *testing.T) {
 		t.Fatalf("413: Send = %d, %v; rejected %d, stored %d (batches %v)", n, err, rejected, stored, sizes)
 	}
 }
+
+func TestLegacyEpeverLine(t *testing.T) {
+	// the PHP app's own layout: PanelP,BatteryV,BatteryI,PanelV,PanelI
+	s, err := New(config.Uplink{Name: "php", URL: "http://127.0.0.1:1/", Key: "k", Protocol: "legacy", Method: "get", Combine: "sum", Meters: []string{"charger"}},
+		0, Options{Zone: berlin, MeterTypes: map[string]string{"charger": "epever"}, MeterOrder: []string{"charger"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	it := item(1, "charger", t0, 152.3, nil, 11.05, 18.43, 8.26)
+	it.Reading.Voltage = reading.F(13.94)
+	got, err := s.(*legacySender).Line([]outbox.Item{it})
+	if want := "01.06.2026,14:00:00,152.30,13.94,11.05,18.43,8.26"; err != nil || got != want {
+		t.Errorf("epever line %q, %v; want %q", got, err, want)
+	}
+}

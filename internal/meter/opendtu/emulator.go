@@ -13,10 +13,13 @@ import (
 
 func init() {
 	emulate.Register("opendtu", func(o emulate.Options) (emulate.Emulator, error) {
-		if o.Profile != "" && o.Profile != "solar" {
-			return nil, fmt.Errorf("opendtu emulator: profile %q: the inverters follow the solar curve (want solar)", o.Profile)
+		switch o.Profile {
+		case "", "solar":
+			return NewEmulator(o), nil
+		case "single":
+			return NewSingleEmulator(o), nil
 		}
-		return NewEmulator(o), nil
+		return nil, fmt.Errorf("opendtu emulator: profile %q: the inverters follow the solar curve (want solar, or single for one inverter)", o.Profile)
 	})
 }
 
@@ -56,6 +59,13 @@ const (
 	Serial800 = "114182912345"
 	Serial400 = "112183456789"
 )
+
+// NewSingleEmulator builds an OpenDTU with one inverter (the HM-800).
+func NewSingleEmulator(o emulate.Options) *Emulator {
+	e := NewEmulator(o)
+	e.invs = e.invs[:1]
+	return e
+}
 
 // NewEmulator builds the emulated OpenDTU.
 func NewEmulator(o emulate.Options) *Emulator {

@@ -119,7 +119,32 @@ func (m *Meter) Read(ctx context.Context) ([]reading.Reading, error) {
 	if err := m.c.GetJSON(ctx, m.path, &ld); err != nil {
 		return nil, err
 	}
-	return m.c.Result(m.parse(&ld))
+	r, err := m.parse(&ld)
+	if err == nil && m.cfg.Serial == "" && len(ld.Inverters) == 1 && ld.Inverters[0].live() {
+		r.Temperature = m.soleTemperature(ctx, &ld.Inverters[0])
+	}
+	return m.c.Result(r, err)
+}
+
+// soleTemperature is the temperature of a DTU's only inverter, for the
+// total: from the status when it carries the inverter's INV channel (older
+// firmware), else from ?inv=<serial>. A failure here costs the temperature,
+// not the reading.
+func (m *Meter) soleTemperature(ctx context.Context, inv *inverter) *float64 {
+	if t, ok := inv.INV["0"]["Temperature"]; ok {
+		return reading.F(t.V)
+	}
+	var one livedata
+	if err := m.c.GetJSON(ctx, "/api/livedata/status?inv="+url.QueryEscape(inv.Serial), &one); err != nil {
+		m.log.Debug("opendtu: no temperature of the only inverter", "meter", m.cfg.Name, "err", err)
+		return nil
+	}
+	for _, i := range one.Inverters {
+		if t, ok := i.INV["0"]["Temperature"]; ok && i.Serial == inv.Serial {
+			return reading.F(t.V)
+		}
+	}
+	return nil
 }
 
 // parse takes the configured inverter (or the total) and checks the reading.

@@ -227,3 +227,29 @@ func TestEmulatorFaults(t *testing.T) {
 	e.Faults().Set(emulate.None)
 	metertest.ReadOne(t, m)
 }
+
+func TestTotalOfOneInverterCarriesItsTemperature(t *testing.T) {
+	clk := metertest.NewClock(time.Date(2026, 6, 21, 11, 0, 0, 0, time.UTC))
+	e := NewSingleEmulator(emulate.Options{Now: clk.Now, Zone: berlin})
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	total := newMeter(t, config.Meter{URL: srv.URL})
+	tr := metertest.ReadOne(t, total)
+	one := metertest.ReadOne(t, newMeter(t, config.Meter{URL: srv.URL, Serial: Serial800}))
+	if tr.Temperature == nil || one.Temperature == nil || *tr.Temperature != *one.Temperature || *tr.Temperature < 20 {
+		t.Errorf("total temperature %v, inverter's %v", tr.Temperature, one.Temperature)
+	}
+	if tr.Power != one.Power {
+		t.Errorf("total %v, inverter %v", tr.Power, one.Power)
+	}
+	// two inverters: a total has no one temperature
+	_, url := startEmulator(t, emulate.Options{Now: clk.Now, Zone: berlin})
+	if tr := metertest.ReadOne(t, newMeter(t, config.Meter{URL: url})); tr.Temperature != nil {
+		t.Errorf("total of two inverters with temperature %v", *tr.Temperature)
+	}
+	// night: asleep, no temperature (last values are stale)
+	clk.Add(12 * time.Hour)
+	if tr := metertest.ReadOne(t, total); tr.Temperature != nil || tr.Power != 0 {
+		t.Errorf("night total %+v", tr)
+	}
+}

@@ -34,8 +34,14 @@ type EmulatorConfig struct {
 	// LegacyAuth answers a missing or wrong password with 200 and the
 	// WARNING body, as older firmware does (newer: 401 with the same body).
 	LegacyAuth bool
-	// NoEnergy makes a smart-meter-script device: an SML section, no ENERGY.
+	// NoEnergy makes a smart-meter read head: the group of an SML script
+	// (the 3-phase house at the grid connection), no ENERGY section.
 	NoEnergy bool
+	// SMLRenamed makes the read head's script use other names: group
+	// "MT631" with E_in, E_out, P, P_L1..3 (as scripts for that meter do).
+	SMLRenamed bool
+	// DS18B20 adds a DS18B20 temperature sensor section.
+	DS18B20 bool
 	// Username (default admin) and Password ("" = no password).
 	Username, Password string
 	Now                func() time.Time
@@ -43,7 +49,8 @@ type EmulatorConfig struct {
 }
 
 // ParseProfile reads `--profile` for the tasmota emulator: a comma-separated
-// list of a load name and the flags 2ch, legacy-auth, sml.
+// list of a load name and the flags 2ch, legacy-auth, sml, sml-renamed,
+// ds18b20.
 func ParseProfile(p string) (EmulatorConfig, error) {
 	ec := EmulatorConfig{Load: "fridge", Channels: 1}
 	for _, tok := range strings.Split(p, ",") {
@@ -57,8 +64,12 @@ func ParseProfile(p string) (EmulatorConfig, error) {
 			ec.LegacyAuth = true
 		case "sml":
 			ec.NoEnergy = true
+		case "sml-renamed":
+			ec.NoEnergy, ec.SMLRenamed = true, true
+		case "ds18b20":
+			ec.DS18B20 = true
 		default:
-			return ec, fmt.Errorf("tasmota emulator: unknown profile item %q (want fridge|solar|house3|constant, 2ch, legacy-auth, sml)", tok)
+			return ec, fmt.Errorf("tasmota emulator: unknown profile item %q (want fridge|solar|house3|constant, 2ch, legacy-auth, sml, sml-renamed, ds18b20)", tok)
 		}
 	}
 	return ec, nil
@@ -71,6 +82,8 @@ type Emulator struct {
 	h      http.Handler
 
 	mu        sync.Mutex
+	smlIn     *emulate.Counter // read head: import and export counters
+	smlOut    *emulate.Counter
 	counters  []*emulate.Counter
 	dayStart  []float64
 	day       int
@@ -97,7 +110,7 @@ func NewEmulator(ec EmulatorConfig) *Emulator {
 	if ec.Load == "" {
 		ec.Load = "fridge"
 	}
-	e := &Emulator{cfg: ec, day: -1}
+	e := &Emulator{cfg: ec, day: -1, smlIn: emulate.NewCounter(9876543.2), smlOut: emulate.NewCounter(1234567.8)}
 	for i := 0; i < ec.Channels; i++ {
 		e.counters = append(e.counters, emulate.NewCounter(1290396+float64(i)*52110))
 	}
@@ -140,44 +153,88 @@ func (e *Emulator) cm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cmnd := strings.ToLower(strings.Join(strings.Fields(q.Get("cmnd")), ""))
-	if cmnd != "status8" {
+	if cmnd != "status8" && cmnd != "status10" {
 		fmt.Fprint(w, `{"Command":"Unknown"}`)
 		return
 	}
 	now := e.cfg.Now()
 	local := now.In(e.cfg.Zone).Format("2006-01-02T15:04:05")
+	sns := map[string]any{"Time": local}
 	if e.cfg.NoEnergy {
-		json.NewEncoder(w).Encode(map[string]any{"StatusSNS": map[string]any{
-			"Time": local,
-			"SML":  map[string]any{"Total_in": 12345.678, "Power_curr": math.Round(e.power(now, 0))},
-		}})
+		e.sml(now, sns)
+	} else {
+		sns["ENERGY"] = e.energy(now)
+	}
+	if e.cfg.DS18B20 {
+		sns["DS18B20"] = map[string]any{"Id": "01191ED79876", "Temperature": 21.4}
+		sns["TempUnit"] = "C"
+	}
+	// Status 8 and Status 10 both answer with StatusSNS (8 is the old name).
+	json.NewEncoder(w).Encode(map[string]any{"StatusSNS": sns})
+}
+
+// sml fills the group of a read head's script: the 3-phase house, import
+// and export counters in kWh. The lost-sync fault reports what a head that
+// lost the meter's signal shows: zeros.
+func (e *Emulator) sml(now time.Time, sns map[string]any) {
+	ph := emulate.House3(now, e.cfg.Zone)
+	p := math.Round(ph[0] + ph[1] + ph[2])
+	in := e.smlIn.At(now, p)
+	out := e.smlOut.At(now, -p)
+	if e.faults.Active() == emulate.LostSync {
+		in, out, p, ph = 0, 0, 0, [3]float64{}
+	}
+	if e.cfg.SMLRenamed {
+		sns["MT631"] = map[string]any{
+			"E_in": math.Round(in) / 1000, "E_out": math.Round(out) / 1000, "P": p,
+			"P_L1": math.Round(ph[0]), "P_L2": math.Round(ph[1]), "P_L3": math.Round(ph[2]),
+		}
 		return
 	}
+	sns["SML"] = map[string]any{
+		"Total_in": math.Round(in) / 1000, "Total_out": math.Round(out) / 1000, "Power_curr": p,
+		"power_l1": math.Round(ph[0]), "power_l2": math.Round(ph[1]), "power_l3": math.Round(ph[2]),
+		"voltage_l1": 230.1, "voltage_l2": 231.4, "voltage_l3": 229.8,
+		"Meter_Id": "0a01454d48000012c3a4",
+	}
+}
+
+// energy is the ENERGY section of a plug. Like Tasmota with its default
+// WattRes 0, Power is whole watts while Voltage, Current and Factor carry
+// the finer value.
+func (e *Emulator) energy(now time.Time) map[string]any {
 	n := e.cfg.Channels
 	powers := make([]float64, n)
 	totals := make([]float64, n)
 	todays := make([]float64, n)
 	currents := make([]float64, n)
 	volt := math.Round(230 + 3*math.Sin(float64(now.Unix())/300))
+	pf := 0.95
+	if e.cfg.Load == "constant" {
+		// a resistive heater at 250 V: V × I × PF is exactly the load
+		// (100 W → 0.4 A, 42 W → 0.168 A)
+		volt, pf = 250, 1
+	}
 	e.mu.Lock()
 	// counter-reset restarts the counters once (a reboot), then they count on
 	reset := e.faults.Active() == emulate.CounterReset && !e.resetDone
 	e.resetDone = e.faults.Active() == emulate.CounterReset
 	day := now.In(e.cfg.Zone).YearDay()
 	for i := 0; i < n; i++ {
-		powers[i] = e.power(now, i)
-		wh := e.counters[i].At(now, powers[i])
+		exact := e.power(now, i)
+		wh := e.counters[i].At(now, exact)
 		if reset {
 			e.counters[i].Reset()
 			e.dayStart[i] = 0
-			wh = e.counters[i].At(now, powers[i])
+			wh = e.counters[i].At(now, exact)
 		}
 		if day != e.day {
 			e.dayStart[i] = wh
 		}
 		totals[i] = math.Round(wh) / 1000
 		todays[i] = math.Round(wh-e.dayStart[i]) / 1000
-		currents[i] = math.Round(math.Abs(powers[i])/volt*1000) / 1000
+		currents[i] = math.Round(math.Abs(exact)/volt/pf*1000) / 1000
+		powers[i] = math.Round(exact)
 	}
 	e.day = day
 	e.mu.Unlock()
@@ -185,7 +242,7 @@ func (e *Emulator) cm(w http.ResponseWriter, r *http.Request) {
 		"TotalStartTime": "2023-01-14T09:11:02",
 		"Yesterday":      1.234,
 		"Voltage":        volt,
-		"Factor":         0.95,
+		"Factor":         pf,
 	}
 	// single channel: scalars; several: arrays (per-channel Total as with
 	// SetOption129 1)
@@ -196,5 +253,5 @@ func (e *Emulator) cm(w http.ResponseWriter, r *http.Request) {
 		return v
 	}
 	en["Total"], en["Today"], en["Power"], en["Current"] = pick(totals), pick(todays), pick(powers), pick(currents)
-	json.NewEncoder(w).Encode(map[string]any{"StatusSNS": map[string]any{"Time": local, "ENERGY": en}})
+	return en
 }

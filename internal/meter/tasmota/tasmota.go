@@ -1,17 +1,21 @@
 // Package tasmota reads energy-monitoring plugs and relays running Tasmota
-// over its HTTP command interface (`/cm?cmnd=Status%208`), and emulates one.
+// over its HTTP command interface (`/cm?cmnd=Status%208`), smart-meter read
+// heads running Tasmota's SML script (`Status 10`, a mapped group; see
+// ParseSML, which the MQTT meter shares), and emulates both.
 package tasmota
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net/url"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/powermeter/powermeter/internal/config"
@@ -27,14 +31,20 @@ func init() {
 // DefaultUser is Tasmota's web user; it cannot be changed on the device.
 const DefaultUser = "admin"
 
-// Meter reads one channel of a Tasmota device.
+// Meter reads one channel of a Tasmota device, or its SML group.
 type Meter struct {
 	cfg  config.Meter
 	c    *devhttp.Client
 	path string
+	auth string // "&user=…&password=…" or ""
 	zone *time.Location
 	log  *slog.Logger
 	now  func() time.Time
+	// sml is the field mapping; smlOnly when [meters.sml] is configured
+	// (otherwise SML is used only when the device has no ENERGY section).
+	sml      SMLMap
+	smlOnly  bool
+	fellBack atomic.Bool // an SML device without [meters.sml] (logged once)
 }
 
 // New is the meter.Factory for type "tasmota".
@@ -49,12 +59,19 @@ func New(cfg config.Meter, deps meter.Deps) (meter.Meter, error) {
 	}
 	c.Username = user
 	c.AuthHint = "set password to the device's web admin password (the user is admin)"
-	path := "/cm?cmnd=Status%208"
+	auth := ""
 	if cfg.Password != "" {
-		path += "&user=" + url.QueryEscape(user) + "&password=" + url.QueryEscape(cfg.Password)
+		auth = "&user=" + url.QueryEscape(user) + "&password=" + url.QueryEscape(cfg.Password)
+	}
+	// Status 10 is StatusSNS on current firmware; Status 8 is its older
+	// name, still answered, and what plugs have always been read with.
+	path := "/cm?cmnd=Status%208" + auth
+	if cfg.SML != nil {
+		path = "/cm?cmnd=Status%2010" + auth
 	}
 	deps = deps.OrDefaults()
-	return &Meter{cfg: cfg, c: c, path: path, zone: deps.Zone, log: deps.Log, now: time.Now}, nil
+	return &Meter{cfg: cfg, c: c, path: path, auth: auth, zone: deps.Zone, log: deps.Log, now: time.Now,
+		sml: SMLMapFrom(cfg.SML), smlOnly: cfg.SML != nil}, nil
 }
 
 // Close has nothing to release: Tasmota has no sessions.
@@ -72,6 +89,8 @@ type energy struct {
 	Power        numbers `json:"Power"`
 	Total        numbers `json:"Total"`
 	Voltage      numbers `json:"Voltage"`
+	Current      numbers `json:"Current"`
+	Factor       numbers `json:"Factor"`
 	ExportActive numbers `json:"ExportActive"`
 }
 
@@ -144,8 +163,28 @@ func (m *Meter) parse(st *status8) (reading.Reading, error) {
 		return reading.Reading{}, meter.Errorf(meter.BadAnswer, nil, "%s answered without a StatusSNS section: is this a Tasmota device?", w)
 	}
 	raw, ok := st.SNS["ENERGY"]
-	if !ok {
-		return reading.Reading{}, meter.Errorf(meter.Config, nil, "%s has no ENERGY section in Status 8 (it reports: %s): only devices with Tasmota's energy monitoring are supported", w, sections(st.SNS))
+	if m.smlOnly || !ok {
+		if !m.smlOnly {
+			if _, has := st.SNS[m.sml.Group]; !has {
+				return reading.Reading{}, meter.Errorf(meter.Config, nil, "%s has no ENERGY section in Status 8 (it reports: %s): for a smart-meter read head add a [meters.sml] section naming the group and fields of its script", w, sections(st.SNS))
+			}
+			if !m.fellBack.Swap(true) {
+				m.log.Info("tasmota: no ENERGY section, reading the smart-meter group", "meter", m.cfg.Name, "group", m.sml.Group)
+			}
+		}
+		v, err := ParseSML(st.SNS, m.sml)
+		if err != nil {
+			return reading.Reading{}, meter.Errorf(meter.KindOf(err), err, "%s", w)
+		}
+		r, err := v.Reading(m.cfg.Name, m.now())
+		if err != nil {
+			return reading.Reading{}, meter.Errorf(meter.KindOf(err), errors.Unwrap(err), "%s", w)
+		}
+		m.deviceTime(st, &r)
+		if err := m.c.Check(r); err != nil {
+			return reading.Reading{}, err
+		}
+		return r, nil
 	}
 	var e energy
 	if err := json.Unmarshal(raw, &e); err != nil {
@@ -159,7 +198,7 @@ func (m *Meter) parse(st *status8) (reading.Reading, error) {
 	case !ok || (!e.Power.arr && ch > 0):
 		return reading.Reading{}, meter.Errorf(meter.Config, nil, "%s has %d channel(s) (0..%d); channel = %d does not exist", w, len(e.Power.v), len(e.Power.v)-1, ch)
 	}
-	r := reading.Reading{Device: m.cfg.Name, Time: m.now().UTC(), Power: power}
+	r := reading.Reading{Device: m.cfg.Name, Time: m.now().UTC(), Power: precise(e, ch, power)}
 	if e.Power.arr {
 		r.Phases = append([]float64(nil), e.Power.v...)
 	}
@@ -176,6 +215,75 @@ func (m *Meter) parse(st *status8) (reading.Reading, error) {
 	if v, ok := e.Voltage.at(ch); ok {
 		r.Voltage = reading.F(v)
 	}
+	r.Temperature = temperature(st.SNS)
+	m.deviceTime(st, &r)
+	if err := m.c.Check(r); err != nil {
+		return reading.Reading{}, err
+	}
+	return r, nil
+}
+
+// precise is the power as the PHP app computes it: V × I × PF when the
+// device reports all three (Power is rounded to whole watts by many
+// devices, so a 0.4 W standby would read 0), the sign of Power kept;
+// Power otherwise.
+func precise(e energy, ch int, power float64) float64 {
+	v, okV := e.Voltage.at(ch)
+	i, okI := e.Current.at(ch)
+	pf, okF := e.Factor.at(ch)
+	if !okV || !okI || !okF || v <= 0 || i < 0 || pf < 0 || pf > 1 {
+		return power
+	}
+	p := math.Round(v*i*pf*100) / 100
+	if power < 0 {
+		p = -p
+	}
+	return p
+}
+
+// temperature is a temperature sensor's value from StatusSNS: a DS18B20
+// first, then any other sensor section with a Temperature (the ESP32's own
+// chip temperature is left out: it says nothing about the load). Tasmota
+// reports in TempUnit, C by default.
+func temperature(sns map[string]json.RawMessage) *float64 {
+	var names []string
+	for k := range sns {
+		if k == "ENERGY" || k == "Time" || k == "ESP32" || k == "TempUnit" {
+			continue
+		}
+		names = append(names, k)
+	}
+	sort.Slice(names, func(a, b int) bool {
+		da, db := strings.HasPrefix(names[a], "DS18B20"), strings.HasPrefix(names[b], "DS18B20")
+		if da != db {
+			return da
+		}
+		return names[a] < names[b]
+	})
+	unit := "C"
+	if raw, ok := sns["TempUnit"]; ok {
+		json.Unmarshal(raw, &unit)
+	}
+	for _, k := range names {
+		var s struct {
+			Temperature *float64 `json:"Temperature"`
+		}
+		if json.Unmarshal(sns[k], &s) != nil || s.Temperature == nil {
+			continue
+		}
+		t := *s.Temperature
+		if unit == "F" {
+			t = math.Round((t-32)*5/9*10) / 10
+		}
+		if t < -100 || t > 300 {
+			continue
+		}
+		return &t
+	}
+	return nil
+}
+
+func (m *Meter) deviceTime(st *status8, r *reading.Reading) {
 	if rawTime, ok := st.SNS["Time"]; ok {
 		var s string
 		if json.Unmarshal(rawTime, &s) == nil {
@@ -187,10 +295,6 @@ func (m *Meter) parse(st *status8) (reading.Reading, error) {
 			}
 		}
 	}
-	if err := m.c.Check(r); err != nil {
-		return reading.Reading{}, err
-	}
-	return r, nil
 }
 
 // whFromKWh converts without float noise (842.117 kWh → 842117 Wh, not
