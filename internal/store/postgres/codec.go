@@ -44,6 +44,8 @@ type columns struct {
 	phases   []pgtype.Text // array literal "{1,2,3}" cast in SQL
 	devTime  []pgtype.Timestamptz
 	backfill []bool
+	hour     []time.Time // the UTC hour of t (its chunk)
+	off      []int16     // t's second in that hour
 }
 
 // row is one reading encoded for storage.
@@ -133,10 +135,13 @@ func (c *columns) add(source, device int32, w *row) {
 	c.phases = append(c.phases, w.phases)
 	c.devTime = append(c.devTime, w.devTime)
 	c.backfill = append(c.backfill, w.backfill)
+	h := w.t.Truncate(time.Hour)
+	c.hour = append(c.hour, h)
+	c.off = append(c.off, int16(w.t.Sub(h)/time.Second))
 }
 
 func (c *columns) args() []any {
-	return []any{c.source, c.t, c.device, c.power, c.eIn, c.eOut, c.temp, c.volt, c.phases, c.devTime, c.backfill}
+	return []any{c.source, c.t, c.device, c.power, c.eIn, c.eOut, c.temp, c.volt, c.phases, c.devTime, c.backfill, c.hour, c.off}
 }
 
 // scanned is a stored reading as read back.

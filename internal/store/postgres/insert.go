@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -74,25 +75,38 @@ type rowKey struct {
 	t              int64
 }
 
-// insertSQL inserts the readings, gives each local day that got a new one
-// (the zone is the source's, applied in SQL) a new version, and updates the
-// per-device count, first and last time. It returns the keys actually
-// inserted.
+// insertSQL inserts the readings into recent (those not stored yet:
+// neither in recent nor folded into a chunk), gives each local day that got
+// a new one (the zone is the source's, applied in SQL) a new version, and
+// updates the per-device count, first and last time. It returns the keys
+// actually inserted.
+//
+// It runs after lockSQL in the same transaction: the shared per-source
+// locks keep the folder (which takes them exclusively) from moving rows of
+// these sources into chunks meanwhile, so a reading is found either in
+// recent or in its chunk, never in neither or both.
 //
 // Every step takes its row locks in key order, and the steps run in one
 // order (readings, days, devices; the "count(*) >= 0" init plan forces
 // it), so concurrent transactions from several servers cannot deadlock.
 // The sources row is only read: a zone change locks the days table, so
-// no insert runs while it refiles (see refileDays).
+// no insert runs while it refiles (see refileDays). Every row the
+// statement touches belongs to one of the group's sources: nothing in it
+// crosses sources (a Citus deployment routes it by source_id).
 const insertSQL = `
 WITH input AS (
 	SELECT * FROM unnest($1::int4[], $2::timestamptz[], $3::int4[], $4::int8[], $5::int8[], $6::int8[],
-	                     $7::int4[], $8::int4[], $9::text[], $10::timestamptz[], $11::bool[])
-		AS u(source_id, t, device_id, power, energy_in, energy_out, temperature, voltage, phases, device_time, backfilled)
+	                     $7::int4[], $8::int4[], $9::text[], $10::timestamptz[], $11::bool[], $12::timestamptz[], $13::int2[])
+		AS u(source_id, t, device_id, power, energy_in, energy_out, temperature, voltage, phases, device_time, backfilled, hour, off)
+), fresh AS (
+	SELECT i.* FROM input i
+	LEFT JOIN LATERAL (SELECT c.offs FROM chunks c
+		WHERE c.source_id = i.source_id AND c.hour = i.hour AND c.device_id = i.device_id LIMIT 1) c ON true
+	WHERE c.offs IS NULL OR NOT (i.off = ANY (c.offs))
 ), ins AS (
-	INSERT INTO readings (source_id, t, device_id, power, energy_in, energy_out, temperature, voltage, phases, device_time, backfilled)
+	INSERT INTO recent (source_id, t, device_id, power, energy_in, energy_out, temperature, voltage, phases, device_time, backfilled)
 	SELECT source_id, t, device_id, power, energy_in, energy_out, temperature, voltage, phases::int8[], device_time, backfilled
-	FROM input ORDER BY source_id, t, device_id
+	FROM fresh ORDER BY source_id, t, device_id
 	ON CONFLICT DO NOTHING
 	RETURNING source_id, t, device_id
 ), src AS (
@@ -118,6 +132,10 @@ WITH input AS (
 )
 SELECT source_id, t, device_id FROM ins`
 
+// lockSQL takes the shared fold lock of every source of a group, in
+// ascending order ($2 is sorted).
+const lockSQL = `SELECT count(pg_advisory_xact_lock_shared($1::int4, s)) FROM unnest($2::int4[]) AS s`
+
 // store runs one group as one statement (its own transaction). Readings
 // repeated within the group are sent once, credited to the first batch.
 func (s *Store) storeGroup(ctx context.Context, group []*batch) error {
@@ -134,7 +152,22 @@ func (s *Store) storeGroup(ctx context.Context, group []*batch) error {
 			cols.add(b.source, b.devices[i], &b.rows[i])
 		}
 	}
-	rows, err := s.pool.Query(ctx, insertSQL, cols.args()...)
+	srcs := make([]int32, 0, 4)
+	for _, b := range group {
+		srcs = append(srcs, b.source)
+	}
+	slices.Sort(srcs)
+	srcs = slices.Compact(srcs)
+	// One round trip, one implicit transaction: the locks, then the insert.
+	var pb pgx.Batch
+	pb.Queue(lockSQL, s.lockKey, srcs)
+	pb.Queue(insertSQL, cols.args()...)
+	br := s.pool.SendBatch(ctx, &pb)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return fmt.Errorf("storing %d readings: locking the sources: %w", len(cols.t), err)
+	}
+	rows, err := br.Query()
 	if err != nil {
 		return fmt.Errorf("storing %d readings: %w", len(cols.t), err)
 	}
@@ -149,6 +182,9 @@ func (s *Store) storeGroup(ctx context.Context, group []*batch) error {
 		return nil
 	})
 	if err != nil {
+		return fmt.Errorf("storing %d readings: %w", len(cols.t), err)
+	}
+	if err := br.Close(); err != nil {
 		return fmt.Errorf("storing %d readings: %w", len(cols.t), err)
 	}
 	for gi, b := range group {

@@ -52,9 +52,28 @@ type Store struct {
 	names   map[int32]string // device id → name
 	known   map[string]bool  // zones the server knows
 
+	parts map[time.Time]bool // chunks partitions known to exist (by month)
+
 	// gcs are the group committers; a source always goes to the same one,
 	// so one process never contends with itself for a source's rows.
 	gcs []*groupcommit.Committer[*batch, *batch]
+
+	opts      Options
+	closeOnce sync.Once
+	lockKey   int32 // first key of the per-source fold locks (per schema)
+	stop      chan struct{}
+	folded    chan struct{} // closed when the background folder ended
+}
+
+// Options tune a Store; the zero value gives the defaults.
+type Options struct {
+	// FoldEvery is how often the background folder moves readings from
+	// recent into chunks (default 1 min); negative: never (tests, tools
+	// that call Fold themselves).
+	FoldEvery time.Duration
+	// FoldLag: hours are folded once they ended this long ago (default
+	// 10 min).
+	FoldLag time.Duration
 }
 
 type devKey struct {
@@ -65,6 +84,17 @@ type devKey struct {
 // Open connects to the database named by url and brings its schema up to
 // date.
 func Open(ctx context.Context, url string) (*Store, error) {
+	return OpenWith(ctx, url, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, url string, opts Options) (*Store, error) {
+	if opts.FoldEvery == 0 {
+		opts.FoldEvery = defaultFoldEvery
+	}
+	if opts.FoldLag == 0 {
+		opts.FoldLag = defaultFoldLag
+	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres %s: parsing the URL: %w", store.Redact(url), err)
@@ -113,6 +143,20 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		devices: map[devKey]int32{},
 		names:   map[int32]string{},
 		known:   map[string]bool{},
+		parts:   map[time.Time]bool{},
+		opts:    opts,
+		stop:    make(chan struct{}),
+		folded:  make(chan struct{}),
+	}
+	if err := pool.QueryRow(mctx, `SELECT hashtext('powermeter fold ' || current_schema())`).Scan(&s.lockKey); err != nil {
+		pool.Close()
+		rpool.Close()
+		return nil, fmt.Errorf("postgres %s: %w", store.Redact(url), err)
+	}
+	if opts.FoldEvery > 0 {
+		go s.folder(s.stop, s.folded)
+	} else {
+		close(s.folded)
 	}
 	for range writers {
 		s.gcs = append(s.gcs, groupcommit.New(s.beginGroup, groupcommit.Options{MaxItems: maxGroup, TxTimeout: queryTimeout, Log: s.log}))
@@ -234,8 +278,14 @@ func refileDays(ctx context.Context, tx pgx.Tx, id int32, timezone string) error
 	if _, err := tx.Exec(ctx, `DELETE FROM days WHERE source_id = $1`, id); err != nil {
 		return fmt.Errorf("refiling days: %w", err)
 	}
+	// A chunk spans less than a day, and local days are monotonic in time:
+	// its first and last readings name every day it touches.
 	if _, err := tx.Exec(ctx, `INSERT INTO days (source_id, day, version)
-		SELECT $1, (t AT TIME ZONE $2)::date, $3 FROM readings WHERE source_id = $1 GROUP BY 2 ORDER BY 2`,
+		SELECT $1, d, $3 FROM (
+			SELECT (t AT TIME ZONE $2)::date FROM recent WHERE source_id = $1
+			UNION SELECT ((hour + offs[1] * interval '1 second') AT TIME ZONE $2)::date FROM chunks WHERE source_id = $1
+			UNION SELECT ((hour + offs[array_upper(offs, 1)] * interval '1 second') AT TIME ZONE $2)::date FROM chunks WHERE source_id = $1
+		) AS x(d) GROUP BY d ORDER BY d`,
 		id, timezone, v); err != nil {
 		return fmt.Errorf("refiling days: %w", err)
 	}
@@ -396,133 +446,6 @@ func (s *Store) Insert(ctx context.Context, source string, rs []reading.Reading)
 	return b.res, nil
 }
 
-// Latest returns the newest reading of every device of the source, by
-// device name.
-func (s *Store) Latest(ctx context.Context, source string) ([]reading.Reading, error) {
-	sid, err := s.sourceID(ctx, source)
-	if err != nil {
-		return nil, fmt.Errorf("latest: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
-	defer cancel()
-	rows, err := s.rpool.Query(ctx, `
-		SELECT d.name, `+readingCols+`
-		FROM devices d JOIN readings r ON r.source_id = d.source_id AND r.t = d.last_t AND r.device_id = d.id
-		WHERE d.source_id = $1 ORDER BY d.name COLLATE "C"`, sid)
-	if err != nil {
-		return nil, fmt.Errorf("latest of %q: %w", source, err)
-	}
-	out := []reading.Reading{}
-	var sc scanned
-	var name string
-	_, err = pgx.ForEachRow(rows, append([]any{&name}, sc.dest()...), func() error {
-		out = append(out, sc.decode(name))
-		sc.phases = nil
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("latest of %q: %w", source, err)
-	}
-	return out, nil
-}
-
-// ceilSecond rounds t up to a whole second: stored times are whole seconds.
-func ceilSecond(t time.Time) time.Time {
-	if tt := t.Truncate(time.Second); !tt.Equal(t) {
-		return tt.Add(time.Second)
-	}
-	return t
-}
-
-// rangePage is the most rows one query of Range reads. Range reads a
-// page, gives the connection back, and only then hands the page to fn: a
-// slow consumer (a stalled download) holds one page of memory, never a
-// connection.
-const rangePage = 10000
-
-// pages recycles Range's page buffers (a page is about 1.3 MB).
-var pages = sync.Pool{New: func() any { return new([]scanned) }}
-
-// Range streams the readings from <= Time < to in (Time, Device) order,
-// page by page along the primary key (keyset pagination); no connection
-// is held while fn runs. The index gives time order; readings of one
-// instant (a few devices) are sorted by name in Go. Readings inserted
-// during a long Range may or may not be seen; order and bounds hold.
-func (s *Store) Range(ctx context.Context, source string, from, to time.Time, fn func(reading.Reading) error) error {
-	sid, err := s.sourceID(ctx, source)
-	if err != nil {
-		return fmt.Errorf("range: %w", err)
-	}
-	lo, hi := ceilSecond(from).UTC(), ceilSecond(to).UTC()
-	if !lo.Before(hi) {
-		return nil
-	}
-	var same []reading.Reading // readings of one instant
-	flush := func() error {
-		if len(same) > 1 {
-			sort.Slice(same, func(i, j int) bool { return same[i].Device < same[j].Device })
-		}
-		for _, r := range same {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		same = same[:0]
-		return nil
-	}
-	var sc scanned
-	var lastDev int32 = -1 << 31
-	lastT := lo
-	buf := pages.Get().(*[]scanned)
-	page := *buf
-	defer func() {
-		clear(page[:cap(page)])
-		*buf = page[:0]
-		pages.Put(buf)
-	}()
-	for {
-		page = page[:0]
-		rows, err := s.rpool.Query(ctx, `SELECT `+readingCols+` FROM readings r
-			WHERE r.source_id = $1 AND (r.t, r.device_id) > ($2, $3) AND r.t < $4
-			ORDER BY r.t, r.device_id LIMIT `+fmt.Sprint(rangePage),
-			sid, lastT, lastDev, hi)
-		if err != nil {
-			return fmt.Errorf("range of %q: %w", source, err)
-		}
-		_, err = pgx.ForEachRow(rows, sc.dest(), func() error {
-			page = append(page, sc)
-			sc.phases = nil // scanned into a new slice next row
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("range of %q: %w", source, err)
-		}
-		if len(page) > 0 {
-			lastT, lastDev = page[len(page)-1].t, page[len(page)-1].device
-		}
-		for i := range page {
-			if i%64 == 63 {
-				if err := ctx.Err(); err != nil {
-					return fmt.Errorf("range of %q: %w", source, err)
-				}
-			}
-			name, err := s.deviceName(ctx, sid, page[i].device)
-			if err != nil {
-				return fmt.Errorf("range of %q: %w", source, err)
-			}
-			if len(same) > 0 && !same[0].Time.Equal(page[i].t) {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-			same = append(same, page[i].decode(name))
-		}
-		if len(page) < rangePage {
-			return flush()
-		}
-	}
-}
-
 // Sources lists the registered sources by name with their counts. Names
 // sort by bytes (COLLATE "C"), as Go and SQLite sort them, whatever the
 // database's collation.
@@ -636,6 +559,8 @@ func (s *Store) PutDaySummary(ctx context.Context, source, day string, version i
 
 // Close waits for pending inserts and closes the connections.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.stop) })
+	<-s.folded
 	for _, gc := range s.gcs {
 		gc.Close()
 	}

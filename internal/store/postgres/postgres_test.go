@@ -445,7 +445,7 @@ func TestRangePages(t *testing.T) {
 	if err := s.EnsureSource(ctx, "home", "UTC"); err != nil {
 		t.Fatal(err)
 	}
-	const instants = rangePage/3 + 7
+	const instants = pageTarget + 7
 	var rs []reading.Reading
 	for i := range instants {
 		at := t0.Add(time.Duration(i) * time.Second)
@@ -453,6 +453,10 @@ func TestRangePages(t *testing.T) {
 	}
 	if res, err := s.Insert(ctx, "home", rs); err != nil || res.Inserted != len(rs) {
 		t.Fatal(res, err)
+	}
+	// The first hour in chunks, the rest in recent.
+	if st, err := s.Fold(ctx, t0.Add(time.Hour)); err != nil || st.Readings != 3*3600 {
+		t.Fatalf("fold: %+v %v", st, err)
 	}
 	i := 0
 	err := s.Range(ctx, "home", t0, t0.Add(24*time.Hour), func(r reading.Reading) error {

@@ -57,6 +57,92 @@ CREATE TABLE days (
 	PRIMARY KEY (source_id, day)
 );
 `,
+	// 2: the compact layout (docs/postgres.md, "Storage layout"). The
+	// row-per-reading table becomes the recent table, where new readings
+	// land; the folder moves them, hour by hour, into chunks: one row per
+	// source, UTC hour and device holding the hour's readings as arrays.
+	// An existing database is upgraded in place: its readings are folded in
+	// the background after this step.
+	2: `
+ALTER TABLE readings RENAME TO recent;
+ALTER INDEX readings_pkey RENAME TO recent_pkey;
+CREATE TABLE chunks (
+	source_id   integer NOT NULL,
+	hour        timestamptz NOT NULL,
+	device_id   integer NOT NULL,
+	offs        smallint[] NOT NULL,
+	power       bigint[] NOT NULL,
+	temperature integer[],
+	energy_in   bigint[],
+	energy_out  bigint[],
+	voltage     integer[],
+	phases      text[],
+	device_ms   bigint[],
+	backfilled  boolean[],
+	PRIMARY KEY (source_id, hour, device_id)
+) PARTITION BY RANGE (hour);
+ALTER TABLE devices SET (fillfactor = 50);
+ALTER TABLE days SET (fillfactor = 70);
+` + readingsView,
+}
+
+// readingsView is the plain-SQL view of all readings for people who bring
+// their own tools (Grafana, psql): one row per reading in SI units.
+// Filtering on hour (the UTC hour a reading lies in) as well as on time
+// lets PostgreSQL read only the chunks it needs (docs/postgres.md).
+const readingsView = `
+CREATE VIEW readings AS
+SELECT c.hour + u.off * interval '1 second' AS "time",
+       s.name AS source, d.name AS device,
+       u.power / 1e3::float8 AS power_w,
+       u.energy_in / 1e3::float8 AS energy_in_wh,
+       u.energy_out / 1e3::float8 AS energy_out_wh,
+       u.temperature / 1e3::float8 AS temperature_c,
+       u.voltage / 1e3::float8 AS voltage_v,
+       (SELECT array_agg(p / 1e3::float8 ORDER BY i) FROM unnest(u.phases::bigint[]) WITH ORDINALITY AS x(p, i)) AS phases_w,
+       c.hour + u.off * interval '1 second' + u.device_ms * interval '1 millisecond' AS device_time,
+       coalesce(u.backfilled, false) AS backfilled,
+       c.hour
+FROM chunks c
+JOIN sources s ON s.id = c.source_id
+JOIN devices d ON d.id = c.device_id
+CROSS JOIN LATERAL unnest(c.offs, c.power, c.temperature, c.energy_in, c.energy_out, c.voltage, c.phases, c.device_ms, c.backfilled)
+	AS u(off, power, temperature, energy_in, energy_out, voltage, phases, device_ms, backfilled)
+UNION ALL
+SELECT r.t, s.name, d.name,
+       r.power / 1e3::float8, r.energy_in / 1e3::float8, r.energy_out / 1e3::float8,
+       r.temperature / 1e3::float8, r.voltage / 1e3::float8,
+       (SELECT array_agg(p / 1e3::float8 ORDER BY i) FROM unnest(r.phases) WITH ORDINALITY AS x(p, i)),
+       r.device_time, r.backfilled, date_trunc('hour', r.t, 'UTC')
+FROM recent r
+JOIN sources s ON s.id = r.source_id
+JOIN devices d ON d.id = r.device_id;
+COMMENT ON VIEW readings IS 'powermeter readings, one row per reading (SI units). Filter on hour as well as time for speed: see docs/postgres.md';
+`
+
+// afterStep runs Go code at the end of a migration step, in its
+// transaction.
+var afterStep = map[int]func(ctx context.Context, tx pgx.Tx) error{
+	2: compressLZ4,
+}
+
+// compressLZ4 makes the chunk arrays compress with lz4 where the server
+// has it (PostgreSQL 14+ built with lz4): faster than pglz to read and
+// write (sizes: docs/postgres.md).
+func compressLZ4(ctx context.Context, tx pgx.Tx) error {
+	var ok bool
+	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'), false)`).Scan(&ok); err != nil {
+		return fmt.Errorf("checking for lz4: %w", err)
+	}
+	if !ok {
+		return nil
+	}
+	for _, c := range []string{"offs", "power", "temperature", "energy_in", "energy_out", "voltage", "phases", "device_ms", "backfilled"} {
+		if _, err := tx.Exec(ctx, `ALTER TABLE chunks ALTER COLUMN `+c+` SET COMPRESSION lz4`); err != nil {
+			return fmt.Errorf("setting lz4 on chunks.%s: %w", c, err)
+		}
+	}
+	return nil
 }
 
 // migrate brings the schema (the first one on search_path) up to date. A
@@ -64,6 +150,12 @@ CREATE TABLE days (
 // that start together apply each step exactly once; DDL is transactional,
 // so a failed step leaves nothing behind.
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	return migrateTo(ctx, pool, len(migrations)-1)
+}
+
+// migrateTo applies the steps up to version target (tests start from an
+// old layout with it).
+func migrateTo(ctx context.Context, pool *pgxpool.Pool, target int) error {
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		var schema *string
 		if err := tx.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
@@ -84,12 +176,17 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
 			return fmt.Errorf("reading the schema version: %w", err)
 		}
-		if have >= len(migrations)-1 {
+		if have >= target {
 			return nil // also when a newer binary migrated further: nothing to do
 		}
-		for v := have + 1; v < len(migrations); v++ {
+		for v := have + 1; v <= target; v++ {
 			if _, err := tx.Exec(ctx, migrations[v]); err != nil {
 				return fmt.Errorf("schema migration %d: %w", v, err)
+			}
+			if fn := afterStep[v]; fn != nil {
+				if err := fn(ctx, tx); err != nil {
+					return fmt.Errorf("schema migration %d: %w", v, err)
+				}
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v); err != nil {
 				return fmt.Errorf("recording schema migration %d: %w", v, err)
