@@ -66,6 +66,9 @@ type Options struct {
 	// answers: a home without roles, no money).
 	Home   func(source string) *household.Home
 	Tariff func(source string) *tariff.Tariff
+	// Cache keeps decoded day summaries; the server shares its own (a
+	// new one when nil).
+	Cache *energy.Cache
 }
 
 // Dashboard is the set of web pages over a store.
@@ -115,7 +118,10 @@ func New(st store.Store, o Options) (*Dashboard, error) {
 		o.Zone = z
 	}
 	o.BasePath = strings.TrimRight(o.BasePath, "/")
-	d := &Dashboard{st: st, o: o, zones: map[string]*time.Location{}, known: map[string]*time.Location{}, days: energy.NewCache(50000), done: make(chan struct{})}
+	d := &Dashboard{st: st, o: o, zones: map[string]*time.Location{}, known: map[string]*time.Location{}, days: o.Cache, done: make(chan struct{})}
+	if d.days == nil {
+		d.days = energy.NewCache(50000)
+	}
 	for _, s := range o.Sources {
 		z := s.Timezone.Location
 		if z == nil {

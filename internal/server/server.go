@@ -15,6 +15,7 @@ import (
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/dashboard"
+	"github.com/powermeter/powermeter/internal/energy"
 	"github.com/powermeter/powermeter/internal/server/ingest"
 	"github.com/powermeter/powermeter/internal/store"
 )
@@ -48,6 +49,7 @@ type Server struct {
 	res   *ingest.Resolver
 	dash  *dashboard.Dashboard
 	zones map[string]*time.Location
+	days  *energy.Cache // decoded day summaries, shared with the dashboard
 
 	maxBody   int64
 	maxBatch  int
@@ -76,6 +78,7 @@ func New(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logg
 		met:       newMetrics(),
 		res:       ingest.NewResolver(st),
 		zones:     map[string]*time.Location{},
+		days:      energy.NewCache(50000),
 		maxBody:   cfg.Server.MaxBodyBytes,
 		maxBatch:  MaxBatch,
 		maxFuture: cfg.Server.MaxFuture.Duration,
@@ -107,6 +110,7 @@ func New(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logg
 	mux.HandleFunc("GET /api/v1/sources", s.apiSources)
 	mux.HandleFunc("GET /api/v1/sources/{name}/latest", s.apiLatest)
 	mux.HandleFunc("GET /api/v1/sources/{name}/readings", s.apiReadings)
+	mux.HandleFunc("GET /api/v1/sources/{name}/energy", s.apiEnergy)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	if cfg.Server.Metrics {
 		mh := s.met.handler()
@@ -134,6 +138,7 @@ func (s *Server) mountDashboard(mux *http.ServeMux) error {
 		Zone:      s.cfg.Timezone.Location,
 		Log:       s.log,
 		Guard:     dashGuard{s},
+		Cache:     s.days,
 		Home:      s.cfg.Home,
 		Tariff:    s.cfg.TariffOf,
 	})
