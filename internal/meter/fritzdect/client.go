@@ -46,6 +46,16 @@ type Meter struct {
 
 	mu      sync.Mutex
 	skipped map[string]string // AIN → last reason it was skipped (for logging changes only)
+	// names maps an AIN (without spaces) to the device's name in readings
+	// of a several-device meter: a slug of the name on the box
+	// (meter.DeviceSlugs); boxNames to the name on the box itself.
+	names    map[string]string
+	boxNames map[string]string
+	// invert holds the invert_ains entries as AINs, lower-case names and
+	// slugs; warnedInvert once an entry matched no device.
+	invert       map[string]bool
+	invertList   []string
+	warnedInvert bool
 }
 
 var (
@@ -93,12 +103,27 @@ func New(cfg config.Meter, deps meter.Deps) (*Meter, error) {
 	if len(ains) == 0 {
 		norm = nil
 	}
+	if cfg.Invert && len(norm) == 0 {
+		return nil, meter.ConfigError(cfg, "invert", "would flip every device on the FRITZ!Box (a fridge would show feed-in): name the solar ones in invert_ains, or pick one with ain")
+	}
+	invert := map[string]bool{}
+	for _, e := range cfg.InvertAINs {
+		if strings.TrimSpace(e) == "" {
+			return nil, meter.ConfigError(cfg, "invert_ains", "an empty entry (want AINs or the devices' names on the box)")
+		}
+		invert[normAIN(e)] = true
+		invert[strings.ToLower(strings.TrimSpace(e))] = true
+		if s := meter.Slug(e); s != "" {
+			invert[s] = true
+		}
+	}
 	log := deps.Log.With("meter", cfg.Name)
 	b, err := acquire(cfg, base, log)
 	if err != nil {
 		return nil, err
 	}
-	return &Meter{cfg: cfg, box: b, ains: norm, log: log, skipped: map[string]string{}}, nil
+	return &Meter{cfg: cfg, box: b, ains: norm, log: log, skipped: map[string]string{},
+		names: map[string]string{}, boxNames: map[string]string{}, invert: invert, invertList: cfg.InvertAINs}, nil
 }
 
 // baseURL normalises the configured URL (default http://fritz.box).
@@ -126,12 +151,89 @@ func baseURL(raw string) (string, error) {
 }
 
 // deviceID names a device in a Reading: the meter's name when it covers
-// one AIN, name/AIN otherwise.
+// one AIN; otherwise name/slug of the device's name on the box (names =
+// "box", the default) or name/AIN (names = "ain", or a device whose name
+// is not known).
 func (m *Meter) deviceID(ain string) string {
 	if len(m.ains) == 1 {
 		return m.cfg.Name
 	}
-	return m.cfg.Name + "/" + normAIN(ain)
+	n := normAIN(ain)
+	if m.cfg.Names != "ain" {
+		m.mu.Lock()
+		s := m.names[n]
+		m.mu.Unlock()
+		if s != "" {
+			return m.cfg.Name + "/" + s
+		}
+	}
+	return m.cfg.Name + "/" + n
+}
+
+// learnNames records the names the box gives its energy meters (all of
+// them, so that a device's slug does not depend on which are selected or
+// present).
+func (m *Meter) learnNames(devs []meter.NamedDevice) {
+	slugs := meter.DeviceSlugs(devs)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	changed := len(slugs) != len(m.names)
+	for id, s := range slugs {
+		changed = changed || m.names[id] != s
+	}
+	if !changed {
+		return
+	}
+	m.names = slugs
+	m.boxNames = make(map[string]string, len(devs))
+	for _, d := range devs {
+		m.boxNames[d.ID] = d.Name
+	}
+	if len(m.invertList) > 0 && !m.warnedInvert {
+		for _, e := range m.invertList {
+			if !m.matchesLocked(e) {
+				m.warnedInvert = true
+				m.log.Warn("fritzdect: an invert_ains entry matches no energy meter on the box", "entry", e, "devices", m.boxNames)
+			}
+		}
+	}
+}
+
+// matchesLocked reports whether the invert_ains entry e names a known device.
+func (m *Meter) matchesLocked(e string) bool {
+	for id, name := range m.boxNames {
+		if normAIN(e) == id || strings.EqualFold(strings.TrimSpace(e), name) || meter.Slug(e) == m.names[id] {
+			return true
+		}
+	}
+	return false
+}
+
+// inverted reports whether the device's sign is flipped: invert = true
+// (every device of the meter), or invert_ains naming it by AIN, by its
+// name on the box or by its slug.
+func (m *Meter) inverted(ain string) bool {
+	if m.cfg.Invert {
+		return true
+	}
+	if len(m.invert) == 0 {
+		return false
+	}
+	n := normAIN(ain)
+	if m.invert[n] {
+		return true
+	}
+	m.mu.Lock()
+	name, slug := m.boxNames[n], m.names[n]
+	m.mu.Unlock()
+	return (name != "" && m.invert[strings.ToLower(name)]) || (slug != "" && m.invert[slug])
+}
+
+// apply applies threshold and (per device) invert.
+func (m *Meter) apply(ain string, r *reading.Reading) {
+	cfg := m.cfg
+	cfg.Invert = m.inverted(ain)
+	meter.Apply(cfg, r)
 }
 
 // Read returns one Reading per covered device. A meter with one AIN fails
@@ -215,6 +317,7 @@ func (m *Meter) selectDevices(dl *deviceList) ([]device, error) {
 	byAIN := make(map[string]device, len(dl.Devices))
 	bad := map[string]error{}
 	var order []string
+	var named []meter.NamedDevice
 	for i := range dl.Devices {
 		d, err := parseDevice(&dl.Devices[i])
 		n := normAIN(d.AIN)
@@ -227,6 +330,12 @@ func (m *Meter) selectDevices(dl *deviceList) ([]device, error) {
 		}
 		byAIN[n] = d
 		order = append(order, n)
+		if d.isMeter() {
+			named = append(named, meter.NamedDevice{ID: n, Name: d.Name})
+		}
+	}
+	if len(m.ains) != 1 {
+		m.learnNames(named)
 	}
 	if m.ains == nil {
 		var out []device
@@ -294,7 +403,7 @@ func (m *Meter) toReading(d *device, at time.Time) (reading.Reading, error) {
 		Voltage:     d.Voltage,
 		Temperature: d.Temp,
 	}
-	meter.Apply(m.cfg, &r)
+	m.apply(d.AIN, &r)
 	return r, nil
 }
 
@@ -310,6 +419,11 @@ func (m *Meter) readSingle(ctx context.Context) ([]reading.Reading, error) {
 			if a = strings.TrimSpace(a); a != "" {
 				ains = append(ains, a)
 			}
+		}
+	}
+	if len(m.ains) != 1 && m.cfg.Names != "ain" {
+		if err := m.learnSingleNames(ctx, ains); err != nil {
+			return nil, err
 		}
 	}
 	out := make([]reading.Reading, 0, len(ains))
@@ -331,6 +445,38 @@ func (m *Meter) readSingle(ctx context.Context) ([]reading.Reading, error) {
 		out = append(out, r)
 	}
 	return m.finish(out, errs)
+}
+
+// learnSingleNames asks an old box for the names of AINs it has not named
+// yet (getswitchname, once per device and process).
+func (m *Meter) learnSingleNames(ctx context.Context, ains []string) error {
+	m.mu.Lock()
+	known := make([]meter.NamedDevice, 0, len(m.boxNames)+len(ains))
+	for id, n := range m.boxNames {
+		known = append(known, meter.NamedDevice{ID: id, Name: n})
+	}
+	var missing []string
+	for _, a := range ains {
+		if _, ok := m.boxNames[normAIN(a)]; !ok {
+			missing = append(missing, a)
+		}
+	}
+	m.mu.Unlock()
+	if len(missing) == 0 {
+		return nil
+	}
+	for _, a := range missing {
+		name, err := m.box.single(ctx, "getswitchname", a)
+		if c := statusOf(err); c == http.StatusBadRequest || c == http.StatusInternalServerError {
+			name, err = "", nil // unknown or no name: named by its AIN
+		}
+		if err != nil {
+			return err
+		}
+		known = append(known, meter.NamedDevice{ID: normAIN(a), Name: strings.TrimSpace(name)})
+	}
+	m.learnNames(known)
+	return nil
 }
 
 var errClosed = meter.Errorf(meter.Config, nil, "fritzdect: meter used after Close")
@@ -382,7 +528,7 @@ func (m *Meter) readOne(ctx context.Context, ain string) (reading.Reading, error
 	} else if r.Temperature, err = scaled(ts, 10); err != nil {
 		return reading.Reading{}, meter.Errorf(meter.BadAnswer, err, "FRITZ!Box at %s answered %q to gettemperature for %s", m.box.host(), clip(ts), ain)
 	}
-	meter.Apply(m.cfg, &r)
+	m.apply(ain, &r)
 	return r, nil
 }
 

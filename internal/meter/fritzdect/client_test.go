@@ -299,7 +299,7 @@ func TestThermostatIsNotAMeter(t *testing.T) {
 	for _, r := range rs {
 		ids = append(ids, r.Device)
 	}
-	if got := strings.Join(ids, " "); got != "box/116570020838 box/087610000434" {
+	if got := strings.Join(ids, " "); got != "box/balkon-sued box/kuehlschrank" {
 		t.Errorf("devices %q: want the two present energy meters, no thermostat, no unplugged socket", got)
 	}
 
@@ -333,7 +333,7 @@ func TestUnpluggedSocket(t *testing.T) {
 	cfg = meterCfg(srv.URL, "two")
 	cfg.AINs = []string{EmuAINUnplugged, "087610000434"}
 	rs, err = newMeter(t, cfg, clk).Read(bg)
-	if err != nil || len(rs) != 1 || rs[0].Device != "two/087610000434" {
+	if err != nil || len(rs) != 1 || rs[0].Device != "two/kuehlschrank" {
 		t.Fatalf("several AINs with one absent: %v, %v", rs, err)
 	}
 }
@@ -425,7 +425,7 @@ func TestLegacyFirmwareSingleCommands(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(rs) != 2 || rs[0].Device != "old/116570020838" || rs[1].Device != "old/087610000434" {
+		if len(rs) != 2 || rs[0].Device != "old/balkon-sued" || rs[1].Device != "old/kuehlschrank" {
 			t.Fatalf("readings %+v", rs)
 		}
 		want := emu.PowerAt(EmuAINFridge, clk.Now().Truncate(10*time.Second))
@@ -794,5 +794,53 @@ func TestReadingsAreComplete(t *testing.T) {
 			}
 		}
 		clk.Add(7 * time.Minute)
+	}
+}
+
+// The fridge-flip case: a meter without ain names its devices after the
+// box and flips only the devices named in invert_ains.
+func TestNamesAndInvertPerDevice(t *testing.T) {
+	clk := newClock()
+	_, srv := newEmu(t, EmulatorOptions{}, clk)
+	cfg := meterCfg(srv.URL, "home")
+	cfg.Invert = true
+	if _, err := New(cfg, meter.Deps{}); err == nil || !strings.Contains(err.Error(), "meters[0].invert: would flip every device") {
+		t.Fatalf("invert on an ain-less meter: %v", err)
+	}
+	for _, entry := range []string{"Balkon Süd", "11657 0020838", "balkon-sued", "116570020838"} {
+		cfg := meterCfg(srv.URL, "home")
+		cfg.InvertAINs = []string{entry}
+		rs, err := newMeter(t, cfg, clk).Read(bg)
+		if err != nil || len(rs) != 2 {
+			t.Fatalf("%s: %v %v", entry, rs, err)
+		}
+		byName := map[string]float64{}
+		for _, r := range rs {
+			byName[r.Device] = r.Power
+			if r.Device == "home/balkon-sued" && (r.EnergyIn != nil || r.EnergyOut == nil) {
+				t.Errorf("%s: inverted solar keeps its counter as energy in: %+v", entry, r)
+			}
+		}
+		if byName["home/balkon-sued"] >= 0 || byName["home/kuehlschrank"] <= 0 {
+			t.Errorf("invert_ains = [%q]: %v: want the solar device negative, the fridge positive", entry, byName)
+		}
+	}
+	// names = "ain" keeps the AINs
+	cfg = meterCfg(srv.URL, "home")
+	cfg.Names = "ain"
+	rs, err := newMeter(t, cfg, clk).Read(bg)
+	if err != nil || rs[0].Device != "home/116570020838" {
+		t.Errorf("names = ain: %v %v", rs, err)
+	}
+}
+
+func TestNamesAndInvertOnOldFirmware(t *testing.T) {
+	clk := newClock()
+	_, srv := newEmu(t, EmulatorOptions{LegacyOS: true}, clk)
+	cfg := meterCfg(srv.URL, "old")
+	cfg.InvertAINs = []string{"Kühlschrank"}
+	rs, err := newMeter(t, cfg, clk).Read(bg)
+	if err != nil || len(rs) != 2 || rs[1].Device != "old/kuehlschrank" || rs[1].Power >= 0 || rs[0].Power <= 0 {
+		t.Errorf("old firmware: %+v %v", rs, err)
 	}
 }

@@ -184,7 +184,7 @@ func (m *Meter) historyOf(ain string, ds *deviceStats, asked, since time.Time) [
 		if volt != nil && i < len(volt.Values) {
 			r.Voltage = volt.Values[i]
 		}
-		meter.Apply(m.cfg, &r)
+		m.apply(ain, &r)
 		out = append(out, r)
 	}
 	return out
