@@ -2,7 +2,6 @@ package fritzdect
 
 import (
 	"math"
-	"strings"
 	"testing"
 	"time"
 
