@@ -36,6 +36,8 @@ type Command struct {
 	// Flags declares the verb's flags on fs; Run then gets the parsed set.
 	Flags func(fs *flag.FlagSet)
 	Run   func(ctx context.Context, env *Env, fs *flag.FlagSet) error
+	// LongRunning verbs (services) also get --log-level and --log-format.
+	LongRunning bool
 }
 
 var commands = map[string]*Command{}
@@ -63,8 +65,13 @@ func Main(args []string, env *Env) int {
 	if env.LookupEnv == nil {
 		env.LookupEnv = os.LookupEnv
 	}
-	if env.Log == nil {
+	ownLog := env.Log == nil
+	if ownLog {
 		env.Log = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: logLevel(env)}))
+	}
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version" || args[0] == "-V") {
+		fmt.Fprintln(env.Stdout, versionLine())
+		return 0
 	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		if len(args) > 1 {
@@ -90,9 +97,7 @@ func Main(args []string, env *Env) int {
 	}
 	fs := flag.NewFlagSet("powermeter "+c.Name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	if c.Flags != nil {
-		c.Flags(fs)
-	}
+	declareFlags(fs, c)
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(env.Stdout, c)
@@ -100,6 +105,19 @@ func Main(args []string, env *Env) int {
 		}
 		fmt.Fprintf(env.Stderr, "powermeter %s: %v\nrun 'powermeter %s --help' for its flags\n", c.Name, err, c.Name)
 		return 2
+	}
+	if c.LongRunning {
+		lg, err := newLogger(env, fs)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "powermeter %s: %v\nrun 'powermeter %s --help' for its flags\n", c.Name, err, c.Name)
+			return 2
+		}
+		if lg != nil || ownLog {
+			if lg == nil {
+				lg = env.Log
+			}
+			env.Log = lg
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -121,20 +139,47 @@ func Main(args []string, env *Env) int {
 	}
 }
 
-// LoadConfig loads the file named by --config, or the defaults when path is
-// empty and allowDefault is set.
+// DefaultConfigPaths are tried in order when --config is omitted.
+var DefaultConfigPaths = []string{"powermeter.toml", "/etc/powermeter/powermeter.toml"}
+
+// findConfig returns the first of DefaultConfigPaths that exists, or "".
+func findConfig() string {
+	for _, p := range DefaultConfigPaths {
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p
+		}
+	}
+	return ""
+}
+
+// LoadConfig loads the file named by --config; when path is empty, the
+// first of DefaultConfigPaths that exists, else the defaults when
+// allowDefault is set. Warnings (accepted but doubtful settings) are logged.
 func LoadConfig(env *Env, path string, allowDefault bool) (*config.Config, error) {
+	if path == "" {
+		path = findConfig()
+		if path != "" {
+			env.Log.Info("using the config file", "file", path)
+		}
+	}
 	if path == "" {
 		if allowDefault {
 			return config.Default(), nil
 		}
-		return nil, Usagef("--config FILE is required")
+		return nil, Usagef("--config FILE is required (none given, and neither %s exists)", strings.Join(DefaultConfigPaths, " nor "))
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &config.Error{File: path, Msg: fmt.Sprintf("cannot read the config file: %v", err)}
 	}
-	return config.Parse(path, data, env.LookupEnv)
+	cfg, err := config.Parse(path, data, env.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range cfg.Warnings {
+		env.Log.Warn("config: " + w.Error())
+	}
+	return cfg, nil
 }
 
 func logLevel(env *Env) slog.Level {
@@ -142,6 +187,50 @@ func logLevel(env *Env) slog.Level {
 		return slog.LevelDebug
 	}
 	return slog.LevelInfo
+}
+
+// declareFlags declares c's flags, and the log flags of long-running verbs.
+func declareFlags(fs *flag.FlagSet, c *Command) {
+	if c.Flags != nil {
+		c.Flags(fs)
+	}
+	if c.LongRunning {
+		fs.String("log-level", "", "`level` of the log: debug, info, warn or error (default info; POWERMETER_LOG=debug also works)")
+		fs.String("log-format", "text", "`format` of the log on stderr: text (key=value) or json (one object per line)")
+	}
+}
+
+// newLogger builds the logger --log-level and --log-format ask for; nil
+// when neither was given.
+func newLogger(env *Env, fs *flag.FlagSet) (*slog.Logger, error) {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "log-level" || f.Name == "log-format" })
+	if !given {
+		return nil, nil
+	}
+	level := logLevel(env)
+	switch v := strings.ToLower(fs.Lookup("log-level").Value.String()); v {
+	case "":
+	case "debug":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", v)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch v := fs.Lookup("log-format").Value.String(); v {
+	case "text":
+		return slog.New(slog.NewTextHandler(env.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(env.Stderr, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", v)
+	}
 }
 
 func printVerbs(w io.Writer) {
@@ -161,9 +250,7 @@ func printVerbs(w io.Writer) {
 func printUsage(w io.Writer, c *Command) {
 	fmt.Fprintf(w, "usage: %s\n", c.Usage)
 	fs := flag.NewFlagSet(c.Name, flag.ContinueOnError)
-	if c.Flags != nil {
-		c.Flags(fs)
-	}
+	declareFlags(fs, c)
 	n := 0
 	fs.VisitAll(func(*flag.Flag) { n++ })
 	if n > 0 {

@@ -37,7 +37,8 @@ Stop it with Ctrl-C.`,
 			fs.String("listen", "127.0.0.1:8080", "address of the dashboard and API")
 			fs.String("dir", "", "keep the data in this folder (default: a temporary folder, removed at exit)")
 		},
-		Run: runDemo,
+		Run:         runDemo,
+		LongRunning: true,
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/logger"
@@ -29,8 +30,9 @@ when it has a [server] section. With both, the logger also writes straight
 into the server's store, as the source named by [logger] source.
 Ctrl-C or SIGTERM: finishes the round, sends what is waiting, logs out.`,
 		Flags: func(fs *flag.FlagSet) {
-			fs.String("config", "", "the configuration file (TOML)")
+			fs.String("config", "", "the configuration `file` (TOML; default ./powermeter.toml, then /etc/powermeter/powermeter.toml)")
 		},
+		LongRunning: true,
 		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
 				return Usagef("run takes no arguments (got %q)", fs.Arg(0))
@@ -111,7 +113,7 @@ func runConfig(ctx context.Context, log *slog.Logger, cfg *config.Config, p runP
 			var lc net.ListenConfig
 			var err error
 			if ln, err = lc.Listen(ctx, "tcp", cfg.Server.Listen); err != nil {
-				return fmt.Errorf("server.listen %s: %w", cfg.Server.Listen, err)
+				return busyPortHint(fmt.Errorf("server.listen %s: %w", cfg.Server.Listen, err), cfg.Server.Listen)
 			}
 		}
 	}
@@ -169,4 +171,12 @@ func runConfig(ctx context.Context, log *slog.Logger, cfg *config.Config, p runP
 	}
 	wg.Wait()
 	return firstErr
+}
+
+// busyPortHint explains a listen address that is taken.
+func busyPortHint(err error, addr string) error {
+	if err != nil && errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w\n%s is already in use (another powermeter, or another program): choose another address with --listen HOST:PORT or [server] listen", err, addr)
+	}
+	return err
 }

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/server"
@@ -19,7 +20,7 @@ func init() {
 	Register(&Command{
 		Name:    "serve",
 		Summary: "receive readings (log.php and native API), store them, serve the API",
-		Usage: `powermeter serve [--config FILE]
+		Usage: `powermeter serve [--config FILE] [--listen ADDR]
 
 Receives readings from loggers (the legacy log.php protocol on any path
 ending in /log.php, and POST /api/v1/readings), stores them, and serves the
@@ -27,9 +28,11 @@ read API. Without --config it listens on 127.0.0.1:8080 with an SQLite file
 under ./powermeter-data/ and prints how to add a source. SIGTERM or Ctrl-C
 stops it gracefully: requests in flight finish first.`,
 		Flags: func(fs *flag.FlagSet) {
-			fs.String("config", "", "config file (TOML); without it: 127.0.0.1:8080, SQLite under ./powermeter-data/")
+			fs.String("config", "", "config `file` (TOML); default ./powermeter.toml, then /etc/powermeter/powermeter.toml; without any: 127.0.0.1:8080, SQLite under ./powermeter-data/")
+			fs.String("listen", "", "`address` to listen on, overriding [server] listen (e.g. 0.0.0.0:8080)")
 		},
-		Run: runServe,
+		Run:         runServe,
+		LongRunning: true,
 	})
 }
 
@@ -43,6 +46,12 @@ func runServe(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 	}
 	if cfg.Server == nil {
 		return &config.Error{File: cfg.Path, Key: "server", Msg: "missing: serve needs a [server] section"}
+	}
+	if l := fs.Lookup("listen").Value.String(); l != "" {
+		if _, _, err := net.SplitHostPort(l); err != nil {
+			return Usagef("--listen %q is not host:port (e.g. 127.0.0.1:8080)", l)
+		}
+		cfg.Server.Listen = l
 	}
 	st, err := store.Open(ctx, cfg.Server.Database)
 	if err != nil {
@@ -60,7 +69,7 @@ func runServe(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 	if len(cfg.Server.Sources) == 0 {
 		printSourceHelp(env.Stdout, cfg)
 	}
-	return srv.ListenAndServe(ctx)
+	return busyPortHint(srv.ListenAndServe(ctx), cfg.Server.Listen)
 }
 
 // printSourceHelp tells how to add a source when none is configured.

@@ -39,7 +39,14 @@ type Config struct {
 
 	// Path is the file the configuration was read from ("" for defaults).
 	Path string `toml:"-"`
+	// Warnings are accepted but doubtful settings (e.g. a short source
+	// key), for the log and the check verb.
+	Warnings []*Error `toml:"-"`
 }
+
+// MinKeyLen is the key length new sources should have; shorter keys (an
+// old ESP8266 logger's, kept in its flash) are accepted with a warning.
+const MinKeyLen = 8
 
 // Server is the [server] section: the receiver, API and dashboard.
 type Server struct {
@@ -311,12 +318,15 @@ func Parse(path string, data []byte, lookup func(string) (string, bool)) (*Confi
 			if pe.Message == "" {
 				msg = err.Error()
 			}
+			if pe.Position.Line > 0 && key != "" {
+				key = newLineIndex(data).indexKeyAt(pe.Position.Line, key)
+			}
 			return nil, &Error{File: path, Line: pe.Position.Line, Key: key, Msg: msg}
 		}
 		msg := strings.TrimPrefix(err.Error(), "toml: ")
 		if m := decodeErrRE.FindStringSubmatch(msg); m != nil {
 			line, _ := strconv.Atoi(m[1])
-			return nil, &Error{File: path, Line: line, Key: m[2], Msg: m[3]}
+			return nil, &Error{File: path, Line: line, Key: newLineIndex(data).indexKeyAt(line, m[2]), Msg: m[3]}
 		}
 		return nil, &Error{File: path, Msg: msg}
 	}
@@ -326,12 +336,21 @@ func Parse(path string, data []byte, lookup func(string) (string, bool)) (*Confi
 	add := func(key, format string, args ...any) {
 		errs = append(errs, &Error{File: path, Line: lines.find(key), Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
+	seenUnknown := map[string]int{}
 	for _, k := range md.Undecoded() {
-		add(k.String(), "unknown key (misspelt, or in the wrong section?)")
+		// Keys inside array tables come without their index
+		// ("meters.urll"): find the n-th place the key is written.
+		key := k.String()
+		line, indexed := lines.locate(key, seenUnknown[key])
+		seenUnknown[key]++
+		errs = append(errs, &Error{File: path, Line: line, Key: indexed, Msg: "unknown key (misspelt, or in the wrong section?)"})
 	}
 	expandEnv(reflect.ValueOf(&c).Elem(), "", lookup, add)
 	c.applyDefaults()
 	c.validate(add)
+	c.warn(func(key, format string, args ...any) {
+		c.Warnings = append(c.Warnings, &Error{File: path, Line: lines.find(key), Key: key, Msg: fmt.Sprintf(format, args...)})
+	})
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -458,8 +477,6 @@ func (c *Config) validate(add func(key, format string, args ...any)) {
 			switch {
 			case src.Key == "":
 				add(p+".key", "missing (the key the logger sends; use ${VAR} to read it from the environment)")
-			case len(src.Key) < 8:
-				add(p+".key", "too short (at least 8 characters)")
 			case keys[src.Key] != "":
 				add(p+".key", "same key as source %q: keys tell sources apart", keys[src.Key])
 			}
@@ -568,6 +585,18 @@ func (c *Config) validate(add func(key, format string, args ...any)) {
 	}
 }
 
+// warn reports settings that are accepted but doubtful.
+func (c *Config) warn(add func(key, format string, args ...any)) {
+	if c.Server == nil {
+		return
+	}
+	for i, src := range c.Server.Sources {
+		if src.Key != "" && len(src.Key) < MinKeyLen {
+			add(fmt.Sprintf("server.sources[%d].key", i), "only %d characters: accepted for an existing logger that cannot be changed, but easy to guess; give new loggers a key of at least %d characters", len(src.Key), MinKeyLen)
+		}
+	}
+}
+
 // Source returns the configured source called name.
 func (s *Server) Source(name string) (Source, bool) {
 	for _, src := range s.Sources {
@@ -637,6 +666,70 @@ var (
 	keyRE      = regexp.MustCompile(`^\s*([A-Za-z0-9_\-]+)\s*=`)
 	indexRE    = regexp.MustCompile(`\[\d+\]`)
 )
+
+// tableAt returns the table (with array indexes, "meters[1]") that line
+// (1-based) belongs to.
+func (li lineIndex) tableAt(line int) string {
+	counts := map[string]int{}
+	table := ""
+	for n, l := range li.lines {
+		if n >= line {
+			break
+		}
+		if m := arrTableRE.FindStringSubmatch(l); m != nil {
+			table = fmt.Sprintf("%s[%d]", m[1], counts[m[1]])
+			counts[m[1]]++
+		} else if m := tableRE.FindStringSubmatch(l); m != nil {
+			table = m[1]
+		}
+	}
+	return table
+}
+
+// indexKeyAt turns a key the decoder reports without array indexes
+// ("meters.channel") into the indexed one ("meters[1].channel") using the
+// table that line is in.
+func (li lineIndex) indexKeyAt(line int, key string) string {
+	table := li.tableAt(line)
+	i := strings.LastIndex(key, ".")
+	if i < 0 || table == "" || indexRE.ReplaceAllString(table, "") != key[:i] {
+		return key
+	}
+	return table + key[i:]
+}
+
+// locate finds the n-th (0-based) place a key given without array indexes
+// ("meters.urll") is written; it returns its line and the indexed key
+// ("meters[1].urll"), or 0 and key when it is not found.
+func (li lineIndex) locate(key string, n int) (int, string) {
+	want, leaf := "", key
+	if i := strings.LastIndex(key, "."); i >= 0 {
+		want, leaf = key[:i], key[i+1:]
+	}
+	counts := map[string]int{}
+	table := ""
+	for ln, line := range li.lines {
+		if m := keyRE.FindStringSubmatch(line); m != nil {
+			if m[1] == leaf && indexRE.ReplaceAllString(table, "") == want {
+				if n == 0 {
+					if table == "" {
+						return ln + 1, leaf
+					}
+					return ln + 1, table + "." + leaf
+				}
+				n--
+			}
+			continue
+		}
+		if m := arrTableRE.FindStringSubmatch(line); m != nil {
+			table = fmt.Sprintf("%s[%d]", m[1], counts[m[1]])
+			counts[m[1]]++
+		} else if m := tableRE.FindStringSubmatch(line); m != nil {
+			table = m[1]
+		}
+	}
+	return li.find(key), key
+}
 
 // find returns the 1-based line of key, or that of its table's header when
 // the key is not written there, or 0.

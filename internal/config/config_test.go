@@ -100,6 +100,12 @@ func TestErrorsNameKeyAndLine(t *testing.T) {
 		{"meter url", "[[meters]]\nname = \"m\"\ntype = \"shelly\"\nurl = \"fritz.box\"\n", "meters[0].url", 4, "http://"},
 		{"uplink meter", "[[meters]]\nname = \"m\"\ntype = \"shelly\"\nurl = \"http://x\"\n[[uplinks]]\nname = \"u\"\nurl = \"http://y/\"\nkey = \"k\"\nmeters = [\"n\"]\n", "uplinks[0].meters[0]", 9, "no meter is named"},
 		{"uplink protocol", "[[uplinks]]\nname = \"u\"\nurl = \"http://y/\"\nkey = \"k\"\nprotocol = \"mqtt\"\n", "uplinks[0].protocol", 5, "legacy or native"},
+		{"meter typo", "[[meters]]\nname = \"m\"\ntype = \"shelly\"\nurl = \"http://x\"\n[[meters]]\nname = \"n\"\ntype = \"shelly\"\nurl = \"http://x\"\nurll = \"http://x\"\n", "meters[1].urll", 9, "unknown key"},
+		{"meter wrong type", "[[meters]]\nname = \"m\"\ntype = \"shelly\"\nurl = \"http://x\"\n[[meters]]\nname = \"n\"\nchannel = \"x\"\n", "meters[1].channel", 7, "incompatible types"},
+		{"meter duration", "[[meters]]\nname = \"m\"\ntimeout = \"x\"\n", "meters[0].timeout", 3, "not a duration"},
+		{"source typo", "[server]\n[[server.sources]]\nname = \"a\"\nkey = \"12345678\"\n[[server.sources]]\nname = \"b\"\nkey = \"87654321\"\nkee = 1\n", "server.sources[1].kee", 8, "unknown key"},
+		{"uplink typo", "[[uplinks]]\nname = \"u\"\nurl = \"http://y/\"\nkey = \"k\"\nprotocl = \"legacy\"\n", "uplinks[0].protocl", 5, "unknown key"},
+		{"uplink duration", "[[uplinks]]\nname = \"u\"\nurl = \"http://y/\"\nkey = \"k\"\ntimeout = 5\n", "uplinks[0].timeout", 5, "not a duration"},
 		{"database", "[server]\ndatabase = \"mysql://x\"\n", "server.database", 2, "sqlite"},
 		{"wrong type", "[server]\nlisten = 8080\n", "", 2, "incompatible types"},
 		{"syntax", "[server\nlisten = 1\n", "", 2, "table name"},
@@ -191,5 +197,21 @@ invert = true
 `), func(string) (string, bool) { return "", false })
 	if err == nil || !strings.Contains(err.Error(), "meters[0].invert: would flip every device") {
 		t.Errorf("ain-less invert: %v", err)
+	}
+}
+
+// A short key (an old logger's, in its flash) is accepted with a warning
+// naming the key and its line; 8 and more give no warning.
+func TestShortKeyWarns(t *testing.T) {
+	c, err := Parse("pm.toml", []byte("[server]\n[[server.sources]]\nname = \"old\"\nkey = \"abc\"\n[[server.sources]]\nname = \"new\"\nkey = \"12345678\"\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) != 1 {
+		t.Fatalf("warnings = %v, want one", c.Warnings)
+	}
+	w := c.Warnings[0]
+	if w.Key != "server.sources[0].key" || w.Line != 4 || !strings.Contains(w.Error(), "only 3 characters") {
+		t.Errorf("warning = %v", w)
 	}
 }

@@ -56,6 +56,7 @@ type Store struct {
 	preparedSrc map[int64]struct{}
 	insQ        map[int64][]string // source id → insertQueries
 
+	unlock    func() // releases the shared lock on the file
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -138,7 +139,14 @@ func OpenFile(ctx context.Context, path string) (*Store, error) {
 		r.Close()
 		return nil, fmt.Errorf("open database %s for reading: %w", path, err)
 	}
+	unlock, err := lockShared(path)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
 	s := &Store{
+		unlock:  unlock,
 		path:    path,
 		w:       w,
 		r:       r,
@@ -155,6 +163,7 @@ func OpenFile(ctx context.Context, path string) (*Store, error) {
 	if err := s.prepare(ctx, qSource, qDevStats, qClock, qDay, qClockExec, qDayClock, qSavepoint, qRollbackTo, qRelease); err != nil {
 		w.Close()
 		r.Close()
+		unlock()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	s.gc = groupcommit.New(s.begin, groupcommit.Options{Log: s.log})
@@ -198,6 +207,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.gc.Close()
 		s.closeErr = errors.Join(s.r.Close(), s.w.Close())
+		s.unlock()
 		if s.closeErr != nil {
 			s.closeErr = fmt.Errorf("close database %s: %w", s.path, s.closeErr)
 		}
