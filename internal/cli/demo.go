@@ -19,6 +19,7 @@ import (
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/emulate"
 	"github.com/powermeter/powermeter/internal/meter/fritzdect"
+	"github.com/powermeter/powermeter/internal/store"
 )
 
 func init() {
@@ -46,12 +47,14 @@ Stop it with Ctrl-C.`,
 type demoDevice struct {
 	kind, profile, meter, typ string
 	user, password, ain       string
+	role, label, temperature  string
 }
 
 var demoDevices = []demoDevice{
-	{kind: "fritzbox", meter: "balcony", typ: "fritzdect", user: "demo", password: "demo-fritz", ain: fritzdect.EmuAINSolar},
-	{kind: "shelly-gen1", profile: "fridge", meter: "fridge", typ: "shelly"},
-	{kind: "shelly-pro3em", profile: "house3", meter: "grid", typ: "shelly"},
+	{kind: "fritzbox", meter: "balcony", typ: "fritzdect", user: "demo", password: "demo-fritz", ain: fritzdect.EmuAINSolar,
+		role: "pv", label: "Balkonkraftwerk", temperature: "device"},
+	{kind: "shelly-gen1", profile: "fridge", meter: "fridge", typ: "shelly", role: "consumer", label: "Kühlschrank"},
+	{kind: "shelly-pro3em", profile: "house3", meter: "grid", typ: "shelly", role: "grid", label: "Netz"},
 }
 
 func runDemo(ctx context.Context, env *Env, fs *flag.FlagSet) error {
@@ -123,6 +126,10 @@ func runDemo(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 		if d.ain != "" {
 			fmt.Fprintf(&meters, "ain = %q\n", d.ain)
 		}
+		fmt.Fprintf(&meters, "role = %q\nlabel = %q\n", d.role, d.label)
+		if d.temperature != "" {
+			fmt.Fprintf(&meters, "temperature = %q\n", d.temperature)
+		}
 		fmt.Fprintf(env.Stdout, "  emulated %-14s (meter %q) at http://%s\n", d.kind, d.meter, eln.Addr())
 		started++
 	}
@@ -130,6 +137,7 @@ func runDemo(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 		return fmt.Errorf("no emulator is available (known kinds: %v)", emulate.Kinds())
 	}
 
+	dbURL := "sqlite://" + filepath.Join(dir, "powermeter.db")
 	key := make([]byte, 16)
 	if _, err := rand.Read(key); err != nil {
 		return fmt.Errorf("making a key: %w", err)
@@ -144,15 +152,32 @@ database = %q
 [[server.sources]]
 name = "demo"
 key = %q
+[server.sources.tariff]               # an example tariff
+currency = "EUR"
+base_fee = 12.50
+investment = 499.00                   # the balcony plant
+invested_on = %q
+[[server.sources.tariff.import]]
+price = 0.32
+[[server.sources.tariff.import.windows]]
+from = 22                             # cheaper at night
+to = 6
+price = 0.27
+[[server.sources.tariff.feed_in]]
+price = 0.0
 
 [logger]
 interval = "10s"
 source = "demo"
 status_listen = "127.0.0.1:0"
-%s`, config.DefaultZone, dir, ln.Addr().String(), "sqlite://"+filepath.Join(dir, "powermeter.db"), hex.EncodeToString(key), meters.String())
+%s`, config.DefaultZone, dir, ln.Addr().String(), dbURL, hex.EncodeToString(key),
+		time.Now().In(zone).AddDate(0, 0, -demoHistoryDays).Format("2006-01-02"), meters.String())
 	cfg, err := config.Parse("(demo)", []byte(toml), func(string) (string, bool) { return "", false })
 	if err != nil {
 		return fmt.Errorf("demo configuration: %w", err)
+	}
+	if err := fillDemo(ctx, env, dbURL, zone); err != nil {
+		return err
 	}
 	url := "http://" + ln.Addr().String() + "/"
 	return runConfig(ctx, env.Log, cfg, runParts{
@@ -161,4 +186,22 @@ status_listen = "127.0.0.1:0"
 			fmt.Fprintf(env.Stdout, "\npowermeter demo: dashboard at %s\n  data in %s\n  readings every 10 s; stop with Ctrl-C\n", url, dir)
 		},
 	})
+}
+
+// fillDemo writes the demo's history into an empty database.
+func fillDemo(ctx context.Context, env *Env, dbURL string, zone *time.Location) error {
+	st, err := store.Open(ctx, dbURL)
+	if err != nil {
+		return fmt.Errorf("opening the demo database: %w", err)
+	}
+	defer st.Close()
+	start := time.Now()
+	n, err := writeDemoHistory(ctx, st, "demo", zone, time.Now())
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		fmt.Fprintf(env.Stdout, "  wrote %d days of history (%d readings) in %.1f s\n", demoHistoryDays, n, time.Since(start).Seconds())
+	}
+	return nil
 }

@@ -81,6 +81,7 @@ func TestDemoServesReadingsAndCleansUp(t *testing.T) {
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("data folder: %v", err)
 	}
+	checkDemoEnergy(t, base)
 	cancel()
 	select {
 	case err := <-done:
@@ -92,5 +93,51 @@ func TestDemoServesReadingsAndCleansUp(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("temporary folder %s left behind (%v)", dir, err)
+	}
+}
+
+// checkDemoEnergy checks the demo's history adds up: every day's home
+// consumption is import + production − export, the fridge is a share of
+// it, and the example tariff gives savings.
+func checkDemoEnergy(t *testing.T, base string) {
+	t.Helper()
+	from := time.Now().AddDate(0, 0, -demoHistoryDays).Format("2006-01-02")
+	resp, err := http.Get(base + "api/v1/sources/demo/energy?step=day&from=" + from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var a struct {
+		Rows []struct {
+			Key        string             `json:"key"`
+			Import     float64            `json:"import_wh"`
+			Export     float64            `json:"export_wh"`
+			Production float64            `json:"production_wh"`
+			Home       *float64           `json:"home_wh"`
+			Rest       *float64           `json:"rest_of_home_wh"`
+			App        map[string]float64 `json:"appliance_wh"`
+			Savings    float64            `json:"savings"`
+			Cost       float64            `json:"cost"`
+		} `json:"rows"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Rows) < demoHistoryDays {
+		t.Fatalf("%d days of energy, want at least %d", len(a.Rows), demoHistoryDays)
+	}
+	for _, r := range a.Rows[1 : len(a.Rows)-1] { // whole days
+		if r.Home == nil || r.Rest == nil {
+			t.Fatalf("%s: no home consumption", r.Key)
+		}
+		if d := *r.Home - (r.Import + r.Production - r.Export); d > 0.01 || d < -0.01 {
+			t.Errorf("%s: home %v ≠ import %v + production %v − export %v", r.Key, *r.Home, r.Import, r.Production, r.Export)
+		}
+		if f := r.App["fridge"]; f < 500 || f > 1500 || *r.Rest+f-*r.Home > 0.01 {
+			t.Errorf("%s: fridge %v Wh, rest %v of home %v", r.Key, f, *r.Rest, *r.Home)
+		}
+		if r.Production <= 0 || r.Savings <= 0 || r.Cost <= 0 {
+			t.Errorf("%s: production %v savings %v cost %v", r.Key, r.Production, r.Savings, r.Cost)
+		}
 	}
 }

@@ -45,7 +45,7 @@ type energyRow struct {
 func r3(v float64) float64 { return math.Round(v*1000) / 1000 }
 func r4(v float64) float64 { return math.Round(v*10000) / 10000 }
 
-func apiRow(r energy.Row) energyRow {
+func apiRow(r energy.Row, zone *time.Location) energyRow {
 	f, m := r.Flow, r.Money
 	out := energyRow{
 		Key: r.Key, Days: r.Days,
@@ -55,7 +55,7 @@ func apiRow(r energy.Row) energyRow {
 		HomeKnown: f.HomeKnown,
 	}
 	if !r.Start.IsZero() {
-		out.Start = r.Start.Format(time.RFC3339)
+		out.Start = r.Start.In(zone).Format(time.RFC3339)
 	}
 	if f.HomeKnown {
 		h, rest := r3(f.Home), r3(f.Rest)
@@ -178,9 +178,9 @@ func (s *Server) apiEnergy(w http.ResponseWriter, r *http.Request) {
 		body.Missing = []string{"home_wh", "self_consumption_wh", "autarky", "self_consumption_rate", "rest_of_home_wh"}
 	}
 	for _, row := range rows {
-		body.Rows = append(body.Rows, apiRow(row))
+		body.Rows = append(body.Rows, apiRow(row, zone))
 	}
-	body.Total = apiRow(energy.Total(rows))
+	body.Total = apiRow(energy.Total(rows), zone)
 	if p, ok, err := calc.Payback(r.Context(), now); err != nil {
 		s.storeFailed(w, "computing the payback", err)
 		return
