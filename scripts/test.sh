@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of powermeter. On a fresh Debian machine it first installs
-# what the tests need: Chromium (browser tests) and a PostgreSQL server on
-# 127.0.0.1:5432 (store tests for the postgres backend).
+# what the tests need: Chromium (browser tests), a PostgreSQL server on
+# 127.0.0.1:5432 (store tests for the postgres backend) and the Mosquitto
+# MQTT broker on 127.0.0.1:1883 (MQTT uplink, meter and Home Assistant tests;
+# some tests also start their own mosquitto on a free port).
 #
 #   scripts/test.sh            everything (race detector on)
 #   SKIP_SETUP=1 scripts/test.sh   do not install or start anything
@@ -14,6 +16,7 @@ setup() {
   local need=()
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
+  command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
   if [ ${#need[@]} -gt 0 ]; then
     echo "== installing ${need[*]}"
     as_root apt-get update -qq
@@ -30,6 +33,14 @@ setup() {
     fi
     as_root pg_ctlcluster --skip-systemctl-redirect "$ver" main start
     for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  fi
+  if ! (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then
+    echo "== starting Mosquitto on 127.0.0.1:1883"
+    local conf=/tmp/powermeter-test-mosquitto.conf
+    printf 'listener 1883 127.0.0.1\nallow_anonymous true\n' >"$conf"
+    chmod 644 "$conf"
+    as_root /usr/sbin/mosquitto -d -c "$conf"
+    for _ in $(seq 1 30); do (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null && break; sleep 0.2; done
   fi
   psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='test'" | grep -q 1 ||
     psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE test" >/dev/null

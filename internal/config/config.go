@@ -146,6 +146,23 @@ type Meter struct {
 	// FRITZ!OS 8.2 when the box offers it), "rest" or "aha".
 	API string `toml:"api"`
 
+	// MQTT meters (type = "mqtt"): url is the broker (mqtt:// or mqtts://).
+	// Format is what the device publishes: tasmota, shelly, opendtu,
+	// ahoydtu or json.
+	Format string `toml:"format"`
+	// Topic is the device's topic (Tasmota's %topic%, the Shelly's topic
+	// prefix or shellies/<id>, OpenDTU's serial, AhoyDTU's inverter name;
+	// format json: the full topic). A format's default prefix is added
+	// when the topic has no '/'.
+	Topic string `toml:"topic"`
+	// MaxAge: a value older than this reads like an unreachable device
+	// (default 3 × the logger interval, at least 30 s; Tasmota sends every
+	// TelePeriod, so set it above that).
+	MaxAge   Duration `toml:"max_age"`
+	ClientID string   `toml:"client_id"`
+	// JSON maps values to dotted paths in the payload (format json).
+	JSON *JSONPaths `toml:"json"`
+
 	// Index is the position in the file (for error messages).
 	Index int `toml:"-"`
 }
@@ -168,6 +185,22 @@ type SML struct {
 	CurrentL1 string `toml:"current_l1"`
 	CurrentL2 string `toml:"current_l2"`
 	CurrentL3 string `toml:"current_l3"`
+}
+
+// JSONPaths are dotted paths ("ENERGY.Power", "data.0.p") into a JSON
+// payload, for meters of format json.
+type JSONPaths struct {
+	Power       string   `toml:"power"`
+	EnergyIn    string   `toml:"energy_in"`
+	EnergyOut   string   `toml:"energy_out"`
+	Temperature string   `toml:"temperature"`
+	Voltage     string   `toml:"voltage"`
+	Phases      []string `toml:"phases"`
+	// EnergyUnit is "Wh" (default) or "kWh".
+	EnergyUnit string `toml:"energy_unit"`
+	// Time is a path to an RFC 3339 time or epoch seconds; without it the
+	// arrival time counts.
+	Time string `toml:"time"`
 }
 
 // Logger is the [logger] section.
@@ -195,10 +228,28 @@ type Uplink struct {
 	CAFile   string   `toml:"ca_file"`
 	Insecure bool     `toml:"insecure"`
 	Timeout  Duration `toml:"timeout"`
+
+	// MQTT uplinks (protocol = "mqtt"; url mqtt://host:1883 or mqtts://).
+	Username string `toml:"username"`
+	Password string `toml:"password"`
+	ClientID string `toml:"client_id"`
+	// TopicPrefix is where the readings go (default "powermeter/<source>").
+	TopicPrefix string `toml:"topic_prefix"`
+	// HomeAssistant turns discovery on or off (default on).
+	HomeAssistant *bool `toml:"homeassistant"`
+	// DiscoveryPrefix is Home Assistant's discovery prefix (default
+	// "homeassistant").
+	DiscoveryPrefix string `toml:"discovery_prefix"`
 }
 
+// Discovery reports whether Home Assistant discovery is on.
+func (u Uplink) Discovery() bool { return u.HomeAssistant == nil || *u.HomeAssistant }
+
 // MeterTypes are the meter families the registry knows.
-var MeterTypes = []string{"fritzdect", "shelly", "tasmota", "ahoydtu", "opendtu", "epever"}
+var MeterTypes = []string{"fritzdect", "shelly", "tasmota", "ahoydtu", "opendtu", "epever", "mqtt"}
+
+// MQTTFormats are the payload formats of MQTT meters.
+var MQTTFormats = []string{"tasmota", "shelly", "opendtu", "ahoydtu", "json"}
 
 // Zone is an IANA time zone name, checked when the file is read.
 type Zone struct{ *time.Location }
@@ -398,7 +449,7 @@ func (c *Config) applyDefaults() {
 			m.Timeout.Duration = 5 * time.Second
 		}
 		// a smart-meter read head sits at the grid connection
-		if m.Type == "tasmota" && m.SML != nil && m.Role == "" {
+		if (m.Type == "tasmota" || m.Type == "mqtt" && m.Format == "tasmota") && m.SML != nil && m.Role == "" {
 			m.Role = string(household.Grid)
 		}
 	}
@@ -427,6 +478,15 @@ func (c *Config) applyDefaults() {
 		}
 		if u.Timeout.Duration == 0 {
 			u.Timeout.Duration = 10 * time.Second
+		}
+		if u.Protocol == "mqtt" {
+			if u.TopicPrefix == "" {
+				u.TopicPrefix = "powermeter/" + c.Logger.Source
+			}
+			u.TopicPrefix = strings.TrimSuffix(u.TopicPrefix, "/")
+			if u.DiscoveryPrefix == "" {
+				u.DiscoveryPrefix = "homeassistant"
+			}
 		}
 	}
 }
@@ -503,7 +563,11 @@ func (c *Config) validate(add func(key, format string, args ...any)) {
 		if !known {
 			add(p+".type", "%q: want one of %s", m.Type, strings.Join(MeterTypes, ", "))
 		}
-		if m.URL == "" {
+		if m.Type == "mqtt" {
+			c.validateMQTTMeter(p, m, add)
+		} else if m.Format != "" || m.Topic != "" {
+			add(p+".format", "format and topic are only for type = \"mqtt\"")
+		} else if m.URL == "" {
 			add(p+".url", "missing (the device's address, e.g. \"http://192.168.178.1\")")
 		} else if u, err := url.Parse(m.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add(p+".url", "%q: want http://host or https://host", m.URL)
@@ -538,8 +602,8 @@ func (c *Config) validate(add func(key, format string, args ...any)) {
 		if m.API != "" && m.API != "auto" && m.API != "rest" && m.API != "aha" {
 			add(p+".api", "%q: want auto, rest (FRITZ!OS 8.2+) or aha", m.API)
 		}
-		if m.SML != nil && m.Type != "tasmota" {
-			add(p+".sml", "only for type tasmota (a read head running Tasmota's SML script)")
+		if m.SML != nil && m.Type != "tasmota" && !(m.Type == "mqtt" && m.Format == "tasmota") {
+			add(p+".sml", "only for type tasmota, or mqtt with format tasmota (a read head running Tasmota's SML script)")
 		}
 		if m.Type == "fritzdect" && m.Invert && m.AIN == "" && len(m.AINs) == 0 {
 			add(p+".invert", "would flip every device on the FRITZ!Box (a fridge would show feed-in): name the solar ones in invert_ains = [\"…\"], or pick one with ain")
@@ -562,14 +626,18 @@ func (c *Config) validate(add func(key, format string, args ...any)) {
 			add(p+".name", "%q is used twice", u.Name)
 		}
 		upNames[u.Name] = true
-		if pu, err := url.Parse(u.URL); u.URL == "" || err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-			add(p+".url", "%q: want the server's base URL, e.g. \"https://example.com/powermeter/\"", u.URL)
-		}
-		if u.Protocol != "legacy" && u.Protocol != "native" {
-			add(p+".protocol", "%q: want legacy or native", u.Protocol)
-		}
-		if u.Key == "" {
-			add(p+".key", "missing")
+		if u.Protocol == "mqtt" {
+			validateMQTTUplink(p, u, add)
+		} else {
+			if pu, err := url.Parse(u.URL); u.URL == "" || err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+				add(p+".url", "%q: want the server's base URL, e.g. \"https://example.com/powermeter/\"", u.URL)
+			}
+			if u.Protocol != "legacy" && u.Protocol != "native" {
+				add(p+".protocol", "%q: want legacy, native or mqtt", u.Protocol)
+			}
+			if u.Key == "" {
+				add(p+".key", "missing")
+			}
 		}
 		if u.Method != "get" && u.Method != "post" {
 			add(p+".method", "%q: want get or post", u.Method)

@@ -99,7 +99,7 @@ func TestErrorsNameKeyAndLine(t *testing.T) {
 		{"fritz user", "[[meters]]\nname = \"m\"\ntype = \"fritzdect\"\nurl = \"http://fritz.box\"\n", "meters[0].username", 1, "fritz1234"},
 		{"meter url", "[[meters]]\nname = \"m\"\ntype = \"shelly\"\nurl = \"fritz.box\"\n", "meters[0].url", 4, "http://"},
 		{"uplink meter", "[[meters]]\nname = \"m\"\ntype = \"shelly\"\nurl = \"http://x\"\n[[uplinks]]\nname = \"u\"\nurl = \"http://y/\"\nkey = \"k\"\nmeters = [\"n\"]\n", "uplinks[0].meters[0]", 9, "no meter is named"},
-		{"uplink protocol", "[[uplinks]]\nname = \"u\"\nurl = \"http://y/\"\nkey = \"k\"\nprotocol = \"mqtt\"\n", "uplinks[0].protocol", 5, "legacy or native"},
+		{"uplink protocol", "[[uplinks]]\nname = \"u\"\nurl = \"http://y/\"\nkey = \"k\"\nprotocol = \"smtp\"\n", "uplinks[0].protocol", 5, "legacy, native or mqtt"},
 		{"meter typo", "[[meters]]\nname = \"m\"\ntype = \"shelly\"\nurl = \"http://x\"\n[[meters]]\nname = \"n\"\ntype = \"shelly\"\nurl = \"http://x\"\nurll = \"http://x\"\n", "meters[1].urll", 9, "unknown key"},
 		{"meter wrong type", "[[meters]]\nname = \"m\"\ntype = \"shelly\"\nurl = \"http://x\"\n[[meters]]\nname = \"n\"\nchannel = \"x\"\n", "meters[1].channel", 7, "incompatible types"},
 		{"meter duration", "[[meters]]\nname = \"m\"\ntimeout = \"x\"\n", "meters[0].timeout", 3, "not a duration"},

@@ -55,6 +55,8 @@ type Options struct {
 	// OnRound is called after each round with its instant and the number
 	// of readings taken.
 	OnRound func(slot time.Time, n int)
+	// Version is powermeter's version (shown to Home Assistant).
+	Version string
 }
 
 type meterSlot struct {
@@ -144,6 +146,7 @@ func New(cfg *config.Config, o Options) (*Logger, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		l.closeMeters(ctx)
+		l.closeSenders()
 		return nil, err
 	}
 	l.setLED(Starting)
@@ -157,12 +160,16 @@ func New(cfg *config.Config, o Options) (*Logger, error) {
 		l.meters = append(l.meters, &meterSlot{cfg: mc, m: m})
 		l.mstat = append(l.mstat, MeterStatus{Name: mc.Name, Type: mc.Type})
 		types[mc.Name] = mc.Type
+		if mc.Type == "mqtt" {
+			types[mc.Name] = "mqtt/" + mc.Format
+		}
 		order = append(order, mc.Name)
 	}
 	for i, uc := range cfg.Uplinks {
 		s, err := uplink.New(uc, i, uplink.Options{
 			Log: l.log, Zone: l.zone, MeterTypes: types, MeterOrder: order, File: cfg.Path,
 			OnReject: l.rejected(len(l.ustat)),
+			Source:   cfg.Logger.Source, Interval: l.interval, Version: o.Version,
 		})
 		if err != nil {
 			return fail(err)
@@ -315,6 +322,7 @@ func (l *Logger) Run(ctx context.Context) error {
 	l.flush()
 	stopWorkers()
 	workers.Wait()
+	l.closeSenders()
 	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	l.closeMeters(cctx)
 	cancel()
@@ -360,6 +368,20 @@ func (l *Logger) flush() {
 	for _, s := range l.senders {
 		if n := l.ob.Backlog(s.s.Name()); n > 0 {
 			l.log.Warn("uplink still has readings waiting; they stay in the outbox for the next start", "uplink", s.s.Name(), "waiting", n)
+		}
+	}
+}
+
+// closeSenders closes the uplinks that hold a connection (MQTT: an
+// "offline" availability, then disconnect).
+func (l *Logger) closeSenders() {
+	for _, s := range l.senders {
+		if c, ok := s.s.(uplink.Closer); ok {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			if err := c.Close(ctx); err != nil {
+				l.log.Warn("closing uplink", "uplink", s.s.Name(), "err", err)
+			}
+			cancel()
 		}
 	}
 }

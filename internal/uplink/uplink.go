@@ -52,7 +52,8 @@ type Rejected struct {
 type Options struct {
 	Log  *slog.Logger
 	Zone *time.Location
-	// MeterTypes maps a meter name to its type (for the legacy decimals).
+	// MeterTypes maps a meter name to its type (for the legacy decimals;
+	// MQTT meters: "mqtt/<format>").
 	MeterTypes map[string]string
 	// MeterOrder is the order of the configured meters (legacy sum lines).
 	MeterOrder []string
@@ -60,6 +61,18 @@ type Options struct {
 	File string
 	// OnReject is called for every item dropped as refused.
 	OnReject func(Rejected)
+	// Source is the logger's source name (MQTT topics, HA ids).
+	Source string
+	// Interval is the logger's interval (HA's expire_after).
+	Interval time.Duration
+	// Version is powermeter's version (HA's origin).
+	Version string
+}
+
+// Closer is implemented by senders holding a connection (MQTT): the
+// logger closes them when it stops.
+type Closer interface {
+	Close(ctx context.Context) error
 }
 
 // New builds the sender for an [[uplinks]] entry.
@@ -72,6 +85,12 @@ func New(cfg config.Uplink, index int, o Options) (Sender, error) {
 	}
 	if o.OnReject == nil {
 		o.OnReject = func(Rejected) {}
+	}
+	if o.Source == "" {
+		o.Source = "home"
+	}
+	if cfg.Protocol == "mqtt" {
+		return newMQTT(cfg, index, o)
 	}
 	client, err := httpClient(cfg, index, o.Log)
 	if err != nil {
@@ -87,7 +106,7 @@ func New(cfg config.Uplink, index int, o Options) (Sender, error) {
 	case "native":
 		return newNative(cfg, client, o), nil
 	}
-	return nil, &config.Error{Key: fmt.Sprintf("uplinks[%d].protocol", index), Msg: fmt.Sprintf("%q: want legacy or native", cfg.Protocol)}
+	return nil, &config.Error{Key: fmt.Sprintf("uplinks[%d].protocol", index), Msg: fmt.Sprintf("%q: want legacy, native or mqtt", cfg.Protocol)}
 }
 
 // httpClient builds a client that verifies certificates (with ca_file as an
