@@ -61,6 +61,12 @@ type box struct {
 	rightsErr   error
 	list        *deviceList
 	listAt      time.Time
+	// api is the configured interface (auto, rest, aha); rest what we
+	// know of the REST API; restUnits the units worth asking per device UID.
+	api       string
+	keepFresh bool
+	rest      restState
+	restUnits map[string][]string
 }
 
 var (
@@ -81,6 +87,9 @@ func acquire(cfg config.Meter, base string, log *slog.Logger) (*box, error) {
 		if b.tlsKey != tlsKey {
 			return nil, meter.ConfigError(cfg, "ca_file", "ca_file/insecure differ from another meter that uses the same FRITZ!Box %s and user %s; they share one connection", base, cfg.Username)
 		}
+		if b.api != apiOf(cfg) {
+			return nil, meter.ConfigError(cfg, "api", "differs from another meter that uses the same FRITZ!Box %s and user %s; they share one session", base, cfg.Username)
+		}
 		b.refs++
 		return b, nil
 	}
@@ -100,7 +109,7 @@ func acquire(cfg config.Meter, base string, log *slog.Logger) (*box, error) {
 	b := &box{
 		key: key, base: base, user: cfg.Username, pass: cfg.Password, tlsKey: tlsKey,
 		hc: hc, timeout: devhttp.Timeout(cfg), log: log, refs: 1,
-		now: time.Now, cacheFor: roundCache,
+		now: time.Now, cacheFor: roundCache, api: apiOf(cfg),
 	}
 	pool[key] = b
 	return b, nil
@@ -126,6 +135,13 @@ func (b *box) release(ctx context.Context) error {
 		return fmt.Errorf("FRITZ!Box at %s: logout: %w", b.host(), err)
 	}
 	return nil
+}
+
+func apiOf(cfg config.Meter) string {
+	if cfg.API == "" {
+		return "auto"
+	}
+	return cfg.API
 }
 
 func (b *box) host() string {
@@ -165,6 +181,10 @@ func (b *box) post(ctx context.Context, path string, q, form url.Values) ([]byte
 // as *httpStatusError (wrapped in a meter error of kind BadAnswer, except
 // 403 which callers handle); transport failures are Unreachable.
 func (b *box) do(ctx context.Context, method, path string, q, form url.Values) ([]byte, error) {
+	return b.doReq(ctx, method, path, q, form, nil)
+}
+
+func (b *box) doReq(ctx context.Context, method, path string, q, form url.Values, header map[string]string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
 	u := b.base + path
@@ -181,6 +201,9 @@ func (b *box) do(ctx context.Context, method, path string, q, form url.Values) (
 	}
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	resp, err := b.hc.Do(req)
 	if err != nil {
@@ -240,7 +263,21 @@ func looksHTML(b []byte) bool {
 // when there is none, and on 403 logs in once more and retries once.
 // Called with b.mu held.
 func (b *box) command(ctx context.Context, cmd, ain string) ([]byte, error) {
-	b.sidFresh = false
+	return b.withSession(ctx, func(sid string) ([]byte, error) {
+		q := url.Values{"switchcmd": {cmd}, "sid": {sid}}
+		if ain != "" {
+			q.Set("ain", ain)
+		}
+		return b.get(ctx, "/webservices/homeautoswitch.lua", q)
+	})
+}
+
+// withSession runs one request with the session: it logs in when there is
+// none, and on 403 (AHA) or 401 (REST) logs in once more and retries once;
+// a fresh session refused means the user lacks the Smart Home right.
+// Called with b.mu held.
+func (b *box) withSession(ctx context.Context, req func(sid string) ([]byte, error)) ([]byte, error) {
+	b.sidFresh, b.keepFresh = b.keepFresh, false
 	for attempt := 0; ; attempt++ {
 		if b.sid == "" {
 			if b.now().Before(b.rightsRetry) {
@@ -250,12 +287,8 @@ func (b *box) command(ctx context.Context, cmd, ain string) ([]byte, error) {
 				return nil, err
 			}
 		}
-		q := url.Values{"switchcmd": {cmd}, "sid": {b.sid}}
-		if ain != "" {
-			q.Set("ain", ain)
-		}
-		body, err := b.get(ctx, "/webservices/homeautoswitch.lua", q)
-		if statusOf(err) != http.StatusForbidden {
+		body, err := req(b.sid)
+		if c := statusOf(err); c != http.StatusForbidden && c != http.StatusUnauthorized {
 			return body, err
 		}
 		fresh := b.sidFresh
@@ -265,7 +298,7 @@ func (b *box) command(ctx context.Context, cmd, ain string) ([]byte, error) {
 			b.rightsRetry = b.now().Add(rightsBackoff)
 			return nil, b.rightsErr
 		}
-		b.log.Debug("fritzdect: session refused (403), logging in again", "box", b.host())
+		b.log.Debug("fritzdect: session refused, logging in again", "box", b.host())
 	}
 }
 
@@ -292,6 +325,13 @@ func (b *box) deviceList(ctx context.Context) (*deviceList, time.Time, error) {
 		return b.list, b.listAt, nil
 	}
 	b.list = nil
+	if dl, at, handled, err := b.restDeviceList(ctx); handled {
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		b.list, b.listAt = dl, at
+		return dl, at, nil
+	}
 	body, err := b.command(ctx, "getdevicelistinfos", "")
 	if c := statusOf(err); c == http.StatusBadRequest || c == http.StatusNotFound {
 		b.legacy = true

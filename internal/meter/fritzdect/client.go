@@ -318,8 +318,8 @@ func (m *Meter) selectDevices(dl *deviceList) ([]device, error) {
 	bad := map[string]error{}
 	var order []string
 	var named []meter.NamedDevice
-	for i := range dl.Devices {
-		d, err := parseDevice(&dl.Devices[i])
+	for _, pd := range dl.all() {
+		d, err := pd.d, pd.err
 		n := normAIN(d.AIN)
 		if err != nil {
 			if n != "" {
@@ -557,8 +557,8 @@ func (m *Meter) Discover(ctx context.Context) ([]meter.Device, error) {
 		return nil, err
 	}
 	var out []meter.Device
-	for i := range dl.Devices {
-		d, err := parseDevice(&dl.Devices[i])
+	for _, pd := range dl.all() {
+		d, err := pd.d, pd.err
 		if err != nil || !d.isMeter() {
 			continue
 		}

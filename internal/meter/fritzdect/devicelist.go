@@ -21,6 +21,33 @@ const (
 type deviceList struct {
 	FWVersion string      `xml:"fwversion,attr"`
 	Devices   []xmlDevice `xml:"device"`
+	// parsed holds the devices read through the REST API (fromREST), in SI
+	// units already.
+	parsed   []device
+	fromREST bool
+}
+
+// parsedDevice is one device of a list, or why it could not be read.
+type parsedDevice struct {
+	d   device
+	err error
+}
+
+// all returns every device of the list, parsed.
+func (dl *deviceList) all() []parsedDevice {
+	if dl.fromREST {
+		out := make([]parsedDevice, len(dl.parsed))
+		for i, d := range dl.parsed {
+			out[i] = parsedDevice{d: d}
+		}
+		return out
+	}
+	out := make([]parsedDevice, len(dl.Devices))
+	for i := range dl.Devices {
+		d, err := parseDevice(&dl.Devices[i])
+		out[i] = parsedDevice{d, err}
+	}
+	return out
 }
 
 // xmlDevice keeps every value as text: not-present devices send empty

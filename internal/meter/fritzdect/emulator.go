@@ -26,8 +26,10 @@ func init() {
 			eo.LegacyOS = true
 		case "no-datatime":
 			eo.NoDataTime = true
+		case "fritzos82", "rest":
+			eo.FritzOS82 = true
 		default:
-			return nil, fmt.Errorf("fritzbox emulator: unknown profile %q (known: md5, legacy, no-datatime)", o.Profile)
+			return nil, fmt.Errorf("fritzbox emulator: unknown profile %q (known: md5, legacy, no-datatime, fritzos82)", o.Profile)
 		}
 		return NewEmulator(eo), nil
 	})
@@ -49,6 +51,10 @@ type EmulatorOptions struct {
 	LegacyOS bool
 	// NoDataTime leaves datatime out of getbasicdevicestats (older FRITZ!OS 7).
 	NoDataTime bool
+	// FritzOS82 adds the smart-home REST API of FRITZ!OS 8.2
+	// (/api/v0/smarthome/…, Authorization: AVM-SID); without it those paths
+	// answer 404 as on FRITZ!OS 7. AHA-HTTP works either way.
+	FritzOS82 bool
 	// Iter1, Iter2 are the PBKDF2 iterations (default 60000 and 6000 as
 	// real boxes; tests use small ones).
 	Iter1, Iter2 int
@@ -172,6 +178,8 @@ func NewEmulator(o EmulatorOptions) *Emulator {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/login_sid.lua", e.serveLogin)
 	mux.HandleFunc("/webservices/homeautoswitch.lua", e.serveAHA)
+	mux.HandleFunc("GET /api/v0/smarthome/overview/devices", e.serveRESTDevices)
+	mux.HandleFunc("GET /api/v0/smarthome/overview/units/{uid}", e.serveRESTUnit)
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprint(w, "<!DOCTYPE html><html><head><title>FRITZ!Box</title></head><body>FRITZ!Box (emulated)</body></html>\n")
