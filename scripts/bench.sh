@@ -11,7 +11,7 @@ set -eu
 
 cd "$(dirname "$0")/.."
 BENCHTIME="${BENCHTIME:-3s}"
-SECTIONS="server import store meters dashboard logger postgres"
+SECTIONS="server import store meters dashboard logger outbox postgres"
 
 # have PKG: the package directory exists and holds a benchmark.
 have() {
@@ -171,6 +171,18 @@ bench_meters() {
 # Dashboard pages rendered server-side with a year of 10-s readings.
 bench_dashboard() {
 	plain internal/dashboard 'DayPage|YearOverview' 40x "dashboard: day page and year overview, a year of 10-s readings"
+}
+
+# The outbox fault matrix (issue 9): bytes flipped, files cut and deleted,
+# at rest and with a batch in flight; readings lost and doubled must be 0
+# for every reading whose record is still on disk.
+bench_outbox() {
+	echo "== outbox: fault matrix (lost and doubled must be 0 and 0)"
+	if ! res=$(go test -count 1 -run '^TestFaultMatrix$' -v ./internal/outbox 2>&1); then
+		printf '%s\n' "$res" | grep -v '^=== ' | tail -n 40
+		return 1
+	fi
+	printf '%s\n' "$res" | sed -n 's/^ *fault_test.go:[0-9]*: /   /p'
 }
 
 # PostgreSQL (needs POWERMETER_TEST_POSTGRES, e.g.

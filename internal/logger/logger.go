@@ -67,6 +67,9 @@ type meterSlot struct {
 type senderSlot struct {
 	s    uplink.Sender
 	wake chan struct{} // closed at shutdown: retry now
+	// idleOn is the outbox notification the sender waits for after finding
+	// nothing to send (nil while it works); under Logger.mu.
+	idleOn <-chan struct{}
 }
 
 // Logger is the poll loop. Build it with New, start it with Run.
@@ -347,15 +350,21 @@ func (l *Logger) flush() {
 	deadline := time.Now().Add(l.opts.FlushTimeout)
 	for time.Now().Before(deadline) {
 		// Done when nothing waits, or every uplink that still has readings
-		// has failed again since the flush began (no use waiting for it).
+		// has failed again since the flush began (no use waiting for it),
+		// or found nothing to send since the last append.
 		pending := false
+		notify := l.ob.Notify()
 		for i, s := range l.senders {
 			if l.ob.Backlog(s.s.Name()) == 0 {
 				continue
 			}
 			l.mu.Lock()
 			u := l.ustat[i]
+			idle := s.idleOn != nil && s.idleOn == notify
 			l.mu.Unlock()
+			if idle {
+				continue
+			}
 			if !u.Failing || u.LastErrorAt.Before(began) {
 				pending = true
 			}
@@ -671,11 +680,17 @@ func (l *Logger) runSender(ctx context.Context, i int, ss *senderSlot) {
 		notify := l.ob.Notify()
 		items, err := l.ob.Pending(s.Name(), s.MaxBatch())
 		if err == nil && len(items) == 0 {
+			l.mu.Lock()
+			ss.idleOn = notify
+			l.mu.Unlock()
 			select {
 			case <-ctx.Done():
 				return
 			case <-notify:
 			}
+			l.mu.Lock()
+			ss.idleOn = nil
+			l.mu.Unlock()
 			continue
 		}
 		n := 0
@@ -838,7 +853,7 @@ func (l *Logger) Status() Status {
 	for i, s := range l.senders {
 		backlog[i] = l.ob.Backlog(s.s.Name())
 	}
-	obLen, dropped := l.ob.Len(), l.ob.Dropped()
+	obLen, dropped, lost, repairs := l.ob.Len(), l.ob.Dropped(), l.ob.Lost(), l.ob.Repairs()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := Status{
@@ -858,5 +873,7 @@ func (l *Logger) Status() Status {
 	}
 	st.Counters.OutboxLen = obLen
 	st.Counters.OutboxDropped = dropped + l.memDropped
+	st.Counters.OutboxLost = lost
+	st.Counters.OutboxRepairs = repairs
 	return st
 }

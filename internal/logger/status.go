@@ -87,6 +87,13 @@ type Counters struct {
 	OutboxLen     int    `json:"outbox_len"`
 	OutboxDropped uint64 `json:"outbox_dropped"`
 	OutboxErrors  uint64 `json:"outbox_errors"`
+	// OutboxLost counts readings an uplink could not be given because
+	// their outbox records were damaged or their files deleted.
+	OutboxLost uint64 `json:"outbox_lost"`
+	// OutboxRepairs counts repairs of the outbox: numbering continued
+	// after deleted or cut files, a deleted cursor or open segment file
+	// restored.
+	OutboxRepairs uint64 `json:"outbox_repairs"`
 	// LateMeters counts reads left out of their round because the meter
 	// did not answer within 9/10 of the interval.
 	LateMeters uint64 `json:"late_meters"`
