@@ -89,17 +89,17 @@ type Outbox struct {
 	droppedBelow uint64
 	// cut is the range of numbers Open found cut or deleted at the end of
 	// the log that had records.
-	cut [2]uint64
-	st           state
-	cursors      map[string]uint64
-	consumers    map[string]bool
-	hints        map[string]readHint
-	noted        map[string]uint64 // per consumer: losses below it were reported
-	dropped      uint64
-	lost         uint64
-	repairs      uint64
-	notify       chan struct{}
-	closed       bool
+	cut       [2]uint64
+	st        state
+	cursors   map[string]uint64
+	consumers map[string]bool
+	hints     map[string]readHint
+	noted     map[string]uint64 // per consumer: losses below it were reported
+	dropped   uint64
+	lost      uint64
+	repairs   uint64
+	notify    chan struct{}
+	closed    bool
 	// rd is reused by reads (under mu) to keep garbage low.
 	rd   segReader
 	lock *os.File
