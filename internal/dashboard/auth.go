@@ -23,7 +23,9 @@ const tokenCookie = "powermeter_read"
 // wrong keys count together). Only wrong credentials count: a request
 // without any, or with a stale cookie, does not.
 type Guard interface {
-	// Blocked reports whether r's address is blocked, and for how long still.
+	// Blocked reports whether r is to be refused as blocked (its address or
+	// user is), and for how long still. A Guard may also implement
+	// Succeeded(*http.Request), told of every request that got in.
 	Blocked(r *http.Request) (time.Duration, bool)
 	// Fail records wrong credentials from r's address. It returns how long
 	// to wait before answering, or that the address is now blocked and for
@@ -155,6 +157,7 @@ func (a *auth) wrap(d *Dashboard, h http.HandlerFunc) http.Handler {
 				MaxAge: 400 * 24 * 3600, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 				Secure: r.TLS != nil,
 			})
+			a.succeeded(r)
 			q.Del("token")
 			// a relative Location keeps working behind a path-stripping proxy
 			rel := path.Base(r.URL.Path)
@@ -171,6 +174,7 @@ func (a *auth) wrap(d *Dashboard, h http.HandlerFunc) http.Handler {
 		ok, presented := a.check(r)
 		switch {
 		case ok:
+			a.succeeded(r)
 			h(w, r)
 		case presented:
 			a.failed(d, w, r)
@@ -178,6 +182,14 @@ func (a *auth) wrap(d *Dashboard, h http.HandlerFunc) http.Handler {
 			a.deny(d, w, r)
 		}
 	})
+}
+
+// succeeded tells the Guard, when it wants to know, which credentials got
+// in (so they may pass a later block of the address).
+func (a *auth) succeeded(r *http.Request) {
+	if s, ok := a.guard.(interface{ Succeeded(*http.Request) }); ok {
+		s.Succeeded(r)
+	}
 }
 
 // failed answers wrong credentials: after the Guard's delay with 401, or

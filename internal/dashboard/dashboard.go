@@ -203,6 +203,11 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 }
 
 func (d *Dashboard) serveStatic(w http.ResponseWriter, r *http.Request) {
+	if strings.HasSuffix(r.URL.Path, "/") {
+		// a folder: no listing of what is there
+		http.NotFound(w, r)
+		return
+	}
 	if r.URL.Query().Get("v") == d.assetV {
 		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 	} else {

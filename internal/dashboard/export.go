@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -80,7 +81,8 @@ func (d *Dashboard) export(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 
-	bw := bufio.NewWriterSize(w, 64*1024)
+	cw := &countWriter{w: w}
+	bw := bufio.NewWriterSize(cw, 64*1024)
 	var err error
 	if format == "php" {
 		err = d.exportPHP(ctx, bw, source, p.Zone, start, end)
@@ -90,10 +92,33 @@ func (d *Dashboard) export(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = bw.Flush()
 	}
-	if err != nil && !errors.Is(err, context.Canceled) {
-		// the header is out; all that is left is to log and cut the stream
-		d.o.Log.Error("csv export", "source", source, "err", err)
+	switch {
+	case err == nil:
+	case r.Context().Err() != nil:
+		// the client went away
+	case cw.n == 0:
+		// nothing sent yet: a clean error answer is still possible
+		d.o.Log.Error("csv export failed", "source", source, "err", err)
+		h.Del("Content-Disposition")
+		http.Error(w, "storage unavailable: try again later", http.StatusServiceUnavailable)
+	default:
+		// Part of the file is out: end the connection without the final
+		// chunk, so the download shows as broken, not as a short file.
+		d.o.Log.Error("csv export failed midway; connection aborted", "source", source, "bytes", cw.n, "err", err)
+		panic(http.ErrAbortHandler)
 	}
+}
+
+// countWriter counts what reached the client.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }
 
 func ff(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }

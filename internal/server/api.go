@@ -2,6 +2,8 @@ package server
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -19,15 +21,21 @@ import (
 
 // readGrant checks read access; it answers the request itself when refused.
 func (s *Server) readGrant(w http.ResponseWriter, r *http.Request) (grant, bool) {
-	addr := clientAddr(r)
-	if d, blocked := s.lim.blocked(addr); blocked && !s.read.open {
+	addr := s.clientAddr(r)
+	user, cred := basicUser(r), credential(r)
+	if s.read.open {
+		g, _, _ := s.read.check(r)
+		return g, true
+	}
+	if d, blocked := s.blockedFor(addr, user, cred); blocked {
 		w.Header().Set("Retry-After", retryAfter(d))
-		writeJSON(w, http.StatusTooManyRequests, errorBody{Error: "too many wrong keys from this address: try again later"})
+		writeJSON(w, http.StatusTooManyRequests, errorBody{Error: "too many wrong credentials from this address or for this user: try again later"})
 		return grant{}, false
 	}
 	g, ok, presented := s.read.check(r)
 	switch {
 	case ok:
+		s.good.add(addr, cred)
 		return g, true
 	case !presented:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="powermeter", Basic realm="powermeter"`)
@@ -35,15 +43,51 @@ func (s *Server) readGrant(w http.ResponseWriter, r *http.Request) (grant, bool)
 		return grant{}, false
 	}
 	s.met.wrongKeys.Inc()
-	wait, block := s.lim.fail(addr)
+	wait, block := s.failed(addr, user)
 	if block > 0 {
 		w.Header().Set("Retry-After", retryAfter(block))
-		writeJSON(w, http.StatusTooManyRequests, errorBody{Error: "too many wrong keys from this address: try again later"})
+		writeJSON(w, http.StatusTooManyRequests, errorBody{Error: "too many wrong credentials from this address or for this user: try again later"})
 		return grant{}, false
 	}
 	sleepCtx(r.Context(), wait)
 	writeJSON(w, http.StatusForbidden, errorBody{Error: "wrong credentials"})
 	return grant{}, false
+}
+
+// metricsGrant checks access to /metrics: the metrics token, the read
+// token or a dashboard user — never a source's ingest key, since the
+// metrics name every source. Open when read access is open and no metrics
+// token is set.
+func (s *Server) metricsGrant(w http.ResponseWriter, r *http.Request) bool {
+	if s.metricsToken != nil {
+		tok, isBearer := bearer(r)
+		if !isBearer {
+			tok = r.URL.Query().Get("token")
+		}
+		if tok != "" {
+			d := sha256.Sum256([]byte(tok))
+			if subtle.ConstantTimeCompare(d[:], s.metricsToken) == 1 {
+				return true
+			}
+		}
+	} else if s.read.open {
+		return true
+	}
+	if tok, ok := bearer(r); ok {
+		if _, isKey := s.keys.lookup(tok); isKey {
+			writeJSON(w, http.StatusForbidden, errorBody{Error: "a source key may not read the metrics: use the metrics token, the read token or a dashboard user"})
+			return false
+		}
+	}
+	g, ok := s.readGrant(w, r)
+	if !ok {
+		return false
+	}
+	if !g.all {
+		writeJSON(w, http.StatusForbidden, errorBody{Error: "a source key may not read the metrics"})
+		return false
+	}
+	return true
 }
 
 // apiSources is GET /api/v1/sources: the sources the caller may read.
@@ -207,13 +251,20 @@ func (s *Server) apiReadings(w http.ResponseWriter, r *http.Request) {
 		err = bw.Flush()
 	}
 	if err != nil {
-		if cw.n == 0 && r.Context().Err() == nil {
+		if r.Context().Err() != nil {
+			s.log.Debug("read API: the client went away", "source", name, "readings", n)
+			return
+		}
+		if cw.n == 0 {
 			// nothing sent yet: a clean error answer is still possible
 			w.Header().Del("Content-Disposition")
 			s.storeFailed(w, "reading the range", err)
 			return
 		}
-		s.log.Warn("read API: stream ended early", "source", name, "readings", n, "err", err)
+		// Part of the answer is out: end the connection without the final
+		// chunk, so the client sees a broken download, not a short one.
+		s.storeErr("read API: the stream failed midway; connection aborted", err, "source", name, "readings", n, "bytes", cw.n)
+		panic(http.ErrAbortHandler)
 	}
 }
 

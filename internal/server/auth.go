@@ -176,9 +176,9 @@ func (l *limiter) prune(now time.Time) {
 	}
 }
 
-// clientAddr is the address the limiter counts: the connection's IP, or
-// its /64 network for IPv6 (one host usually has a whole /64 to pick from).
-// X-Forwarded-For is not trusted (anyone can write it).
+// clientAddr is the connection's IP, or its /64 network for IPv6 (one host
+// usually has a whole /64 to pick from). X-Forwarded-For is trusted only
+// from trusted_proxies (Server.clientAddr).
 func clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -299,17 +299,23 @@ var dummyHash = sync.OnceValue(func() []byte {
 type dashGuard struct{ s *Server }
 
 func (g dashGuard) Blocked(r *http.Request) (time.Duration, bool) {
-	return g.s.lim.blocked(clientAddr(r))
+	return g.s.blockedFor(g.s.clientAddr(r), basicUser(r), credential(r))
 }
 
 func (g dashGuard) Fail(r *http.Request) (wait, blockedFor time.Duration) {
 	g.s.met.wrongKeys.Inc()
-	addr := clientAddr(r)
-	wait, blockedFor = g.s.lim.fail(addr)
+	addr := g.s.clientAddr(r)
+	wait, blockedFor = g.s.failed(addr, basicUser(r))
 	if blockedFor > 0 {
 		g.s.log.Warn("blocking an address after repeated wrong credentials", "remote", addr, "for", blockedFor, "via", "dashboard")
 	}
 	return wait, blockedFor
+}
+
+// Succeeded remembers the credentials r got in with, so they pass a later
+// block of the address.
+func (g dashGuard) Succeeded(r *http.Request) {
+	g.s.good.add(g.s.clientAddr(r), credential(r))
 }
 
 // exposed reports whether addr, the address the server listens on, can be

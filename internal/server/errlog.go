@@ -40,9 +40,24 @@ func (l *errLimiter) error(msg string, err error, attrs ...any) {
 	kind := msg
 	if DiskFull(err) {
 		msg += ": disk full"
-		kind = "disk full"
+		kind = "disk full: " + msg
 	}
+	ok, n := l.allow(kind)
+	if !ok {
+		return
+	}
+	attrs = append(attrs, "err", err)
+	if n > 0 {
+		attrs = append(attrs, "repeated", n, "in", l.every.String())
+	}
+	l.log.Error(msg, attrs...)
+}
+
+// allow tells whether a line of kind may be logged now, and how many were
+// held back since the last one.
+func (l *errLimiter) allow(kind string) (bool, int) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	now := l.now()
 	k := l.kinds[kind]
 	if k == nil {
@@ -54,17 +69,11 @@ func (l *errLimiter) error(msg string, err error, attrs ...any) {
 	}
 	if !k.last.IsZero() && now.Sub(k.last) < l.every {
 		k.suppressed++
-		l.mu.Unlock()
-		return
+		return false, 0
 	}
 	n := k.suppressed
 	k.last, k.suppressed = now, 0
-	l.mu.Unlock()
-	attrs = append(attrs, "err", err)
-	if n > 0 {
-		attrs = append(attrs, "repeated", n, "in", l.every.String())
-	}
-	l.log.Error(msg, attrs...)
+	return true, n
 }
 
 // DiskFull reports whether err says that the disk (or the database's

@@ -1,12 +1,15 @@
 package server
 
 import (
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/powermeter/powermeter/internal/legacy"
 )
@@ -262,4 +265,65 @@ func TestNativeStopsAtLimit(t *testing.T) {
 	if code != 413 || !strings.Contains(m["error"].(string), "10000") {
 		t.Fatalf("2 M items: %d %v", code, m)
 	}
+}
+
+// TestMetricsAccess: /metrics names every source, so a source's ingest key
+// does not open it; the metrics token, the read token and a dashboard user
+// do (issue 9, item 8). Static folders are not listed (item 11).
+func TestMetricsAccess(t *testing.T) {
+	cfg := strings.Replace(baseConfig, "metrics = true", "metrics = true\nmetrics_token = \"metrics-token-0123456789\"", 1) + `
+[server.dashboard]
+read_token = "read-token-0123456789"
+users = ["anna:` + annaHash(t) + `"]
+`
+	ts := startServer(t, cfg, nil, nil)
+	for _, c := range []struct {
+		name string
+		hdr  []string
+		code int
+	}{
+		{"no credentials", nil, 401},
+		{"home's ingest key", []string{"Authorization", "Bearer " + homeKey}, 403},
+		{"cabin's ingest key", []string{"Authorization", "Bearer " + cabinKey}, 403},
+		{"metrics token", []string{"Authorization", "Bearer metrics-token-0123456789"}, 200},
+		{"read token", []string{"Authorization", "Bearer read-token-0123456789"}, 200},
+		{"dashboard user", []string{"Authorization", "Basic " + basicAuth("anna", "anna-pass-1")}, 200},
+	} {
+		code, body, _ := do(t, "GET", ts.base+"/metrics", "", "", c.hdr...)
+		if code != c.code {
+			t.Errorf("%s: %d, want %d", c.name, code, c.code)
+		}
+		if c.code != 200 && strings.Contains(body, "powermeter_readings_stored_total") {
+			t.Errorf("%s: metrics shown", c.name)
+		}
+	}
+	if code, _, _ := do(t, "GET", ts.base+"/metrics?token=metrics-token-0123456789", "", ""); code != 200 {
+		t.Errorf("?token=: %d", code)
+	}
+	// without a metrics token and with open read access, /metrics is open
+	open := startServer(t, baseConfig, nil, nil)
+	if code, _, _ := do(t, "GET", open.base+"/metrics", "", ""); code != 200 {
+		t.Errorf("open server: %d", code)
+	}
+	for _, p := range []string{"/static/", "/static"} {
+		code, body, _ := do(t, "GET", open.base+p, "", "")
+		if code == 200 || strings.Contains(body, "app.js") {
+			t.Errorf("%s lists the folder: %d %q", p, code, body)
+		}
+	}
+	if code, _, _ := do(t, "GET", open.base+"/static/app.js", "", ""); code != 200 {
+		t.Errorf("/static/app.js: %d", code)
+	}
+}
+
+func annaHash(t *testing.T) string {
+	h, err := bcrypt.GenerateFromPassword([]byte("anna-pass-1"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
+func basicAuth(user, pass string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
 }

@@ -90,11 +90,17 @@ func testLog(t testing.TB) *slog.Logger {
 
 func startServer(t testing.TB, cfgText string, st store.Store, tune func(*Server)) *testServer {
 	t.Helper()
+	return startServerLog(t, cfgText, st, tune, testLog(t))
+}
+
+// startServerLog is startServer with the server's logger.
+func startServerLog(t testing.TB, cfgText string, st store.Store, tune func(*Server), log *slog.Logger) *testServer {
+	t.Helper()
 	if st == nil {
 		st = openStore(t)
 	}
 	cfg := parseConfig(t, cfgText)
-	srv, err := New(context.Background(), cfg, st, testLog(t))
+	srv, err := New(context.Background(), cfg, st, log)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

@@ -196,8 +196,12 @@ func (s *Server) authKey(w http.ResponseWriter, r *http.Request, protocol, key s
 		}
 		s.refuse(w, protocol, reason, code, msg)
 	}
-	addr := clientAddr(r)
-	if d, blocked := s.lim.blocked(addr); blocked {
+	addr := s.clientAddr(r)
+	cred := ""
+	if key != "" {
+		cred = "key\x00" + key
+	}
+	if d, blocked := s.blockedFor(addr, "", cred); blocked {
 		w.Header().Set("Retry-After", retryAfter(d))
 		fail(http.StatusTooManyRequests, "blocked", "too many wrong keys from this address: try again later")
 		return "", false
@@ -213,7 +217,7 @@ func (s *Server) authKey(w http.ResponseWriter, r *http.Request, protocol, key s
 	source, ok := s.keys.lookup(key)
 	if !ok {
 		s.met.wrongKeys.Inc()
-		wait, block := s.lim.fail(addr)
+		wait, block := s.failed(addr, "")
 		if block > 0 {
 			s.log.Warn("blocking an address after repeated wrong keys", "remote", addr, "for", block)
 			w.Header().Set("Retry-After", retryAfter(block))
@@ -224,6 +228,7 @@ func (s *Server) authKey(w http.ResponseWriter, r *http.Request, protocol, key s
 		fail(http.StatusForbidden, "wrong_key", "key: wrong")
 		return "", false
 	}
+	s.good.add(addr, cred)
 	return source, true
 }
 

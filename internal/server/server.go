@@ -5,17 +5,20 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/dashboard"
 	"github.com/powermeter/powermeter/internal/energy"
+	"github.com/powermeter/powermeter/internal/reading"
 	"github.com/powermeter/powermeter/internal/server/ingest"
 	"github.com/powermeter/powermeter/internal/store"
 )
@@ -56,7 +59,11 @@ type Server struct {
 	maxFuture time.Duration
 	now       func() time.Time
 	errs      *errLimiter
-	handler   http.Handler
+	good      *goodCreds
+	proxies   proxies
+	// metricsToken is the SHA-256 of [server] metrics_token (nil: none).
+	metricsToken []byte
+	handler      http.Handler
 }
 
 // New builds a server for the [server] section of cfg on store st and
@@ -85,10 +92,16 @@ func New(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logg
 		now:       time.Now,
 	}
 	s.errs = newErrLimiter(log, func() time.Time { return s.now() })
+	s.good = newGoodCreds(func() time.Time { return s.lim.now() })
+	s.proxies = newProxies(cfg.Server.TrustedProxies)
 	if s.maxBody <= 0 {
 		s.maxBody = 4 << 20
 	}
 	s.read = newReadAccess(cfg.Server, s.keys)
+	if t := cfg.Server.MetricsToken; t != "" {
+		d := sha256.Sum256([]byte(t))
+		s.metricsToken = d[:]
+	}
 	specs := make([]store.SourceSpec, 0, len(cfg.Server.Sources))
 	for _, src := range cfg.Server.Sources {
 		zone := src.Timezone.Location
@@ -115,7 +128,7 @@ func New(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logg
 	if cfg.Server.Metrics {
 		mh := s.met.handler()
 		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-			if _, ok := s.readGrant(w, r); ok {
+			if s.metricsGrant(w, r) {
 				mh.ServeHTTP(w, r)
 			}
 		})
@@ -299,10 +312,20 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		if !s.log.Enabled(r.Context(), level) {
 			return
 		}
-		s.log.LogAttrs(r.Context(), level, "request",
-			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		attrs := []slog.Attr{slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.Int("status", rw.code), slog.Int64("bytes", rw.bytes),
-			slog.Duration("took", d), slog.String("remote", clientAddr(r)))
+			slog.Duration("took", d), slog.String("remote", s.clientAddr(r))}
+		if level == slog.LevelError {
+			// a failing store fails every request: one line per 10 s
+			ok, n := s.errs.allow("request " + route + " " + strconv.Itoa(rw.code))
+			if !ok {
+				return
+			}
+			if n > 0 {
+				attrs = append(attrs, slog.Int("repeated", n))
+			}
+		}
+		s.log.LogAttrs(r.Context(), level, "request", attrs...)
 	})
 }
 
@@ -332,8 +355,13 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if err := s.ping(ctx); err != nil {
-		s.log.Error("health check: store unreachable", "err", err)
+		s.storeErr("health check: store unreachable", err)
 		textError(w, http.StatusServiceUnavailable, "store unreachable")
+		return
+	}
+	if err := s.readCheck(ctx); err != nil {
+		s.storeErr("health check: the store fails reads", err)
+		textError(w, http.StatusServiceUnavailable, "store fails reads")
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -351,4 +379,27 @@ func (s *Server) ping(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// readCheck reads from the store what the pages read first: the newest
+// reading of the first configured source and its last minute of readings.
+func (s *Server) readCheck(ctx context.Context) error {
+	if len(s.cfg.Server.Sources) == 0 {
+		return nil
+	}
+	src := s.cfg.Server.Sources[0].Name
+	t, ok, err := s.st.LastTime(ctx, src)
+	if err != nil {
+		if errors.Is(err, store.ErrUnknownSource) {
+			return nil
+		}
+		return fmt.Errorf("reading the last time of %s: %w", src, err)
+	}
+	if !ok {
+		return nil
+	}
+	if err := s.st.Range(ctx, src, t.Add(-time.Minute), t.Add(time.Second), func(reading.Reading) error { return nil }); err != nil {
+		return fmt.Errorf("reading the last minute of %s: %w", src, err)
+	}
+	return nil
 }
