@@ -17,14 +17,17 @@ func init() {
 	Register(&Command{
 		Name:    "discover",
 		Summary: "list the devices behind the configured meters",
-		Usage: `powermeter discover --config FILE [--json] [NAME…]
+		Usage: `powermeter discover --config FILE [--json | --toml] [NAME…]
 
 For each named meter (default: all): a FRITZ!Box, AhoyDTU or OpenDTU lists
 the devices it knows (with the ain, channel or serial to configure); other
-devices are read once to show what they are. Exits 1 when a meter failed.`,
+devices are read once to show what they are. Exits 1 when a meter failed.
+--toml prints ready-to-paste [[meters]] entries (one per device, named
+after the device, roles guessed and marked as guesses).`,
 		Flags: func(fs *flag.FlagSet) {
 			fs.String("config", "", "the configuration `file`")
 			fs.Bool("json", false, "print the result as JSON")
+			fs.Bool("toml", false, "print [[meters]] entries to paste into the config")
 		},
 		Run: runDiscover,
 	})
@@ -55,11 +58,16 @@ func runDiscover(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 			}
 			out[i] = d
 		})
-		if flagBool(fs, "json") {
+		switch {
+		case flagBool(fs, "toml"):
+			if err := writeTOML(env.Stdout, tomlBlocks(sel, ms, out)); err != nil {
+				return err
+			}
+		case flagBool(fs, "json"):
 			if err := writeJSON(env.Stdout, out); err != nil {
 				return err
 			}
-		} else {
+		default:
 			for _, d := range out {
 				printDiscovered(env, cfg, d)
 			}

@@ -74,6 +74,10 @@ func New(cfg config.Meter, deps meter.Deps) (meter.Meter, error) {
 		sml: SMLMapFrom(cfg.SML), smlOnly: cfg.SML != nil}, nil
 }
 
+// ReadsSML reports whether the meter reads a smart-meter read head's group
+// (configured, or found instead of an ENERGY section).
+func (m *Meter) ReadsSML() bool { return m.smlOnly || m.fellBack.Load() }
+
 // Close has nothing to release: Tasmota has no sessions.
 func (m *Meter) Close(context.Context) error { return nil }
 
