@@ -82,6 +82,11 @@ type Source struct {
 	Fields []SourceField `toml:"fields"`
 	// Tariff prices the source's energy (optional).
 	Tariff *Tariff `toml:"tariff"`
+	// ChartMaxW fixes the top of the day chart's power axis (W); 0: scaled
+	// to the day. ?ymax= overrides it per view.
+	ChartMaxW float64 `toml:"chart_max_w"`
+	// ChartTempRange fixes the day chart's temperature axis [min, max] °C.
+	ChartTempRange []float64 `toml:"chart_temp_range"`
 }
 
 // SourceDevice is one [[server.sources.devices]] entry.
@@ -541,6 +546,12 @@ func (c *Config) validate(add func(key, format string, args ...any)) {
 				add(p+".key", "same key as source %q: keys tell sources apart", keys[src.Key])
 			}
 			keys[src.Key] = src.Name
+			if src.ChartMaxW < 0 || src.ChartMaxW > 1e7 {
+				add(p+".chart_max_w", "%v: want a power in W above 0 (or 0 to scale to the day)", src.ChartMaxW)
+			}
+			if r := src.ChartTempRange; r != nil && (len(r) != 2 || r[0] >= r[1]) {
+				add(p+".chart_temp_range", "%v: want [min, max] in °C with min below max", r)
+			}
 		}
 		for i, src := range s.Sources {
 			c.validateSource(add, fmt.Sprintf("server.sources[%d]", i), src)

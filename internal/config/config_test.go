@@ -95,6 +95,8 @@ func TestErrorsNameKeyAndLine(t *testing.T) {
 		{"missing env", "[server]\n[[server.sources]]\nname = \"a\"\nkey = \"${NOPE}\"\n", "server.sources[0].key", 4, "NOPE is not set"},
 		{"dup source", "[server]\n[[server.sources]]\nname = \"a\"\nkey = \"12345678\"\n[[server.sources]]\nname = \"a\"\nkey = \"87654321\"\n", "server.sources[1].name", 6, "used twice"},
 		{"same key", "[server]\n[[server.sources]]\nname = \"a\"\nkey = \"12345678\"\n[[server.sources]]\nname = \"b\"\nkey = \"12345678\"\n", "server.sources[1].key", 7, "same key"},
+		{"chart temp range", "[server]\n[[server.sources]]\nname = \"a\"\nkey = \"12345678\"\nchart_temp_range = [30, 10]\n", "server.sources[0].chart_temp_range", 5, "min below max"},
+		{"chart max", "[server]\n[[server.sources]]\nname = \"a\"\nkey = \"12345678\"\nchart_max_w = -5\n", "server.sources[0].chart_max_w", 5, "above 0"},
 		{"meter type", "[[meters]]\nname = \"m\"\ntype = \"fritz\"\nurl = \"http://x\"\n", "meters[0].type", 3, "want one of"},
 		{"fritz user", "[[meters]]\nname = \"m\"\ntype = \"fritzdect\"\nurl = \"http://fritz.box\"\n", "meters[0].username", 1, "fritz1234"},
 		{"meter url", "[[meters]]\nname = \"m\"\ntype = \"shelly\"\nurl = \"fritz.box\"\n", "meters[0].url", 4, "http://"},

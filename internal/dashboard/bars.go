@@ -55,7 +55,7 @@ func monthBars(year string, months []energy.Period, p *page) chartBars {
 	b.WriteString(`<svg class="bars-svg" viewBox="0 0 1200 300" preserveAspectRatio="none" role="img">`)
 	for v := 0.0; v <= top+step/2; v += step {
 		b.WriteString(`<line class="grid-p" x1="0" x2="1200" y1="` + f1(y(v)) + `" y2="` + f1(y(v)) + `"/>`)
-		c.YLabels = append(c.YLabels, axisLabel{Pos: y(v) / h * 100, Text: p.num(v, 0) + " kWh"})
+		c.YLabels = append(c.YLabels, axisLabel{Pos: y(v) / h * 100, Text: p.num(v, stepDecimals(step)) + " kWh"})
 	}
 	for i := 0; i < 12; i++ {
 		x := float64(i) * w / 12

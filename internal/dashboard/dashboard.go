@@ -82,7 +82,8 @@ type Dashboard struct {
 	static http.Handler
 	assetV string
 
-	days *energy.Cache // decoded day summaries
+	days     *energy.Cache // decoded day summaries
+	rendered *pageCache    // rendered day pages by day version
 
 	done      chan struct{} // closed by Close: ends the event streams
 	closeOnce sync.Once
@@ -118,7 +119,7 @@ func New(st store.Store, o Options) (*Dashboard, error) {
 		o.Zone = z
 	}
 	o.BasePath = strings.TrimRight(o.BasePath, "/")
-	d := &Dashboard{st: st, o: o, zones: map[string]*time.Location{}, known: map[string]*time.Location{}, days: o.Cache, done: make(chan struct{})}
+	d := &Dashboard{st: st, o: o, zones: map[string]*time.Location{}, known: map[string]*time.Location{}, days: o.Cache, rendered: newPageCache(64 << 20), done: make(chan struct{})}
 	if d.days == nil {
 		d.days = energy.NewCache(50000)
 	}
@@ -197,9 +198,14 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 	mux.Handle("GET /s/{source}/events", g(d.events))
 	mux.Handle("GET /s/{source}/day", g(d.dayRedirect))
 	mux.Handle("GET /s/{source}/day/{date}", g(d.day))
+	mux.Handle("GET /s/{source}/day/{date}/data.json", g(d.dayData))
 	mux.Handle("GET /s/{source}/overview", g(d.overview))
 	mux.Handle("GET /s/{source}/export.csv", g(d.export))
 	mux.Handle("GET /static/", http.HandlerFunc(d.serveStatic))
+	// the manifest and icons say nothing about the data: browsers fetch
+	// them without credentials
+	mux.Handle("GET /manifest.webmanifest", http.HandlerFunc(d.manifest))
+	mux.Handle("GET /icons/{name}", http.HandlerFunc(d.icon))
 }
 
 func (d *Dashboard) serveStatic(w http.ResponseWriter, r *http.Request) {
@@ -472,13 +478,27 @@ func (p *page) Link(parts ...string) string {
 // render executes a page template into a buffer first, so a template error
 // never sends half a page.
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, name string, p *page) {
-	var buf bytes.Buffer
-	buf.Grow(32 * 1024)
-	if err := d.pages[name].ExecuteTemplate(&buf, "base", p); err != nil {
+	b, err := d.renderBytes(name, p)
+	if err != nil {
 		d.o.Log.Error("rendering page", "page", name, "path", r.URL.Path, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
+	writeHTML(w, p.Status, b)
+}
+
+// renderBytes executes a page template.
+func (d *Dashboard) renderBytes(name string, p *page) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(32 * 1024)
+	if err := d.pages[name].ExecuteTemplate(&buf, "base", p); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// writeHTML sends a rendered page with the dashboard's headers.
+func writeHTML(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
@@ -486,12 +506,11 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, name string, 
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'")
 	h.Set("Vary", "Accept-Language")
-	status := p.Status
 	if status == 0 {
 		status = http.StatusOK
 	}
 	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(body)
 }
 
 // fail shows an error page; err (logged, never shown) explains a 500.

@@ -51,17 +51,6 @@ func bandRows(bands []energy.Band) []bandRow {
 
 const maxBandRows = 16
 
-type dayData struct {
-	Day, Prev, Next, Yesterday string
-	HasNext                    bool
-	IsToday                    bool
-	S                          energy.DaySummary
-	Chart                      chartView
-	Bands, FeedBands           []bandRow
-	OddDay                     bool // 23 or 25 hours
-	CoveredPct                 float64
-}
-
 func shiftDay(day string, n int) string {
 	t, err := time.Parse("2006-01-02", day)
 	if err != nil {
@@ -91,63 +80,6 @@ func (d *Dashboard) dayRedirect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, p.Link("/s/", url.PathEscape(source), "/day/", day), http.StatusSeeOther)
-}
-
-func (d *Dashboard) day(w http.ResponseWriter, r *http.Request) {
-	source, p, ok := d.sourceFromPath(w, r)
-	if !ok {
-		return
-	}
-	day := r.PathValue("date")
-	switch day {
-	case "today":
-		day = p.Today
-	case "yesterday":
-		day = shiftDay(p.Today, -1)
-	}
-	if !validDay(day) {
-		d.fail(w, r, p, http.StatusBadRequest, "bad_date", nil)
-		return
-	}
-	start, end, err := energy.DayBounds(day, p.Zone)
-	if err != nil {
-		d.fail(w, r, p, http.StatusBadRequest, "bad_date", nil)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
-	defer cancel()
-	calc := d.calc(source, p.Zone)
-	entry, cached, err := calc.Lookup(ctx, day)
-	if err != nil {
-		d.fail(w, r, p, http.StatusInternalServerError, "server_error", err)
-		return
-	}
-	// the chart needs the readings anyway; the summary comes with them and
-	// is written to the cache only when the cached one is not current
-	version := entry.Version
-	if cached != nil {
-		version = 0
-	}
-	ch := newDayChart(start, end)
-	s, err := calc.ComputeAndCache(ctx, day, version, ch.add)
-	if err != nil {
-		d.fail(w, r, p, http.StatusInternalServerError, "server_error", err)
-		return
-	}
-	data := dayData{
-		Day: day, Prev: shiftDay(day, -1), Next: shiftDay(day, 1), Yesterday: shiftDay(p.Today, -1),
-		IsToday: day == p.Today, S: s, Chart: ch.render(p.lang, p.Zone),
-		Bands: bandRows(s.Bands), FeedBands: bandRows(s.FeedBands),
-		OddDay: end.Sub(start) != 24*time.Hour,
-	}
-	data.HasNext = data.Next <= p.Today
-	if span := end.Sub(start).Seconds(); span > 0 {
-		data.CoveredPct = 100 * s.Covered / span
-	}
-	p.Title = source + " · " + p.LongDate(day)
-	p.Nav = "day"
-	p.Data = data
-	d.render(w, r, "day", p)
 }
 
 type overviewData struct {

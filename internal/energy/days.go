@@ -31,6 +31,9 @@ type Calc struct {
 	Home *household.Home
 	// Tariff, when set, prices the summaries Days and Totals return.
 	Tariff *tariff.Tariff
+	// OnReading, when set, receives every reading Compute reads for the
+	// day's window (Day.OnReading).
+	OnReading func(reading.Reading)
 }
 
 // Cache holds decoded day summaries by source, day and version, so an
@@ -106,6 +109,7 @@ func (c *Calc) compute(ctx context.Context, day string, onPoint func(Point)) (s 
 		return DaySummary{}, false, err
 	}
 	d.OnPoint = onPoint
+	d.OnReading = c.OnReading
 	from, to := d.Window()
 	if err := c.Store.Range(ctx, c.Source, from, to, func(r reading.Reading) error {
 		d.Add(r)

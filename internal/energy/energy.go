@@ -224,6 +224,10 @@ type Day struct {
 	s, e       int64 // start, end in Unix ns
 	// OnPoint, when set, receives each source power point within the day.
 	OnPoint func(Point)
+	// OnReading, when set, receives every reading given to Add, after the
+	// points up to its instant went to OnPoint (the day chart's device and
+	// phase lines).
+	OnReading func(reading.Reading)
 
 	devs  []*devState // few per source: a slice beats a map
 	last  int         // index of the device seen last
@@ -317,6 +321,9 @@ func (d *Day) Add(r reading.Reading) {
 	// a device seen only outside the day is not listed
 	if in {
 		st.listed = true
+	}
+	if d.OnReading != nil {
+		d.OnReading(r)
 	}
 }
 

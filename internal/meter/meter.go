@@ -125,4 +125,14 @@ func Apply(cfg config.Meter, r *reading.Reading) {
 	if cfg.PowerThreshold > 0 && r.Power < cfg.PowerThreshold && r.Power > -cfg.PowerThreshold {
 		r.Power = 0
 	}
+	// no negative zero (an inverted 0 W, a device's "-0"): JSON would
+	// print it as -0
+	if r.Power == 0 {
+		r.Power = 0
+	}
+	for i, v := range r.Phases {
+		if v == 0 {
+			r.Phases[i] = 0
+		}
+	}
 }

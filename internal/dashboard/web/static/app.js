@@ -14,6 +14,13 @@
     if (at && Date.now() + skew > at) p.classList.add('stale');
   }
 
+  // the live power in the tab title
+  var baseTitle = document.title;
+  function title() {
+    var t = document.getElementById('total');
+    if (t) document.title = t.textContent.replace(/\s+/g, ' ').trim() + ' · ' + baseTitle;
+  }
+
   function adopt() {
     var p = panel();
     if (!p) return;
@@ -28,7 +35,9 @@
     es.addEventListener('panel', function (e) {
       live.innerHTML = e.data;
       adopt();
+      title();
     });
+    title();
     setInterval(markStale, 1000);
   }
 
@@ -70,4 +79,34 @@
       wake(false);
     }
   });
+
+  // keys: ←/→ days, PgUp/PgDn months (or years), T today; on links that
+  // carry data-key
+  function go(key) {
+    var a = document.querySelector('a[data-key="' + key + '"]');
+    if (a) { location.assign(a.href); return true; }
+    return false;
+  }
+  document.addEventListener('keydown', function (e) {
+    if (e.altKey || e.ctrlKey || e.metaKey || e.defaultPrevented) return;
+    var tag = (e.target && e.target.tagName) || '';
+    if (tag === 'INPUT' || tag === 'SELECT' || tag === 'TEXTAREA' || (e.target && e.target.isContentEditable)) return;
+    var k = e.key === 'T' ? 't' : e.key;
+    if ((k === 'ArrowLeft' || k === 'ArrowRight' || k === 'PageUp' || k === 'PageDown' || k === 't') && go(k)) e.preventDefault();
+  });
+  // swipe on phones: left = next, right = previous (not on the chart,
+  // where a finger shows values)
+  var sx = null, sy = 0;
+  document.addEventListener('touchstart', function (e) {
+    var t = e.target;
+    sx = null;
+    if (e.touches.length !== 1 || (t.closest && t.closest('.plot, .table-wrap, input, select'))) return;
+    sx = e.touches[0].clientX; sy = e.touches[0].clientY;
+  }, { passive: true });
+  document.addEventListener('touchend', function (e) {
+    if (sx === null) return;
+    var dx = e.changedTouches[0].clientX - sx, dy = e.changedTouches[0].clientY - sy;
+    sx = null;
+    if (Math.abs(dx) > 70 && Math.abs(dy) < 0.5 * Math.abs(dx)) go(dx < 0 ? 'ArrowRight' : 'ArrowLeft');
+  }, { passive: true });
 })();

@@ -1,0 +1,173 @@
+package dashboard
+
+import (
+	"encoding/json"
+	"math"
+	"time"
+
+	"github.com/powermeter/powermeter/internal/reading"
+	"image/color"
+	"image/png"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/powermeter/powermeter/internal/energy"
+)
+
+// Small yearly totals once labelled every tick "0 kWh".
+func TestMonthBarLabelsSmallTotals(t *testing.T) {
+	p := &page{lang: langEN}
+	c := monthBars("2026", []energy.Period{{Key: "2026-01", InWh: 300, OutWh: 120}, {Key: "2026-02", InWh: 800}}, p)
+	seen := map[string]bool{}
+	for _, l := range c.YLabels {
+		if seen[l.Text] {
+			t.Errorf("label %q twice: %v", l.Text, c.YLabels)
+		}
+		seen[l.Text] = true
+	}
+	if len(c.YLabels) < 3 || !seen["0.2 kWh"] {
+		t.Errorf("labels %v", c.YLabels)
+	}
+	for _, c := range []struct {
+		step float64
+		want int
+	}{{0.25, 2}, {0.5, 1}, {2, 0}, {1000, 0}, {0.001, 3}} {
+		if got := stepDecimals(c.step); got != c.want {
+			t.Errorf("stepDecimals(%v) = %d, want %d", c.step, got, c.want)
+		}
+	}
+}
+
+func TestManifestAndIcons(t *testing.T) {
+	st := openStore(t)
+	d := newTestDashboard(t, st, Options{Users: nil})
+	h := mux(d)
+	r := get(t, h, "/manifest.webmanifest")
+	if r.code != 200 || r.h.Get("Content-Type") != "application/manifest+json" {
+		t.Fatalf("manifest: %d %q", r.code, r.h.Get("Content-Type"))
+	}
+	var m webManifest
+	if err := json.Unmarshal([]byte(r.body), &m); err != nil {
+		t.Fatalf("manifest is not JSON: %v\n%s", err, r.body)
+	}
+	if m.Name == "" || m.StartURL != "/" || m.Display != "fullscreen" || len(m.Icons) < 3 {
+		t.Errorf("manifest %+v", m)
+	}
+	sizes := map[string]bool{}
+	for _, ic := range m.Icons {
+		sizes[ic.Sizes] = true
+		r := get(t, h, strings.Split(ic.Src, "?")[0])
+		if r.code != 200 || r.h.Get("Content-Type") != ic.Type {
+			t.Errorf("%s: %d %q", ic.Src, r.code, r.h.Get("Content-Type"))
+			continue
+		}
+		if ic.Type != "image/png" {
+			continue
+		}
+		img, err := png.Decode(strings.NewReader(r.body))
+		if err != nil {
+			t.Errorf("%s: %v", ic.Src, err)
+			continue
+		}
+		if got := strconv.Itoa(img.Bounds().Dx()) + "x" + strconv.Itoa(img.Bounds().Dy()); got != ic.Sizes {
+			t.Errorf("%s is %s, manifest says %s", ic.Src, got, ic.Sizes)
+		}
+		// the bolt is white, the corners of a rounded icon transparent
+		c := color.NRGBAModel.Convert(img.At(img.Bounds().Dx()/2, img.Bounds().Dy()/2)).(color.NRGBA)
+		if c.R < 250 || c.G < 250 {
+			t.Errorf("%s: centre %v, want the white bolt", ic.Src, c)
+		}
+	}
+	if !sizes["192x192"] || !sizes["512x512"] {
+		t.Errorf("icon sizes %v", sizes)
+	}
+	if r := get(t, h, "/icons/13.png"); r.code != 404 {
+		t.Errorf("unknown icon: %d", r.code)
+	}
+	// pages link it
+	if r := get(t, h, "/"); !strings.Contains(r.body, `<link rel="manifest" href="/manifest.webmanifest">`) {
+		t.Error("pages do not link the manifest")
+	}
+}
+
+func TestDayViews(t *testing.T) {
+	st := &countingStore{Store: openStore(t)}
+	day := "2026-03-27"
+	start := time.Date(2026, 3, 27, 0, 0, 0, 0, berlin)
+	insert(t, st, "home", threeDevices(start.Add(-time.Hour), start.Add(25*time.Hour))...)
+	d := newTestDashboard(t, st, Options{})
+	h := mux(d)
+
+	r := get(t, h, "/s/home/day/"+day+"?res=15m")
+	if r.code != 200 || !strings.Contains(r.body, `data-points="96"`) || !strings.Contains(r.body, `data-res="15m"`) {
+		t.Fatalf("res=15m: %d, points %q", r.code, attr(r.body, "data-points"))
+	}
+	r = get(t, h, "/s/home/day/"+day+"?from=06:00&to=20:00")
+	if got := attr(r.body, "data-points"); got != strconv.Itoa(14*360*3) && got != strconv.Itoa(14*360) {
+		t.Errorf("06:00–20:00 raw: %s points", got)
+	}
+	// the active hours: the balcony produces from 07:00 to 19:00
+	if !strings.Contains(r.body, `id="active-hours" href="?from=07%3a00&amp;to=19%3a00"`) && !strings.Contains(r.body, `id="active-hours" href="?from=07%3A00&amp;to=19%3A00"`) {
+		i := strings.Index(r.body, "active-hours")
+		t.Errorf("active hours link: %q", r.body[max(0, i-10):min(len(r.body), i+80)])
+	}
+	// ?device= draws that device only (its phases with it)
+	r = get(t, h, "/s/home/day/"+day+"?device=grid")
+	if r.code != 200 || strings.Contains(r.body, `data-s="dev:fridge"`) || !strings.Contains(r.body, `data-s="ph:grid:3"`) || attr(r.body, "data-points") != "8640" {
+		t.Errorf("device=grid: %d, points %s", r.code, attr(r.body, "data-points"))
+	}
+	// bad views name the field
+	for q, field := range map[string]string{"from=6": "from", "to=25:00": "to", "from=10:00&to=09:00": "to", "res=2m": "res", "ymax=x": "ymax", "tmin=5&tmax=1": "tmax"} {
+		r := get(t, h, "/s/home/day/"+day+"?"+q)
+		if r.code != 400 || !strings.Contains(r.body, field+":") {
+			t.Errorf("%s: %d, want 400 naming %s", q, r.code, field)
+		}
+	}
+	// a fixed axis: the top label is ymax
+	r = get(t, h, "/s/home/day/"+day+"?ymax=2000")
+	if !strings.Contains(r.body, `class="yl" style="top: 0.00%">2,000 W`) {
+		t.Errorf("ymax=2000: no 2,000 W label at the top")
+	}
+
+	// a past day is rendered once per version
+	get(t, h, "/s/home/day/"+day)
+	n := st.ranges.Load()
+	r1 := get(t, h, "/s/home/day/"+day)
+	if st.ranges.Load() != n {
+		t.Errorf("second view of a past day read the readings again")
+	}
+	insert(t, st, "home", reading.Reading{Device: "fridge", Time: start.Add(12*time.Hour + 5*time.Second).UTC(), Power: 5000})
+	r2 := get(t, h, "/s/home/day/"+day)
+	if st.ranges.Load() == n || r1.body == r2.body {
+		t.Errorf("a new reading did not make a new page")
+	}
+
+	// the running consumption ends at the day's consumption
+	r = get(t, h, "/s/home/day/"+day+"/data.json")
+	var hd hoverData
+	if err := json.Unmarshal([]byte(r.body), &hd); err != nil {
+		t.Fatal(err)
+	}
+	wh := whAttrs(r2.body)["day-in"]
+	for _, s := range hd.S {
+		if s.Key == "wh" {
+			last := *s.V[len(s.V)-1]
+			if math.Abs(last-wh) > 0.01*wh {
+				t.Errorf("running consumption ends at %v Wh, the day's consumption is %v Wh", last, wh)
+			}
+		}
+	}
+	if len(hd.T) != 8641 { // and the reading at 12:00:05
+		t.Errorf("tooltip rows: %d", len(hd.T))
+	}
+}
+
+func attr(body, name string) string {
+	i := strings.Index(body, name+`="`)
+	if i < 0 {
+		return ""
+	}
+	rest := body[i+len(name)+2:]
+	return rest[:strings.IndexByte(rest, '"')]
+}
