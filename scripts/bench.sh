@@ -163,7 +163,9 @@ bench_store() {
 		plain internal/store/sqlite 'YearBytes|RangeDay' 200x "store: SQLite, a year of 10-s readings: bytes/reading, one day's range"
 }
 
-# One round over 50 emulated meters of all families, read concurrently.
+# One round over 50 emulated meters of all families (Tasmota plugs and SML
+# read heads, FRITZ!Boxes over AHA-HTTP and the 8.2 REST API, Shelly, DTUs,
+# Epever), read concurrently.
 bench_meters() {
 	plain internal/meter/all 'Round' 100x "meters: one round over 50 emulated meters (mixed families)"
 }

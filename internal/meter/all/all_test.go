@@ -30,8 +30,9 @@ var mix = []struct {
 	kind string
 	n    int
 }{
-	{"tasmota", 10}, {"ahoydtu", 8}, {"opendtu", 8}, {"fritzbox", 8},
-	{"shelly-gen1", 6}, {"shelly-gen2", 5}, {"shelly-pro3em", 5},
+	{"tasmota", 6}, {"tasmota-sml", 5}, {"ahoydtu", 6}, {"opendtu", 6}, {"fritzbox", 5},
+	{"fritzbox-rest", 5}, {"shelly-gen1", 5}, {"shelly-gen2", 4}, {"shelly-pro3em", 4},
+	{"epever", 4},
 }
 
 const benchPassword = "bench-pw"
@@ -45,7 +46,7 @@ func sunnyZone() *time.Location {
 
 func emulatorOptions(kind string) emulate.Options {
 	o := emulate.Options{Zone: sunnyZone()}
-	if kind == "fritzbox" {
+	if kind == "fritzbox" || kind == "fritzbox-rest" {
 		o.Username, o.Password = "fritz3456", benchPassword
 	}
 	return o
@@ -55,9 +56,11 @@ func emulatorOptions(kind string) emulate.Options {
 func meterConfig(kind string, i int, url string) config.Meter {
 	c := config.Meter{Name: fmt.Sprintf("%s-%d", kind, i), URL: url, Timeout: config.Duration{Duration: 5 * time.Second}}
 	switch kind {
-	case "tasmota", "ahoydtu", "opendtu":
+	case "tasmota", "ahoydtu", "opendtu", "epever":
 		c.Type = kind
-	case "fritzbox":
+	case "tasmota-sml":
+		c.Type, c.SML = "tasmota", &config.SML{}
+	case "fritzbox", "fritzbox-rest":
 		c.Type, c.Username, c.Password, c.AIN = "fritzdect", "fritz3456", benchPassword, fritzdect.EmuAINFridge
 	default:
 		c.Type = "shelly"
@@ -83,8 +86,11 @@ func newEmulator(kind string) (emulate.Emulator, error) {
 	cfg := shelly.DefaultEmulatorConfig()
 	cfg.RateLimit = 0
 	switch kind {
-	case "fritzbox": // cheap PBKDF2: logins are not what is measured
-		return fritzdect.NewEmulator(fritzdect.EmulatorOptions{Username: o.Username, Password: o.Password, Zone: o.Zone, Iter1: 50, Iter2: 5}), nil
+	case "fritzbox", "fritzbox-rest": // cheap PBKDF2: logins are not what is measured
+		return fritzdect.NewEmulator(fritzdect.EmulatorOptions{Username: o.Username, Password: o.Password, Zone: o.Zone, Iter1: 50, Iter2: 5, FritzOS82: kind == "fritzbox-rest"}), nil
+	case "tasmota-sml":
+		o.Profile = "sml"
+		return emulate.New("tasmota", o)
 	case "shelly-gen1":
 		return shelly.NewGen1Emulator(o, cfg)
 	case "shelly-gen2":
@@ -180,7 +186,8 @@ func TestEveryFamilyRegistered(t *testing.T) {
 	}
 	kinds := strings.Join(emulate.Kinds(), ",")
 	for _, m := range mix {
-		if !strings.Contains(kinds, m.kind) {
+		// variants of an emulator: tasmota-sml, fritzbox-rest
+		if k := strings.TrimSuffix(strings.TrimSuffix(m.kind, "-sml"), "-rest"); !strings.Contains(kinds, k) {
 			t.Errorf("emulator %q is not registered (have %s)", m.kind, kinds)
 		}
 	}
