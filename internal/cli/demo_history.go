@@ -25,30 +25,23 @@ func demoHome(t time.Time, zone *time.Location) (solar, fridge float64, phases [
 }
 
 // demoHistory returns demoHistoryDays days of 10-s readings up to now
-// (exclusive) for the demo's three devices, with counters.
+// (exclusive) for the demo's three devices. They carry no counters: the
+// emulators' counters start where they start, and a history counter
+// joining them would count the difference as energy; the history's
+// energy is integrated from its 10-s powers.
 func demoHistory(now time.Time, zone *time.Location) []reading.Reading {
 	end := now.Truncate(10 * time.Second)
 	start := end.Add(-demoHistoryDays * 24 * time.Hour)
 	n := int(end.Sub(start) / (10 * time.Second))
 	out := make([]reading.Reading, 0, 3*n)
-	var pv, fr, gin, gout float64
-	k := 10.0 / 3600
 	for t := start; t.Before(end); t = t.Add(10 * time.Second) {
 		solar, fridge, ph := demoHome(t, zone)
 		grid := math.Round((ph[0]+ph[1]+ph[2])*100) / 100
-		pv += solar * k
-		fr += fridge * k
-		if grid > 0 {
-			gin += grid * k
-		} else {
-			gout -= grid * k
-		}
 		temp := math.Round((12+6*math.Sin(float64(t.Unix())/86400*2*math.Pi))*10) / 10
-		r3 := func(v float64) *float64 { return reading.F(math.Round(v*1000) / 1000) }
 		out = append(out,
-			reading.Reading{Device: "balcony", Time: t, Power: solar, EnergyIn: r3(pv), Temperature: reading.F(temp)},
-			reading.Reading{Device: "fridge", Time: t, Power: fridge, EnergyIn: r3(fr)},
-			reading.Reading{Device: "grid", Time: t, Power: grid, EnergyIn: r3(gin), EnergyOut: r3(gout), Phases: []float64{ph[0], ph[1], ph[2]}},
+			reading.Reading{Device: "balcony", Time: t, Power: solar, Temperature: reading.F(temp)},
+			reading.Reading{Device: "fridge", Time: t, Power: fridge},
+			reading.Reading{Device: "grid", Time: t, Power: grid, Phases: []float64{ph[0], ph[1], ph[2]}},
 		)
 	}
 	return out

@@ -149,6 +149,31 @@ var messages = map[string][2]string{ // key: {de, en}
 	"computing_left":  {"noch ausstehend", "still to do"},
 	"csv":             {"CSV", "CSV"},
 	"sort_hint":       {"Spaltenkopf sortiert", "Click a heading to sort"},
+	// the home (roles, flows, money)
+	"home_consumption": {"Hausverbrauch", "Home consumption"},
+	"flow_now":         {"Energiefluss jetzt", "Energy flow now"},
+	"flow_solar_home":  {"Solar → Haus", "Solar → home"},
+	"flow_grid_home":   {"Netz → Haus", "Grid → home"},
+	"flow_export":      {"Haus → Netz", "Home → grid"},
+	"flow_battery":     {"Batterie → Haus", "Battery → home"},
+	"flow_charge":      {"→ Batterie", "→ battery"},
+	"appliances":       {"Geräte", "Appliances"},
+	"rest_of_home":     {"Rest des Hauses", "Rest of the home"},
+	"flow_import":      {"Bezug", "Import"},
+	"flow_exp":         {"Einspeisung", "Export"},
+	"self_consumption": {"Eigenverbrauch", "Self-consumption"},
+	"autarky":          {"Autarkie", "Autarky"},
+	"cost":             {"Kosten", "Cost"},
+	"revenue":          {"Vergütung", "Revenue"},
+	"savings":          {"Ersparnis", "Savings"},
+	"payback":          {"Amortisation", "Payback"},
+	"investment":       {"Investition", "Investment"},
+	"earned":           {"erwirtschaftet", "earned"},
+	"per_year":         {"pro Jahr", "per year"},
+	"paid_back":        {"amortisiert", "paid back"},
+	"paid_back_by":     {"voraussichtlich amortisiert am", "projected to pay back on"},
+	"no_payback":       {"beim jetzigen Tempo nicht absehbar", "not in sight at the current pace"},
+	"no_grid_meter":    {"Ohne Netzzähler sind Hausverbrauch, Eigenverbrauch und Autarkie unbekannt.", "Without a grid meter, home consumption, self-consumption and autarky are unknown."},
 }
 
 // T translates a message key.
@@ -213,6 +238,26 @@ func (l lang) Wh(v float64) string {
 		return l.num(v, 0) + " Wh"
 	}
 	return l.num(v/1000, 2) + " kWh"
+}
+
+// Money formats an amount with two decimals and the currency.
+func (l lang) Money(v float64, currency string) string {
+	sym := map[string]string{"EUR": "€", "USD": "$", "GBP": "£", "CHF": "CHF"}[currency]
+	if sym == "" {
+		sym = currency
+	}
+	if l == langDE || currency == "CHF" {
+		return l.num(v, 2) + " " + sym
+	}
+	return sym + l.num(v, 2)
+}
+
+// Pct formats a share (0…1) as a percentage; ok false gives "–".
+func (l lang) Pct(v float64, ok bool) string {
+	if !ok {
+		return "–"
+	}
+	return l.num(v*100, 0) + " %"
 }
 
 // KWh formats an energy in kWh with 2 decimals (tables).

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/powermeter/powermeter/internal/energy"
+	"github.com/powermeter/powermeter/internal/household"
 	"github.com/powermeter/powermeter/internal/reading"
 	"github.com/powermeter/powermeter/internal/store"
 )
@@ -25,12 +26,23 @@ type livePanel struct {
 	StaleAt int64 // Unix ms after which the values are stale
 	Temp    *float64
 	Devices []liveDevice
+	// Roles is true for a home whose devices have roles: Total is then
+	// the home's consumption (or, without a grid meter, the production)
+	// and Flow the flow of the moment.
+	Roles bool
+	Flow  household.Flow
+	// Headline says what Total is: "home", "production" or "" (the sum of
+	// the devices, a home without roles).
+	Headline string
+	HasPV, HasBattery bool
 	// which columns the devices have values for
 	HasPhases, HasTemp, HasVolt, HasIn, HasOut bool
 }
 
 type liveDevice struct {
 	Name        string
+	Label       string
+	Role        household.Role
 	Power       float64
 	Phases      []float64
 	Temperature *float64
@@ -44,7 +56,7 @@ type liveDevice struct {
 // panel builds the live values from the newest reading of every device.
 // The total is the sum of the devices whose reading is not older than the
 // gap limit before the newest one (as the day chart adds them up).
-func (d *Dashboard) panel(latest []reading.Reading) livePanel {
+func (d *Dashboard) panel(latest []reading.Reading, home *household.Home) livePanel {
 	var p livePanel
 	if len(latest) == 0 {
 		return p
@@ -68,17 +80,23 @@ func (d *Dashboard) panel(latest []reading.Reading) livePanel {
 	latest = keep
 	var tsum float64
 	var tn int
+	tempDev := home.TemperatureDevice()
+	var parts []household.Part
 	for _, r := range latest {
 		fresh := p.Time.Sub(r.Time) <= gap
 		if fresh {
 			p.Total += r.Power
-			if r.Temperature != nil {
+			in, out := household.Split(r.Power)
+			parts = append(parts, home.Orient(r.Device, in, out))
+			// a home with roles shows the chosen device's temperature only
+			if r.Temperature != nil && (!home.Configured() || r.Device == tempDev) {
 				tsum += *r.Temperature
 				tn++
 			}
 		}
+		dev := home.Device(r.Device)
 		p.Devices = append(p.Devices, liveDevice{
-			Name: r.Device, Power: r.Power, Phases: r.Phases, Temperature: r.Temperature,
+			Name: r.Device, Label: dev.Label, Role: dev.Role, Power: r.Power, Phases: r.Phases, Temperature: r.Temperature,
 			Voltage: r.Voltage, EnergyIn: r.EnergyIn, EnergyOut: r.EnergyOut, Time: r.Time,
 			Stale: now.Sub(r.Time) > gap,
 		})
@@ -89,6 +107,17 @@ func (d *Dashboard) panel(latest []reading.Reading) livePanel {
 		p.HasOut = p.HasOut || r.EnergyOut != nil
 	}
 	sort.Slice(p.Devices, func(i, j int) bool { return p.Devices[i].Name < p.Devices[j].Name })
+	if home.Configured() {
+		p.Roles = true
+		p.Flow = household.Balance(parts)
+		p.HasPV, p.HasBattery = home.Has(household.PV), home.Has(household.Battery)
+		switch {
+		case p.Flow.HomeKnown:
+			p.Total, p.Headline = p.Flow.Home, "home"
+		case p.HasPV:
+			p.Total, p.Headline = p.Flow.Production, "production"
+		}
+	}
 	if tn > 0 {
 		t := tsum / float64(tn)
 		p.Temp = &t
@@ -123,7 +152,7 @@ func (d *Dashboard) live(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, p, http.StatusInternalServerError, "server_error", err)
 		return
 	}
-	data := liveData{View: panelView{p, d.panel(latest)}, Big: r.URL.Query().Get("view") == "big", Events: p.Link("/s/", source, "/events")}
+	data := liveData{View: panelView{p, d.panel(latest, d.homeOf(source))}, Big: r.URL.Query().Get("view") == "big", Events: p.Link("/s/", source, "/events")}
 	if sum, err := d.calc(source, p.Zone).Compute(ctx, p.Today, nil); err == nil {
 		data.Today = &sum
 	} else {
@@ -159,7 +188,7 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 	var last time.Time
 	var lastN int
 	send := func(latest []reading.Reading) error {
-		panel := d.panel(latest)
+		panel := d.panel(latest, d.homeOf(source))
 		if panel.Time.Equal(last) && len(latest) == lastN {
 			return nil
 		}

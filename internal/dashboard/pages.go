@@ -94,6 +94,7 @@ type overviewData struct {
 	MonthBars  chartBars
 	ExportFrom string
 	ExportTo   string
+	Home       *homeView // a home with roles: flows and money
 }
 
 func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
@@ -156,6 +157,7 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
 		data.MonthTotal = ms[0]
 	}
 	data.MonthBars = monthBars(data.Year, data.Months, p)
+	data.Home = d.homeOverview(ctx, source, p.Zone, days, year, month)
 	p.Title = source + " · " + p.T("overview")
 	p.Nav = "overview"
 	p.Data = data
