@@ -33,7 +33,7 @@ type livePanel struct {
 	Flow  household.Flow
 	// Headline says what Total is: "home", "production" or "" (the sum of
 	// the devices, a home without roles).
-	Headline string
+	Headline          string
 	HasPV, HasBattery bool
 	// which columns the devices have values for
 	HasPhases, HasTemp, HasVolt, HasIn, HasOut bool
