@@ -144,7 +144,7 @@ func New(st store.Store, o Options) (*Dashboard, error) {
 	}
 	d.assetV = assetVersion(sub)
 	d.static = http.StripPrefix("/static/", http.FileServerFS(sub))
-	d.hub = newHub(st, o.PollInterval, o.Log)
+	d.hub = newHub(st, o.PollInterval, o.Log, o.Now)
 	return d, nil
 }
 
@@ -562,7 +562,7 @@ func (d *Dashboard) home(w http.ResponseWriter, r *http.Request) {
 		if i >= 200 || rows[i].Count == 0 {
 			continue
 		}
-		latest, err := d.st.Latest(ctx, rows[i].Name)
+		latest, err := store.LatestAt(ctx, d.st, rows[i].Name, d.o.Now())
 		if err != nil {
 			continue
 		}

@@ -147,7 +147,7 @@ func (d *Dashboard) live(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	latest, err := d.st.Latest(ctx, source)
+	latest, err := store.LatestAt(ctx, d.st, source, d.o.Now())
 	if err != nil && !errors.Is(err, store.ErrUnknownSource) {
 		d.fail(w, r, p, http.StatusInternalServerError, "server_error", err)
 		return
@@ -248,6 +248,7 @@ type hub struct {
 	st    store.Store
 	every time.Duration
 	log   *slog.Logger
+	now   func() time.Time
 
 	mu    sync.Mutex
 	feeds map[string]*feed
@@ -272,8 +273,8 @@ func (s *subscriber) snapshot() ([]reading.Reading, bool) {
 	return s.f.latest, s.f.have
 }
 
-func newHub(st store.Store, every time.Duration, log *slog.Logger) *hub {
-	return &hub{st: st, every: every, log: log, feeds: map[string]*feed{}}
+func newHub(st store.Store, every time.Duration, log *slog.Logger, now func() time.Time) *hub {
+	return &hub{st: st, every: every, log: log, now: now, feeds: map[string]*feed{}}
 }
 
 func (h *hub) subscribe(source string) *subscriber {
@@ -325,7 +326,7 @@ func (h *hub) poll(ctx context.Context, source string, f *feed) {
 	lastErr := "" // log a failure once, not every poll
 	for {
 		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		latest, err := h.st.Latest(qctx, source)
+		latest, err := store.LatestAt(qctx, h.st, source, h.now())
 		cancel()
 		if ctx.Err() != nil {
 			return

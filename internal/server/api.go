@@ -120,7 +120,7 @@ func (s *Server) apiLatest(w http.ResponseWriter, r *http.Request) {
 	if !s.mayRead(w, r, name) {
 		return
 	}
-	rs, err := s.st.Latest(r.Context(), name)
+	rs, err := store.LatestAt(r.Context(), s.st, name, s.now())
 	if errors.Is(err, store.ErrUnknownSource) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: "unknown source " + strconv.Quote(name)})
 		return

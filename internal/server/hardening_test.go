@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -12,6 +14,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/powermeter/powermeter/internal/legacy"
+	"github.com/powermeter/powermeter/internal/reading"
 )
 
 // item is a native reading as JSON.
@@ -326,4 +329,36 @@ func annaHash(t *testing.T) string {
 
 func basicAuth(user, pass string) string {
 	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
+}
+
+// TestLiveIgnoresFutureReadings: a reading from 2106 stored before
+// max_future existed no longer freezes the live view: the latest of each
+// device is its newest at or before now (issue 9, item 4).
+func TestLiveIgnoresFutureReadings(t *testing.T) {
+	st := openStore(t)
+	ts := startServer(t, baseConfig, st, nil)
+	now := time.Now().UTC().Truncate(time.Second)
+	if _, err := st.Insert(context.Background(), "home", []reading.Reading{
+		{Device: "plug", Time: now.Add(-20 * time.Second), Power: 11},
+		{Device: "plug", Time: time.Date(2106, 2, 7, 6, 28, 15, 0, time.UTC), Power: 99},
+		{Device: "grid", Time: now.Add(-10 * time.Second), Power: 22},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	code, body, _ := do(t, "GET", ts.base+"/api/v1/sources/home/latest", "", "")
+	var ans struct{ Readings []reading.Reading }
+	if err := json.Unmarshal([]byte(body), &ans); code != 200 || err != nil {
+		t.Fatalf("latest: %d %q", code, body)
+	}
+	got := map[string]float64{}
+	for _, r := range ans.Readings {
+		got[r.Device] = r.Power
+	}
+	if len(got) != 2 || got["plug"] != 11 || got["grid"] != 22 {
+		t.Fatalf("latest %v, want plug 11 and grid 22", got)
+	}
+	code, body, _ = do(t, "GET", ts.base+"/s/home", "", "")
+	if code != 200 || !strings.Contains(body, "grid") || !strings.Contains(body, "plug") || strings.Contains(body, "2106") {
+		t.Fatalf("live page: %d, shows grid %v, plug %v, 2106 %v", code, strings.Contains(body, "grid"), strings.Contains(body, "plug"), strings.Contains(body, "2106"))
+	}
 }

@@ -141,3 +141,14 @@ func Redact(raw string) string {
 	}
 	return u.String()
 }
+
+// Deleter is implemented by stores that can delete readings (the delete
+// verb: a device's glitch readings, e.g. from a clock that jumped to 2106).
+type Deleter interface {
+	// Delete removes the readings of device of source with from <= Time <
+	// to, durably, and returns how many there were. The days it touched
+	// get a new version (their cached summaries are not taken again); a
+	// day left without readings is no longer listed by Days; the device's
+	// count and first/last times (Latest, Sources) follow.
+	Delete(ctx context.Context, source, device string, from, to time.Time) (int64, error)
+}

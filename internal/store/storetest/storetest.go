@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"DayVersions", testDayVersions},
 		{"DaySummaryVersionCheck", testDaySummary},
 		{"ZoneChangeRefilesDays", testZoneChange},
+		{"Delete", testDelete},
 		{"DurableAfterReopen", testReopen},
 		{"Close", testClose},
 	}

@@ -78,7 +78,7 @@ func TestTwoServersOneDatabase(t *testing.T) {
 					var rs []reading.Reading
 					for j := range per {
 						at := t0.Add(time.Duration(si*n/2+i+j) * 10 * time.Second)
-						rs = append(rs, reading.Reading{Device: "grid", Time: at, Power: float64(i + j)})
+						rs = append(rs, reading.Reading{Device: "grid", Time: at, Power: float64(si*n/2 + i + j)}) // one value per instant
 					}
 					body, _ := json.Marshal(map[string]any{"readings": rs})
 					req, _ := http.NewRequest("POST", base+"/api/v1/readings", bytes.NewReader(body))
