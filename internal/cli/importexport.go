@@ -52,8 +52,13 @@ extra values) are left out and counted.`,
 Reads every .csv and .csv.gz file of DIR in name order, each line as the
 log.php receiver would take it (same checks, same time rules), and stores
 the readings under the source. Running it again changes nothing. Prints
-each refused line as file:line and the counts imported / already present /
-refused.`,
+each refused line as file:line with a short escaped excerpt (at most 10 per
+file, then a count) and the counts imported / already present / refused.
+Only regular files are read: symbolic links, pipes and devices are skipped
+and named. A file that cannot be read (a corrupt .gz) is reported and the
+import goes on; the exit code is then 1. LF, CRLF and CR line ends and a
+UTF-8 byte order mark are accepted. Ctrl-C or SIGTERM stops it after storing
+what was read.`,
 		Flags: func(fs *flag.FlagSet) {
 			fs.String("config", "", "config file (TOML) naming the database")
 			fs.String("source", "", "source to import into")
@@ -192,12 +197,16 @@ func runImport(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	names, total, err := phpdir.Files(dir)
+	ents, err := phpdir.List(dir)
 	if err != nil {
 		return err
 	}
-	if len(names) == 0 {
+	if len(ents) == 0 {
 		return fmt.Errorf("no .csv or .csv.gz files in %s", dir)
+	}
+	var total int64
+	for _, e := range ents {
+		total += e.Size
 	}
 	st, zone, _, err := openSource(ctx, cfg, source, true)
 	if err != nil {
@@ -213,15 +222,35 @@ func runImport(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 			progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionClearOnFinish())
 	}
+	clear := func() {
+		if bar != nil {
+			bar.Clear()
+		}
+	}
+	refused := map[string]int{}
+	var refusedFiles []string
 	opt := phpdir.ImportOptions{
 		Source:    source,
 		Zone:      zone,
 		BatchSize: batch,
 		OnRefuse: func(r phpdir.Refusal) {
-			if bar != nil {
-				bar.Clear()
+			if refused[r.File] == 0 {
+				refusedFiles = append(refusedFiles, r.File)
 			}
+			refused[r.File]++
+			if refused[r.File] > maxRefusalsShown {
+				return
+			}
+			clear()
 			fmt.Fprintf(env.Stdout, "refused %s\n", r)
+		},
+		OnSkip: func(name, why string) {
+			clear()
+			fmt.Fprintf(env.Stdout, "skipped %s: %s\n", name, why)
+		},
+		OnFileError: func(name string, err error) {
+			clear()
+			fmt.Fprintf(env.Stdout, "failed %s: %v (going on with the next file)\n", name, err)
 		},
 	}
 	if bar != nil {
@@ -231,10 +260,32 @@ func runImport(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 	if bar != nil {
 		bar.Finish()
 	}
-	if err != nil && !errors.Is(err, context.Canceled) {
+	if err != nil && ctx.Err() == nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "imported %d, already present %d, refused %d (%d lines in %d files)\n",
+	for _, f := range refusedFiles {
+		if n := refused[f] - maxRefusalsShown; n > 0 {
+			fmt.Fprintf(env.Stdout, "refused %d more lines of %s (not shown)\n", n, f)
+		}
+	}
+	fmt.Fprintf(env.Stdout, "imported %d, already present %d, refused %d (%d lines in %d files)",
 		res.Imported, res.Present, res.Refused, res.Lines, res.Files)
-	return err
+	if res.Skipped > 0 {
+		fmt.Fprintf(env.Stdout, "; %d skipped (not regular files)", res.Skipped)
+	}
+	if res.Failed > 0 {
+		fmt.Fprintf(env.Stdout, "; %d failed", res.Failed)
+	}
+	fmt.Fprintln(env.Stdout)
+	if err != nil {
+		return fmt.Errorf("interrupted; what was read is stored, run it again to go on: %w", err)
+	}
+	if res.Failed > 0 {
+		return fmt.Errorf("%d of %d files could not be read (see above)", res.Failed, res.Failed+res.Files)
+	}
+	return nil
 }
+
+// maxRefusalsShown bounds the refused lines printed per file (a file that
+// is not a data file at all would print every line).
+const maxRefusalsShown = 10

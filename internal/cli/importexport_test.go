@@ -165,3 +165,37 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// import goes on past a corrupt .gz and exits 1 at the end; a file of
+// garbage prints 10 refusals and a count, not every line; a symbolic link
+// is named and skipped.
+func TestImportHostileFolder(t *testing.T) {
+	cfg := ieConfig(t, "127.0.0.1:8080", true)
+	in := t.TempDir()
+	os.WriteFile(filepath.Join(in, "2026-11-24.csv.gz"), []byte("not gzip"), 0o644)
+	os.WriteFile(filepath.Join(in, "2026-11-25.csv"), []byte(strings.Repeat("garbage line\n", 500)), 0o644)
+	os.WriteFile(filepath.Join(in, "2026-11-26.csv"), []byte("\ufeff26.11.2026,12:00:00,5.00\r26.11.2026,12:00:10,6.00\r"), 0o644)
+	if err := os.Symlink("/etc/passwd", filepath.Join(in, "2026-11-27.csv")); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := ieCLI(t, "import", "--config", cfg, "--source", "home", in)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{
+		"failed 2026-11-24.csv.gz: not a readable gzip file",
+		"refused 490 more lines of 2026-11-25.csv (not shown)",
+		"skipped 2026-11-27.csv: a symbolic link",
+		"imported 2, already present 0, refused 500 (502 lines in 2 files); 1 skipped (not regular files); 1 failed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "refused 2026-11-25.csv:"); n != 10 {
+		t.Errorf("%d refusals printed, want 10", n)
+	}
+	if !strings.Contains(errs, "1 of 3 files could not be read") {
+		t.Errorf("stderr: %s", errs)
+	}
+}

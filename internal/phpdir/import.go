@@ -2,16 +2,20 @@ package phpdir
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/powermeter/powermeter/internal/legacy"
 	"github.com/powermeter/powermeter/internal/reading"
@@ -33,6 +37,14 @@ type ImportOptions struct {
 	Progress func(n int64)
 	// OnRefuse, when set, is called for every refused line.
 	OnRefuse func(Refusal)
+	// OnSkip, when set, is called for every entry named like a data file
+	// that is not a regular file (a symbolic link, a pipe, a device): they
+	// are not read.
+	OnSkip func(name, why string)
+	// OnFileError, when set, is called for a file that cannot be read to
+	// its end (a corrupt .gz, an I/O error); the import goes on with the
+	// next file and what the file gave before the error is kept.
+	OnFileError func(name string, err error)
 }
 
 // Refusal is a line Import did not take.
@@ -42,37 +54,117 @@ type Refusal struct {
 	Err  error
 }
 
-func (r Refusal) String() string { return fmt.Sprintf("%s:%d: %v", r.File, r.Line, r.Err) }
+// String names the file and line and says why, with at most a short,
+// escaped excerpt of the line (a refused line may be anything: a binary
+// file, a password file, terminal escapes).
+func (r Refusal) String() string { return fmt.Sprintf("%s:%d: %s", r.File, r.Line, describe(r.Err)) }
+
+// excerptLen is the most bytes of a refused line that are shown.
+const excerptLen = 16
+
+func describe(err error) string {
+	var le *legacy.Error
+	if errors.As(err, &le) && le.Field > 0 {
+		return fmt.Sprintf("stats field %d (%s) %s: %s", le.Field, le.Name, excerpt(le.Value), le.Msg)
+	}
+	if errors.As(err, &le) {
+		return "stats: " + le.Msg
+	}
+	return err.Error()
+}
+
+// excerpt quotes (escaping every non-printable byte) at most excerptLen
+// bytes of s.
+func excerpt(s string) string {
+	if len(s) <= excerptLen {
+		return strconv.Quote(s)
+	}
+	cut := excerptLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + "…"
+}
 
 // ImportResult counts what Import did.
 type ImportResult struct {
-	Files    int
+	Files    int // files read to their end
 	Lines    int // non-empty lines read
 	Imported int // new readings
 	Present  int // readings stored already
 	Refused  int // lines refused (see OnRefuse)
+	Skipped  int // entries that are not regular files (see OnSkip)
+	Failed   int // files that could not be read to their end (see OnFileError)
 }
 
-// Files lists the .csv and .csv.gz files of dir in name order and their
-// total size.
-func Files(dir string) ([]string, int64, error) {
+// Entry is a name in a data folder that looks like a data file.
+type Entry struct {
+	Name string
+	Size int64
+	// Skip says why the entry is not read ("" for a regular file).
+	Skip string
+}
+
+// List lists the entries of dir named *.csv or *.csv.gz in name order;
+// those that are not regular files (symbolic links are not followed) carry
+// the reason they are skipped.
+func List(dir string) ([]Entry, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, 0, fmt.Errorf("reading the folder %s: %w", dir, err)
+		return nil, fmt.Errorf("reading the folder %s: %w", dir, err)
+	}
+	var out []Entry
+	for _, e := range ents {
+		n := e.Name()
+		if strings.HasPrefix(n, ".") || !(strings.HasSuffix(n, ".csv") || strings.HasSuffix(n, ".csv.gz")) {
+			continue
+		}
+		en := Entry{Name: n, Skip: skipReason(e.Type())}
+		if en.Skip == "" {
+			if info, err := e.Info(); err == nil {
+				en.Size = info.Size()
+			}
+		}
+		out = append(out, en)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// skipReason is why an entry of type m is not read, or "".
+func skipReason(m fs.FileMode) string {
+	switch t := m.Type(); {
+	case t.IsRegular():
+		return ""
+	case t&fs.ModeSymlink != 0:
+		return "a symbolic link (not followed; copy the file in)"
+	case t.IsDir():
+		return "a folder"
+	case t&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case t&fs.ModeDevice != 0, t&fs.ModeCharDevice != 0:
+		return "a device"
+	case t&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return "not a regular file"
+}
+
+// Files lists the regular .csv and .csv.gz files of dir in name order and
+// their total size.
+func Files(dir string) ([]string, int64, error) {
+	ents, err := List(dir)
+	if err != nil {
+		return nil, 0, err
 	}
 	var names []string
 	var total int64
 	for _, e := range ents {
-		n := e.Name()
-		if e.IsDir() || strings.HasPrefix(n, ".") || !(strings.HasSuffix(n, ".csv") || strings.HasSuffix(n, ".csv.gz")) {
-			continue
+		if e.Skip == "" {
+			names = append(names, e.Name)
+			total += e.Size
 		}
-		if info, err := e.Info(); err == nil {
-			total += info.Size()
-		}
-		names = append(names, n)
 	}
-	sort.Strings(names)
 	return names, total, nil
 }
 
@@ -81,7 +173,10 @@ func Files(dir string) ([]string, int64, error) {
 // through legacy.Parse and the receiver's time rules (the doubled autumn
 // hour in order, spring-gap times accepted). It is idempotent: lines stored
 // already count as present. Refused lines are reported with file:line and
-// do not stop the import; an I/O or store error does.
+// do not stop the import, nor does a file that cannot be read (a corrupt
+// .gz: OnFileError, counted in Failed) or an entry that is not a regular
+// file (OnSkip); a store error does, and so does ctx ending (what was read
+// until then is stored).
 func Import(ctx context.Context, st store.Store, dir string, opt ImportOptions) (ImportResult, error) {
 	var res ImportResult
 	if opt.Zone == nil {
@@ -90,13 +185,34 @@ func Import(ctx context.Context, st store.Store, dir string, opt ImportOptions) 
 	if opt.BatchSize <= 0 {
 		opt.BatchSize = 5000
 	}
-	names, _, err := Files(dir)
+	ents, err := List(dir)
 	if err != nil {
 		return res, err
 	}
 	im := &importer{st: st, opt: opt, res: &res, rsv: ingest.NewResolver(st)}
-	for _, name := range names {
-		if err := im.file(ctx, filepath.Join(dir, name), name); err != nil {
+	for _, e := range ents {
+		if e.Skip != "" {
+			im.skip(e.Name, e.Skip)
+			continue
+		}
+		err := im.file(ctx, filepath.Join(dir, e.Name), e.Name)
+		var fe *fileError
+		switch {
+		case errors.As(err, &fe) && ctx.Err() == nil:
+			if fe.skip != "" {
+				im.skip(e.Name, fe.skip)
+				continue
+			}
+			res.Failed++
+			if opt.OnFileError != nil {
+				opt.OnFileError(e.Name, fe.err)
+			}
+			continue
+		case err != nil:
+			if ctx.Err() != nil {
+				// Interrupted: keep what was read.
+				err = errors.Join(fmt.Errorf("import interrupted in %s: %w", e.Name, ctx.Err()), im.flush(context.WithoutCancel(ctx)))
+			}
 			return res, err
 		}
 		res.Files++
@@ -105,6 +221,23 @@ func Import(ctx context.Context, st store.Store, dir string, opt ImportOptions) 
 		return res, err
 	}
 	return res, nil
+}
+
+// fileError is a file that cannot be read (the import goes on), or is
+// found not to be a regular file when opened (skip).
+type fileError struct {
+	err  error
+	skip string
+}
+
+func (e *fileError) Error() string { return e.err.Error() }
+func (e *fileError) Unwrap() error { return e.err }
+
+func (im *importer) skip(name, why string) {
+	im.res.Skipped++
+	if im.opt.OnSkip != nil {
+		im.opt.OnSkip(name, why)
+	}
 }
 
 type importer struct {
@@ -117,28 +250,43 @@ type importer struct {
 }
 
 func (im *importer) file(ctx context.Context, path, name string) error {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
-		return fmt.Errorf("import: %w", err)
+		return &fileError{err: err}
 	}
 	defer f.Close()
-	var src io.Reader = &progressReader{r: f, fn: im.opt.Progress}
+	if fi, err := f.Stat(); err != nil {
+		return &fileError{err: err}
+	} else if why := skipReason(fi.Mode()); why != "" {
+		return &fileError{err: errors.New(why), skip: why}
+	}
+	var src io.Reader = &progressReader{r: &ctxReader{ctx: ctx, r: f}, fn: im.opt.Progress}
 	if strings.HasSuffix(name, ".gz") {
 		gz, err := gzip.NewReader(src)
 		if err != nil {
-			return fmt.Errorf("import: %s: %w", name, err)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return &fileError{err: fmt.Errorf("not a readable gzip file: %w", err)}
 		}
 		defer gz.Close()
 		src = gz
 	}
-	br := bufio.NewReaderSize(src, maxLine)
+	lr := &lineReader{br: bufio.NewReaderSize(src, maxLine)}
 	for n := 1; ; n++ {
-		line, tooLong, err := readLine(br)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("import: reading %s:%d: %w", name, n, err)
+		line, tooLong, err := lr.next()
+		if errors.Is(err, io.EOF) {
+			return nil
 		}
-		eof := errors.Is(err, io.EOF)
-		line = strings.TrimSuffix(line, "\r")
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return &fileError{err: fmt.Errorf("reading line %d: %w", n, err)}
+		}
+		if n == 1 {
+			line = strings.TrimPrefix(line, "\ufeff") // a UTF-8 byte order mark
+		}
 		switch {
 		case tooLong:
 			im.refuse(Refusal{File: name, Line: n, Err: fmt.Errorf("line longer than %d bytes", maxLine)})
@@ -147,26 +295,65 @@ func (im *importer) file(ctx context.Context, path, name string) error {
 				return e
 			}
 		}
-		if eof {
-			return nil
-		}
 	}
 }
 
-// readLine reads one line without its newline; a line longer than the
-// reader's buffer is skipped and reported as too long.
-func readLine(br *bufio.Reader) (string, bool, error) {
-	b, err := br.ReadSlice('\n')
-	if errors.Is(err, bufio.ErrBufferFull) {
-		for errors.Is(err, bufio.ErrBufferFull) {
-			_, err = br.ReadSlice('\n')
+// lineReader splits lines at LF, CRLF or a lone CR (old Mac files).
+type lineReader struct {
+	br  *bufio.Reader
+	buf []byte
+}
+
+// next returns the next line without its end; a line longer than maxLine
+// is read past and reported as too long. After the last line: io.EOF.
+func (lr *lineReader) next() (string, bool, error) {
+	lr.buf = lr.buf[:0]
+	tooLong, got := false, false
+	add := func(b []byte) {
+		if tooLong || len(lr.buf)+len(b) > maxLine {
+			tooLong = true
+			return
 		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return "", true, err
-		}
-		return "", true, err
+		lr.buf = append(lr.buf, b...)
 	}
-	return strings.TrimSuffix(string(b), "\n"), false, err
+	for {
+		if _, err := lr.br.Peek(1); err != nil {
+			if errors.Is(err, io.EOF) && got {
+				return string(lr.buf), tooLong, nil
+			}
+			return "", false, err
+		}
+		got = true
+		chunk, _ := lr.br.Peek(lr.br.Buffered())
+		i := bytes.IndexAny(chunk, "\r\n")
+		if i < 0 {
+			add(chunk)
+			lr.br.Discard(len(chunk))
+			continue
+		}
+		add(chunk[:i])
+		end := chunk[i]
+		lr.br.Discard(i + 1)
+		if end == '\r' {
+			if b, err := lr.br.Peek(1); err == nil && b[0] == '\n' {
+				lr.br.Discard(1)
+			}
+		}
+		return string(lr.buf), tooLong, nil
+	}
+}
+
+// ctxReader ends reading when ctx ends (SIGINT, SIGTERM).
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(b)
 }
 
 func (im *importer) line(ctx context.Context, name string, n int, s string) error {
