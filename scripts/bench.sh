@@ -167,7 +167,8 @@ bench_store() {
 # read heads, FRITZ!Boxes over AHA-HTTP and the 8.2 REST API, Shelly, DTUs,
 # Epever), read concurrently.
 bench_meters() {
-	plain internal/meter/all 'Round' 100x "meters: one round over 50 emulated meters (mixed families)"
+	plain internal/meter/all 'Round' 100x "meters: one round over 50 emulated meters (mixed families)" &&
+		plain internal/scan 'Scan' 3x "meters: discover --scan wall time, default 3 s timeout, 9 emulated devices on 127.0.0.1"
 }
 
 # Dashboard pages rendered server-side with a year of 10-s readings.

@@ -18,16 +18,23 @@ func init() {
 		Name:    "discover",
 		Summary: "list the devices behind the configured meters",
 		Usage: `powermeter discover --config FILE [--json | --toml] [NAME…]
+powermeter discover --scan [--timeout 3s] [--json | --toml]
 
 For each named meter (default: all): a FRITZ!Box, AhoyDTU or OpenDTU lists
 the devices it knows (with the ain, channel or serial to configure); other
 devices are read once to show what they are. Exits 1 when a meter failed.
 --toml prints ready-to-paste [[meters]] entries (one per device, named
-after the device, roles guessed and marked as guesses).`,
+after the device, roles guessed and marked as guesses).
+--scan looks for devices on the local network without a config file:
+Shellys (mDNS), FRITZ!Box (SSDP, fritz.box), Tasmota, OpenDTU, AhoyDTU and
+ESP-Epever (mDNS and an HTTP probe of the hosts that answered), within
+--timeout; only private, link-local and loopback addresses are probed.`,
 		Flags: func(fs *flag.FlagSet) {
 			fs.String("config", "", "the configuration `file`")
 			fs.Bool("json", false, "print the result as JSON")
 			fs.Bool("toml", false, "print [[meters]] entries to paste into the config")
+			fs.Bool("scan", false, "look for devices on the local network (no --config needed)")
+			fs.Duration("timeout", defaultScanTimeout, "how long --scan takes at most")
 		},
 		Run: runDiscover,
 	})
@@ -44,6 +51,9 @@ type discovered struct {
 }
 
 func runDiscover(ctx context.Context, env *Env, fs *flag.FlagSet) error {
+	if flagBool(fs, "scan") {
+		return runScan(ctx, env, fs)
+	}
 	return withMeters(ctx, env, fs, func(cfg *config.Config, sel []config.Meter, ms []meter.Meter) error {
 		out := make([]discovered, len(ms))
 		forEach(ms, func(i int, m meter.Meter) {
