@@ -185,7 +185,7 @@ func TestScanFindsEachKindAndNothingElse(t *testing.T) {
 		{"esp-epever", "_http._tcp.local.", "127.0.0.1", epever},
 		{"nas", "_http._tcp.local.", "127.0.0.1", plain},
 		{"printer", "_http._tcp.local.", "127.0.0.1", printer},
-		{"cloud-thing", "_http._tcp.local.", "93.184.216.34", 80}, // not local: never probed
+		{"cloud-thing", "_http._tcp.local.", "93.184.216.34", 80},   // not local: never probed
 		{"other-service", "_ipp._tcp.local.", "127.0.0.1", printer}, // not asked for
 	})
 	ssdp := ssdpResponder(t, boxURL+"/igddesc.xml")
