@@ -80,6 +80,7 @@ func (c *chartBuilder) render(l lang, zone *time.Location) chartView {
 			p.finish()
 		}
 	}
+	c.prod.Label, c.home.Label = l.T("flow_prod"), l.T("flow_home")
 	lines := c.lines()
 	raw := c.o.Res == 0
 	v := chartView{HasTemp: c.temp.n > 0}

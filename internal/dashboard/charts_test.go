@@ -5,6 +5,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/powermeter/powermeter/internal/household"
 	"github.com/powermeter/powermeter/internal/reading"
 	"image/color"
 	"image/png"
@@ -170,4 +171,55 @@ func attr(body, name string) string {
 	}
 	rest := body[i+len(name)+2:]
 	return rest[:strings.IndexByte(rest, '"')]
+}
+
+// With roles, the chart adds production (above zero) and the home's
+// consumption (below); a legacy line's extra values carry the field map's
+// labels and units.
+func TestDayChartRolesAndFields(t *testing.T) {
+	st := openStore(t)
+	day := "2026-03-27"
+	start := time.Date(2026, 3, 27, 0, 0, 0, 0, berlin)
+	rs := threeDevices(start, start.Add(24*time.Hour))
+	for tt := start.UTC(); tt.Before(start.Add(24 * time.Hour)); tt = tt.Add(10 * time.Second) {
+		rs = append(rs, reading.Reading{Device: "legacy", Time: tt, Power: 12.5, Temperature: reading.F(20), Phases: []float64{231.5, 3.25}})
+	}
+	insert(t, st, "home", rs...)
+	home, err := household.New([]household.Device{{Name: "balcony", Role: household.PV, Label: "Balkon"}, {Name: "grid", Role: household.Grid}, {Name: "fridge", Role: household.Consumer}, {Name: "legacy", Role: household.Other}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm := household.FieldMap{{Quantity: household.Power, Unit: "W"}, {Quantity: household.Temperature, Unit: "°C"}, {Quantity: household.Voltage, Unit: "V", Label: "Netz"}, {Quantity: household.Power, Unit: "W", Label: "Wärmepumpe"}}
+	d := newTestDashboard(t, st, Options{Home: func(string) *household.Home { return home }, Fields: func(string) household.FieldMap { return fm }})
+	h := mux(d)
+	r := get(t, h, "/s/home/day/"+day)
+	for _, want := range []string{`data-s="prod"`, `data-s="home"`, `data-s="ph:legacy:2"`, "Wärmepumpe", ">Balkon<"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("day page lacks %s", want)
+		}
+	}
+	// the voltage is no power line: only in the tooltip, with its unit
+	if strings.Contains(r.body, `data-s="ph:legacy:1"`) {
+		t.Error("the voltage is drawn on the power axis")
+	}
+	var hd hoverData
+	if err := json.Unmarshal([]byte(get(t, h, "/s/home/day/"+day+"/data.json").body), &hd); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range hd.S {
+		if s.Key == "ph:legacy:1" {
+			found = s.Unit == "V" && strings.Contains(s.Label, "Netz") && s.V[0] != nil && *s.V[0] == 231.5
+		}
+		if s.Key == "prod" {
+			// at 13:00 the balcony's production, positive
+			row := 13 * 360
+			if s.V[row] == nil || *s.V[row] <= 0 {
+				t.Errorf("production at 13:00: %v", s.V[row])
+			}
+		}
+	}
+	if !found {
+		t.Errorf("the voltage field is not in the tooltip data: %+v", hd.S)
+	}
 }

@@ -66,6 +66,10 @@ type Options struct {
 	// answers: a home without roles, no money).
 	Home   func(source string) *household.Home
 	Tariff func(source string) *tariff.Tariff
+	// Fields gives a source's field map (what a legacy line's values
+	// mean: units and labels of the chart's extra series); nil: the
+	// default.
+	Fields func(source string) household.FieldMap
 	// Cache keeps decoded day summaries; the server shares its own (a
 	// new one when nil).
 	Cache *energy.Cache

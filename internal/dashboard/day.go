@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/powermeter/powermeter/internal/energy"
+	"github.com/powermeter/powermeter/internal/household"
 )
 
 type dayData struct {
@@ -35,6 +36,11 @@ type dayData struct {
 	DataURL                    string
 	Refresh                    int // seconds between refreshes of today's chart
 }
+
+// ingestLegacyDevice is the device legacy stats lines are stored under
+// (ingest.Device; not imported: the dashboard does not need the ingest
+// package).
+const ingestLegacyDevice = "legacy"
 
 // chartDefaultsFor returns a source's configured axis ranges.
 func (d *Dashboard) chartDefaultsFor(source string) chartDefaults {
@@ -121,6 +127,29 @@ func (d *Dashboard) build(ctx context.Context, v *dayView) (energy.DaySummary, *
 	}
 	cb := newChartBuilder(v.opts, d.o.Interval)
 	calc.OnReading = cb.reading
+	if home := d.homeOf(v.source); home.Configured() {
+		cb.roles = v.opts.Device == ""
+		cb.devLabel = func(name string) string { return home.Device(name).Title() }
+	}
+	if d.o.Fields != nil {
+		fm := d.o.Fields(v.source)
+		// a legacy line's values 3… (or 2… when value 2 is not a
+		// temperature or voltage) are stored as its phases
+		cb.phaseLabel = func(device string, i, n int) (string, string) {
+			if device != ingestLegacyDevice || len(fm) == 0 {
+				return "", ""
+			}
+			k := i + 3
+			if fm.Second() == household.Value {
+				k = i + 2
+			}
+			f := fm.At(k)
+			if f.Label == "" {
+				return "", f.Unit
+			}
+			return f.Label, f.Unit
+		}
+	}
 	onPoint := cb.point
 	if v.opts.Device != "" {
 		onPoint = nil
@@ -285,6 +314,7 @@ func (c *chartBuilder) hover(l lang, zone *time.Location) hoverData {
 	all = append(all, c.others()...)
 	all = append(all, c.wh, c.temp)
 	c.total.Label = l.T("power_total")
+	c.prod.Label, c.home.Label = l.T("flow_prod"), l.T("flow_home")
 	c.wh.Label = l.T("running_energy")
 	c.temp.Label = l.T("temperature")
 	dec := func(s *chartSeries) int {
@@ -337,6 +367,9 @@ func (c *chartBuilder) hover(l lang, zone *time.Location) hoverData {
 					x := b.sum / float64(b.n)
 					if s == c.wh {
 						x = b.last
+					}
+					if s == c.home {
+						x = -x
 					}
 					hs.V[row] = ptr(x)
 				}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/powermeter/powermeter/internal/energy"
+	"github.com/powermeter/powermeter/internal/household"
 	"github.com/powermeter/powermeter/internal/reading"
 )
 
@@ -252,6 +253,12 @@ type chartBuilder struct {
 	// the whole day in 5-minute buckets (min, max power), for the active
 	// hours
 	act []actBucket
+	// roles: production and the home's consumption from the flows
+	roles      bool
+	prod, home *chartSeries
+	flow       household.Flow
+	// device labels (roles' labels); nil: the name
+	devLabel func(device string) string
 	// field labels of a device's phases (i of n values); nil: L1–L3 / #i
 	phaseLabel func(device string, i, n int) (label, unit string)
 }
@@ -268,6 +275,8 @@ func newChartBuilder(o chartOpts, interval time.Duration) *chartBuilder {
 	c.total = &chartSeries{Key: "total", Unit: "W", Class: "total"}
 	c.temp = &chartSeries{Key: "temp", Unit: "°C", Class: "temp"}
 	c.wh = &chartSeries{Key: "wh", Unit: "Wh", Class: "wh"}
+	c.prod = &chartSeries{Key: "prod", Unit: "W"}
+	c.home = &chartSeries{Key: "home", Unit: "W"}
 	c.hoverV = map[string][]float64{}
 	c.act = make([]actBucket, int(o.dayE.Sub(o.dayStart)/(5*time.Minute))+1)
 	return c
@@ -348,6 +357,18 @@ func (c *chartBuilder) xOf(i int) float64 {
 // point takes a source point (no device filter).
 func (c *chartBuilder) point(p energy.Point) {
 	t := p.Time.UnixNano()
+	if c.roles {
+		// production above zero, the home's consumption below
+		c.flow = p.Flow
+		if i := c.idx(t); i >= 0 {
+			if p.Flow.Production > 0 || c.prod.n > 0 {
+				c.prod.add(i, t, p.Flow.Production, p.Gap)
+			}
+			if p.Flow.HomeKnown {
+				c.home.add(i, t, -p.Flow.Home, p.Gap)
+			}
+		}
+	}
 	c.total1(t, p.Power, p.Gap, p.Temp, p.HasTemp)
 }
 
@@ -388,6 +409,14 @@ func (c *chartBuilder) hoverRow(t int64, power, temp float64, hasTemp bool) {
 		c.hoverV[k] = append(col, v)
 	}
 	set("total", power)
+	if c.roles {
+		if c.prod.n > 0 {
+			set("prod", c.flow.Production)
+		}
+		if c.flow.HomeKnown {
+			set("home", c.flow.Home)
+		}
+	}
 	set("wh", c.whSum)
 	if hasTemp {
 		set("temp", temp)
@@ -501,7 +530,11 @@ func (c *chartBuilder) dev(name string) *devLine {
 	if len(c.devs) >= maxDeviceLines {
 		return nil
 	}
-	d := &devLine{name: name, power: &chartSeries{Key: "dev:" + name, Label: name, Unit: "W"}}
+	label := name
+	if c.devLabel != nil {
+		label = c.devLabel(name)
+	}
+	d := &devLine{name: name, power: &chartSeries{Key: "dev:" + name, Label: label, Unit: "W"}}
 	c.devs = append(c.devs, d)
 	return d
 }
@@ -510,6 +543,13 @@ func (c *chartBuilder) dev(name string) *devLine {
 // each device (when there are several and no ?device=), then phases.
 func (c *chartBuilder) lines() []*chartSeries {
 	var out []*chartSeries
+	if c.roles {
+		for _, s := range []*chartSeries{c.prod, c.home} {
+			if s.n > 0 {
+				out = append(out, s)
+			}
+		}
+	}
 	sort.SliceStable(c.devs, func(i, j int) bool { return c.devs[i].name < c.devs[j].name })
 	if c.o.Device == "" && len(c.devs) > 1 {
 		for _, d := range c.devs {
@@ -525,8 +565,17 @@ func (c *chartBuilder) lines() []*chartSeries {
 			}
 		}
 	}
-	for i, s := range out {
-		s.Class = "c" + strconv.Itoa(i%8)
+	k := 0
+	for _, s := range out {
+		switch s.Key {
+		case "prod":
+			s.Class = "c-prod"
+		case "home":
+			s.Class = "c-home"
+		default:
+			s.Class = "c" + strconv.Itoa(k%8)
+			k++
+		}
 	}
 	return out
 }

@@ -154,6 +154,7 @@ func (s *Server) mountDashboard(mux *http.ServeMux) error {
 		Cache:     s.days,
 		Home:      s.cfg.Home,
 		Tariff:    s.cfg.TariffOf,
+		Fields:    s.cfg.Fields,
 	})
 	if err != nil {
 		return fmt.Errorf("dashboard: %w", err)
