@@ -241,6 +241,22 @@ func TestBrowserDayChart(t *testing.T) {
 		t.Errorf("manifest icons %q", icons)
 	}
 
+	// the month's day bars add up to the overview's month
+	month := yday[:7]
+	b.open("/s/home/month/"+month, "#day-bars")
+	bars := b.num(`Array.from(document.querySelectorAll('#day-bars rect.bar-in')).reduce(function(s, r){return s + Number(r.getAttribute('data-wh'))}, 0)`)
+	b.open("/s/home/overview?month="+month, "#all-in")
+	ov := b.num(`Number(document.querySelector('#m-` + month + ` td.in').getAttribute('data-wh'))`)
+	if ov <= 0 || math.Abs(bars-ov) > 1e-6*ov {
+		t.Errorf("month bars add up to %v Wh, the overview's month is %v Wh", bars, ov)
+	}
+	// a click on a bar opens its day
+	b.open("/s/home/month/"+month, "#day-bars")
+	if err := chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS(`#day-bars g.grp[data-key="`+yday+`"] rect.hit`))); err != nil {
+		t.Fatal(err)
+	}
+	b.poll(`location.pathname === '/s/home/day/`+yday+`'`, "a click on a day bar opens the day")
+
 	// German, dark, phone: every page fits 360 px
 	if _, err := chromedp.Call(b.ctx, network.Enable, network.EnableParams{}); err != nil {
 		t.Fatal(err)
@@ -250,6 +266,8 @@ func TestBrowserDayChart(t *testing.T) {
 		{"live", "/s/home", "#total"},
 		{"day", "/s/home/day/" + yday, "#day-chart"},
 		{"overview", "/s/home/overview", "#all-in"},
+		{"month", "/s/home/month/" + month, "#day-bars"},
+		{"year", "/s/home/year/" + month[:4], "#month-bars"},
 	}
 	for _, mode := range []struct {
 		name, lang string

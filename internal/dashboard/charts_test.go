@@ -223,3 +223,73 @@ func TestDayChartRolesAndFields(t *testing.T) {
 		t.Errorf("the voltage field is not in the tooltip data: %+v", hd.S)
 	}
 }
+
+func TestMonthAndYearPages(t *testing.T) {
+	st := openStore(t)
+	start := time.Date(2026, 2, 25, 0, 0, 0, 0, berlin)
+	insert(t, st, "home", threeDevices(start, start.Add(8*24*time.Hour))...)
+	d := newTestDashboard(t, st, Options{})
+	h := mux(d)
+
+	r := get(t, h, "/s/home/month/2026-03")
+	if r.code != 200 {
+		t.Fatalf("month: %d %s", r.code, r.body)
+	}
+	// the bars add up to the month's total, and link to their days
+	sum := 0.0
+	for _, part := range strings.Split(r.body, `class="bar-in" data-wh="`)[1:] {
+		v, err := strconv.ParseFloat(part[:strings.IndexByte(part, '"')], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += v
+	}
+	total := whAttrs(r.body)["month-in"]
+	if total <= 0 || math.Abs(sum-total) > 1e-6*total {
+		t.Errorf("day bars add up to %v Wh, the month says %v", sum, total)
+	}
+	for _, want := range []string{`<a href="/s/home/day/2026-03-01">`, `href="/s/home/month/2026-02" rel="prev"`, `href="/s/home/month/2026-03.csv"`, `href="/s/home/year/2026"`, `id="d-2026-03-04"`} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("month page lacks %s", want)
+		}
+	}
+	if strings.Contains(r.body, `rel="next"`) {
+		t.Error("the current month links to the next")
+	}
+	// the overview's month is the same
+	ov := get(t, h, "/s/home/overview?month=2026-03")
+	i := strings.Index(ov.body, `id="m-2026-03"`)
+	if i < 0 {
+		t.Fatal("overview has no row for 2026-03")
+	}
+	row := ov.body[i:]
+	v := attr(row, "data-wh")
+	if f, _ := strconv.ParseFloat(v, 64); math.Abs(f-total) > 1e-6*total {
+		t.Errorf("overview's March %s Wh, month page %v", v, total)
+	}
+
+	// CSV of the month: one row per day with readings
+	r = get(t, h, "/s/home/month/2026-03.csv")
+	lines := strings.Split(strings.TrimSpace(r.body), "\n")
+	if r.code != 200 || r.h.Get("Content-Type") != "text/csv; charset=utf-8" || len(lines) != 1+4 || !strings.HasPrefix(lines[0], "day,consumption_kwh,feed_in_kwh") || !strings.HasPrefix(lines[1], "2026-03-01,") {
+		t.Errorf("month CSV: %d %q", r.code, lines)
+	}
+
+	// the year: month bars linking to the months, CSV per month
+	r = get(t, h, "/s/home/year/2026")
+	if r.code != 200 || !strings.Contains(r.body, `<a href="/s/home/month/2026-02">`) || !strings.Contains(r.body, `<a href="/s/home/month/2026-03">`) || strings.Contains(r.body, `<a href="/s/home/month/2026-04">`) {
+		t.Errorf("year page: %d", r.code)
+	}
+	r = get(t, h, "/s/home/year/2026.csv")
+	if lines := strings.Split(strings.TrimSpace(r.body), "\n"); len(lines) != 3 || !strings.HasPrefix(lines[1], "2026-02,") {
+		t.Errorf("year CSV: %q", lines)
+	}
+	for _, bad := range []string{"/s/home/month/2026-13", "/s/home/month/x", "/s/home/year/26", "/s/home/year/1999.csv"} {
+		if r := get(t, h, bad); r.code != 400 {
+			t.Errorf("%s: %d", bad, r.code)
+		}
+	}
+	if r := get(t, h, "/s/home/month/current"); r.code != 200 || !strings.Contains(r.body, "<h1>March 2026</h1>") {
+		t.Errorf("current month: %d", r.code)
+	}
+}

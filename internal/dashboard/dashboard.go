@@ -177,7 +177,7 @@ func (d *Dashboard) parseTemplates() error {
 		return fmt.Errorf("dashboard: parsing base template: %w", err)
 	}
 	d.pages = map[string]*template.Template{}
-	for _, name := range []string{"home", "live", "day", "overview", "error"} {
+	for _, name := range []string{"home", "live", "day", "month", "year", "overview", "error"} {
 		t, err := template.Must(base.Clone()).ParseFS(webFS, "web/templates/"+name+".html")
 		if err != nil {
 			return fmt.Errorf("dashboard: parsing template %s: %w", name, err)
@@ -204,6 +204,8 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 	mux.Handle("GET /s/{source}/day/{date}", g(d.day))
 	mux.Handle("GET /s/{source}/day/{date}/data.json", g(d.dayData))
 	mux.Handle("GET /s/{source}/overview", g(d.overview))
+	mux.Handle("GET /s/{source}/month/{month}", g(d.month))
+	mux.Handle("GET /s/{source}/year/{year}", g(d.year))
 	mux.Handle("GET /s/{source}/export.csv", g(d.export))
 	mux.Handle("GET /static/", http.HandlerFunc(d.serveStatic))
 	// the manifest and icons say nothing about the data: browsers fetch
@@ -369,6 +371,16 @@ func (p *page) HM(t time.Time) string {
 		return "–"
 	}
 	return t.In(p.Zone).Format("15:04")
+}
+
+// SecOfDay is an instant's local time of day in seconds (a sort key; -1
+// for none).
+func (p *page) SecOfDay(t time.Time) int {
+	if t.IsZero() {
+		return -1
+	}
+	l := t.In(p.Zone)
+	return l.Hour()*3600 + l.Minute()*60 + l.Second()
 }
 
 // Clock formats an instant as local time of day.

@@ -126,6 +126,8 @@ var messages = map[string][2]string{ // key: {de, en}
 	"blocked":         {"Zu viele falsche Anmeldungen von dieser Adresse – bitte später erneut versuchen.", "Too many wrong sign-ins from this address: try again later."},
 	"as_of":           {"Stand", "As of"},
 	"power_total":     {"Leistung gesamt", "Total power"},
+	"bad_month":       {"Ungültiger Monat (JJJJ-MM).", "Invalid month (YYYY-MM)."},
+	"bad_year":        {"Ungültiges Jahr (JJJJ).", "Invalid year (YYYY)."},
 	"flow_prod":       {"Erzeugung", "Production"},
 	"flow_home":       {"Verbrauch Haus", "Home consumption"},
 	"running_energy":  {"Bezug kumuliert", "Running consumption"},

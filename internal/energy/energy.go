@@ -42,8 +42,9 @@ import (
 
 // FormatVersion is bumped whenever DaySummary's meaning or layout changes, so
 // cached summaries of an older format are recomputed. 2: counter steps
-// across a gap spanning midnight are attributed. 3: the home's flows.
-const FormatVersion = 3
+// across a gap spanning midnight are attributed. 3: the home's flows. 4:
+// first and last production.
+const FormatVersion = 4
 
 // Slot is the interval the home's flows are balanced over: a quarter hour,
 // the metering interval of grid operators. Within it the grid meter's own
@@ -121,6 +122,12 @@ type DaySummary struct {
 	// power was below zero (feed-in: production exceeding consumption).
 	FirstFeed time.Time `json:"first_feed,omitzero"`
 	LastFeed  time.Time `json:"last_feed,omitzero"`
+	// FirstProd and LastProd are the first and last instants of
+	// production: the pv devices' power above zero when the home has
+	// roles, else feed-in (a source without roles is one meter, and what
+	// it feeds in is what it produced beyond its own use).
+	FirstProd time.Time `json:"first_prod,omitzero"`
+	LastProd  time.Time `json:"last_prod,omitzero"`
 
 	MinTemp *float64 `json:"tmin,omitempty"`
 	MaxTemp *float64 `json:"tmax,omitempty"`
@@ -222,6 +229,7 @@ type Day struct {
 	gap        int64 // ns
 	start, end time.Time
 	s, e       int64 // start, end in Unix ns
+	hasPV      bool  // the home has a pv device: production is its power
 	// OnPoint, when set, receives each source power point within the day.
 	OnPoint func(Point)
 	// OnReading, when set, receives every reading given to Add, after the
@@ -263,7 +271,7 @@ func NewHomeDay(day string, loc *time.Location, interval time.Duration, home *ho
 	}
 	d := &Day{
 		day: day, home: home, interval: interval, gap: int64(GapIntervals * interval),
-		start: start, end: end, s: start.UnixNano(), e: end.UnixNano(),
+		start: start, end: end, s: start.UnixNano(), e: end.UnixNano(), hasPV: home.Has(household.PV),
 	}
 	d.sum = DaySummary{Format: FormatVersion, Day: day, IntervalS: interval.Seconds(), Start: start, End: end, Home: home.Fingerprint()}
 	return d, nil
@@ -557,6 +565,12 @@ func (d *Day) atPoint(p Point) {
 			s.FirstFeed = p.Time
 		}
 		s.LastFeed = p.Time
+	}
+	if p.Flow.Production > 0 || (!d.hasPV && p.Power < 0) {
+		if s.FirstProd.IsZero() {
+			s.FirstProd = p.Time
+		}
+		s.LastProd = p.Time
 	}
 	if p.HasTemp {
 		if s.MinTemp == nil || p.Temp < *s.MinTemp {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/powermeter/powermeter/internal/household"
 	"github.com/powermeter/powermeter/internal/reading"
 )
 
@@ -402,5 +403,47 @@ func TestTotalsForm(t *testing.T) {
 	}
 	if tot.InWh != s.InWh || tot.OutWh != s.OutWh || tot.PeakW != s.PeakW || !tot.FirstFeed.Equal(s.FirstFeed) || tot.Readings != s.Readings || tot.Bands != nil || tot.Devices != nil {
 		t.Errorf("totals %+v", tot)
+	}
+}
+
+// Production times: feed-in without roles, the pv device's power with them.
+func TestFirstLastProduction(t *testing.T) {
+	zone, _ := time.LoadLocation("Europe/Berlin")
+	start := time.Date(2026, 6, 1, 0, 0, 0, 0, zone)
+	feed := func(h float64) float64 { // 08:00–18:00 below zero
+		if h >= 8 && h < 18 {
+			return -100
+		}
+		return 50
+	}
+	run := func(home *household.Home) DaySummary {
+		d, err := NewHomeDay("2026-06-01", zone, 10*time.Second, home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for tt := start; tt.Before(start.Add(24 * time.Hour)); tt = tt.Add(10 * time.Second) {
+			h := tt.Sub(start).Hours()
+			pv := 0.0
+			if h >= 6 && h < 20 {
+				pv = 300
+			}
+			d.Add(reading.Reading{Device: "grid", Time: tt.UTC(), Power: feed(h)})
+			if home != nil {
+				d.Add(reading.Reading{Device: "pv", Time: tt.UTC(), Power: pv})
+			}
+		}
+		return d.Summary()
+	}
+	s := run(nil)
+	if got := s.FirstProd.In(zone).Format("15:04:05") + "–" + s.LastProd.In(zone).Format("15:04:05"); got != "08:00:00–17:59:50" {
+		t.Errorf("without roles: production %s", got)
+	}
+	home, err := household.New([]household.Device{{Name: "grid", Role: household.Grid}, {Name: "pv", Role: household.PV}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = run(home)
+	if got := s.FirstProd.In(zone).Format("15:04:05") + "–" + s.LastProd.In(zone).Format("15:04:05"); got != "06:00:00–19:59:50" {
+		t.Errorf("with a pv device: production %s", got)
 	}
 }

@@ -80,6 +80,36 @@
     }
   });
 
+  // sortable tables: a click on a heading sorts by its column (data-v of
+  // the cells, numbers where they are numbers); again: the other way
+  document.querySelectorAll('table.sortable').forEach(function (tb) {
+    var ths = tb.tHead ? tb.tHead.rows[0].cells : [];
+    Array.prototype.forEach.call(ths, function (th, col) {
+      th.classList.add('sorter');
+      th.setAttribute('tabindex', '0');
+      th.setAttribute('aria-sort', 'none');
+      function sort() {
+        var dir = th.getAttribute('aria-sort') === 'ascending' ? -1 : 1;
+        Array.prototype.forEach.call(ths, function (o) { o.setAttribute('aria-sort', 'none'); });
+        th.setAttribute('aria-sort', dir > 0 ? 'ascending' : 'descending');
+        var body = tb.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+        function key(r) {
+          var c = r.cells[col], v = c && (c.getAttribute('data-v') || c.textContent);
+          var n = Number(v);
+          return v !== '' && !isNaN(n) ? n : String(v);
+        }
+        rows.sort(function (a, b) {
+          var x = key(a), y = key(b);
+          if (typeof x === 'number' && typeof y === 'number') return dir * (x - y);
+          return dir * String(x).localeCompare(String(y));
+        });
+        rows.forEach(function (r) { body.appendChild(r); });
+      }
+      th.addEventListener('click', sort);
+      th.addEventListener('keydown', function (e) { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); sort(); } });
+    });
+  });
+
   // keys: ←/→ days, PgUp/PgDn months (or years), T today; on links that
   // carry data-key
   function go(key) {
