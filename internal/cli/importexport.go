@@ -47,7 +47,7 @@ extra values) are left out and counted.`,
 	Register(&Command{
 		Name:    "import",
 		Summary: "read a PHP powermeter data folder (.csv, .csv.gz) into the store",
-		Usage: `powermeter import --config FILE --source NAME DIR
+		Usage: `powermeter import --config FILE --source NAME [--php-config config.inc.php] DIR
 
 Reads every .csv and .csv.gz file of DIR in name order, each line as the
 log.php receiver would take it (same checks, same time rules), and stores
@@ -58,11 +58,17 @@ Only regular files are read: symbolic links, pipes and devices are skipped
 and named. A file that cannot be read (a corrupt .gz) is reported and the
 import goes on; the exit code is then 1. LF, CRLF and CR line ends and a
 UTF-8 byte order mark are accepted. Ctrl-C or SIGTERM stops it after storing
-what was read.`,
+what was read. The values of a line are stored as the source's field map
+says ([[server.sources.fields]]); --php-config takes units, labels,
+$power_threshold (power below it stored as 0) and the sign convention
+($produce_consume naming production: the device is a plant) from the PHP
+app's own config instead, and prints the config lines that keep showing
+the data that way.`,
 		Flags: func(fs *flag.FlagSet) {
 			fs.String("config", "", "config file (TOML) naming the database")
 			fs.String("source", "", "source to import into")
 			fs.Int("batch", 5000, "readings per store transaction")
+			fs.String("php-config", "", "the PHP app's config.inc.php: units, labels, power threshold, production")
 		},
 		Run: runImport,
 	})
@@ -141,6 +147,9 @@ func runExport(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 	}
 	defer st.Close()
 	opt := phpdir.ExportOptions{Source: source, Zone: zone, Device: ieFlag(fs, "device")}
+	if f := cfg.Fields(source); !f.IsDefault() {
+		opt.Fields = f
+	}
 	if v := ieFlag(fs, "from"); v != "" {
 		if opt.From, err = ingest.ParseBound(v, zone, false); err != nil {
 			return Usagef("--from %v", err)
@@ -229,10 +238,20 @@ func runImport(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 	}
 	refused := map[string]int{}
 	var refusedFiles []string
+	fields := cfg.Fields(source)
+	var php phpdir.PHPConfig
+	if p := ieFlag(fs, "php-config"); p != "" {
+		if php, err = phpdir.ReadPHPConfig(p); err != nil {
+			return err
+		}
+		fields = php.Fields
+	}
 	opt := phpdir.ImportOptions{
 		Source:    source,
 		Zone:      zone,
 		BatchSize: batch,
+		Fields:    fields,
+		Threshold: php.Threshold,
 		OnRefuse: func(r phpdir.Refusal) {
 			if refused[r.File] == 0 {
 				refusedFiles = append(refusedFiles, r.File)
@@ -277,6 +296,9 @@ func runImport(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 		fmt.Fprintf(env.Stdout, "; %d failed", res.Failed)
 	}
 	fmt.Fprintln(env.Stdout)
+	if t := php.TOML(); t != "" {
+		fmt.Fprintf(env.Stdout, "\nto show the data as the PHP app did, add to source %q in the config:\n%s", source, t)
+	}
 	if err != nil {
 		return fmt.Errorf("interrupted; what was read is stored, run it again to go on: %w", err)
 	}

@@ -582,7 +582,7 @@ func (d *Dashboard) home(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			continue
 		}
-		pl := d.panel(latest, d.homeOf(rows[i].Name))
+		pl := d.panel(latest, d.homeOf(rows[i].Name), d.fieldsOf(rows[i].Name))
 		rows[i].Now = &pl
 	}
 	p.Title = p.T("sources")

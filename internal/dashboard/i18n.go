@@ -256,6 +256,14 @@ func (l lang) Money(v float64, currency string) string {
 	return sym + l.num(v, 2)
 }
 
+// Unit formats a value of a legacy line with its unit (two decimals).
+func (l lang) Unit(v float64, unit string) string {
+	if unit == "W" {
+		return l.W(v)
+	}
+	return l.num(v, 2) + " " + unit
+}
+
 // Pct formats a share (0…1) as a percentage; ok false gives "–".
 func (l lang) Pct(v float64, ok bool) string {
 	if !ok {

@@ -40,9 +40,12 @@ type livePanel struct {
 }
 
 type liveDevice struct {
-	Name        string
-	Label       string
-	Role        household.Role
+	Name  string
+	Label string
+	Role  household.Role
+	// Values are a legacy line's values 2… with their units, where the
+	// source's field map gives them a meaning other than the default.
+	Values      []household.FieldValue
 	Power       float64
 	Phases      []float64
 	Temperature *float64
@@ -56,7 +59,7 @@ type liveDevice struct {
 // panel builds the live values from the newest reading of every device.
 // The total is the sum of the devices whose reading is not older than the
 // gap limit before the newest one (as the day chart adds them up).
-func (d *Dashboard) panel(latest []reading.Reading, home *household.Home) livePanel {
+func (d *Dashboard) panel(latest []reading.Reading, home *household.Home, fields household.FieldMap) livePanel {
 	var p livePanel
 	if len(latest) == 0 {
 		return p
@@ -100,6 +103,12 @@ func (d *Dashboard) panel(latest []reading.Reading, home *household.Home) livePa
 			Voltage: r.Voltage, EnergyIn: r.EnergyIn, EnergyOut: r.EnergyOut, Time: r.Time,
 			Stale: now.Sub(r.Time) > gap,
 		})
+		if r.Device == legacyDevice && len(fields) > 0 && !fields.IsDefault() {
+			dv := &p.Devices[len(p.Devices)-1]
+			dv.Values = fields.Values(r)
+			dv.Temperature, dv.Voltage = nil, nil // shown with the values
+			p.HasPhases = p.HasPhases || len(dv.Values) > 0
+		}
 		p.HasPhases = p.HasPhases || len(r.Phases) > 0
 		p.HasTemp = p.HasTemp || r.Temperature != nil
 		p.HasVolt = p.HasVolt || r.Voltage != nil
@@ -152,7 +161,7 @@ func (d *Dashboard) live(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, p, http.StatusInternalServerError, "server_error", err)
 		return
 	}
-	data := liveData{View: panelView{p, d.panel(latest, d.homeOf(source))}, Big: r.URL.Query().Get("view") == "big", Events: p.Link("/s/", source, "/events")}
+	data := liveData{View: panelView{p, d.panel(latest, d.homeOf(source), d.fieldsOf(source))}, Big: r.URL.Query().Get("view") == "big", Events: p.Link("/s/", source, "/events")}
 	if sum, err := d.calc(source, p.Zone).Compute(ctx, p.Today, nil); err == nil {
 		data.Today = &sum
 	} else {
@@ -188,7 +197,7 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 	var last time.Time
 	var lastN int
 	send := func(latest []reading.Reading) error {
-		panel := d.panel(latest, d.homeOf(source))
+		panel := d.panel(latest, d.homeOf(source), d.fieldsOf(source))
 		if panel.Time.Equal(last) && len(latest) == lastN {
 			return nil
 		}

@@ -80,6 +80,17 @@ func (d *Dashboard) homeOverview(ctx context.Context, source string, zone *time.
 	return v
 }
 
+// legacyDevice is the device log.php lines are stored under.
+const legacyDevice = "legacy"
+
+// fieldsOf is the field map of a source's legacy lines (nil: the default).
+func (d *Dashboard) fieldsOf(source string) household.FieldMap {
+	if d.o.Fields == nil {
+		return nil
+	}
+	return d.o.Fields(source)
+}
+
 // homeCells is what the "homecells" template gets: the page and a row.
 type homeCells struct {
 	P any

@@ -3,6 +3,8 @@ package household
 import (
 	"fmt"
 	"strings"
+
+	"github.com/powermeter/powermeter/internal/reading"
 )
 
 // Quantity is what a value of a legacy stats line measures.
@@ -109,6 +111,96 @@ func (m FieldMap) Second() Quantity {
 	switch q := m.At(2).Quantity; q {
 	case Temperature, Voltage:
 		return q
+	}
+	return Value
+}
+
+// IsDefault reports whether the map says what a line meant before field
+// maps: power, temperature, then powers.
+func (m FieldMap) IsDefault() bool {
+	for i, f := range m {
+		d := DefaultFields().At(i + 1)
+		if f.Quantity != d.Quantity || f.Unit != d.Unit {
+			return false
+		}
+	}
+	return true
+}
+
+// Place moves the values of a legacy line, as the line reader fills a
+// reading (value 2 in Temperature, values 3… in Phases), to where the map
+// says value 2 belongs: Voltage for a voltage, the front of Phases for
+// any other quantity (an empty value 2 there becomes 0).
+func (m FieldMap) Place(r *reading.Reading) {
+	switch m.Second() {
+	case Voltage:
+		r.Voltage, r.Temperature = r.Temperature, nil
+	case Value:
+		if r.Temperature == nil && len(r.Phases) == 0 {
+			return
+		}
+		v := 0.0
+		if r.Temperature != nil {
+			v = *r.Temperature
+		}
+		r.Phases = append([]float64{v}, r.Phases...)
+		r.Temperature = nil
+	}
+}
+
+// Unplace is the inverse of Place: value 2 back in Temperature, values 3…
+// in Phases, as a stats line is written.
+func (m FieldMap) Unplace(r *reading.Reading) {
+	switch m.Second() {
+	case Voltage:
+		r.Temperature, r.Voltage = r.Voltage, nil
+	case Value:
+		if len(r.Phases) > 0 {
+			r.Temperature = reading.F(r.Phases[0])
+			r.Phases = r.Phases[1:]
+		}
+	}
+}
+
+// Values lists a legacy reading's values 2… with their meaning, as stored
+// by Place (for showing them with their units).
+func (m FieldMap) Values(r reading.Reading) []FieldValue {
+	u := r
+	u.Phases = append([]float64(nil), r.Phases...)
+	m.Unplace(&u)
+	var out []FieldValue
+	if u.Temperature != nil {
+		out = append(out, FieldValue{Field: m.At(2), Value: *u.Temperature})
+	}
+	for i, v := range u.Phases {
+		out = append(out, FieldValue{Field: m.At(3 + i), Value: v})
+	}
+	return out
+}
+
+// FieldValue is one value of a line with its meaning.
+type FieldValue struct {
+	Field
+	Value float64
+}
+
+// UnitFor guesses a quantity from a unit, as the PHP app's $unitN gives
+// one: W power, °C temperature, V voltage, A current, % state of charge,
+// Wh energy, anything else "other".
+func UnitFor(unit string) Quantity {
+	switch strings.TrimSpace(unit) {
+	case "W", "kW":
+		return Power
+	case "°C", "C", "&deg;C":
+		return Temperature
+	case "V":
+		return Voltage
+	case "A":
+		return Current
+	case "%":
+		return SoC
+	case "Wh", "kWh":
+		return Energy
 	}
 	return Value
 }

@@ -8,7 +8,8 @@
 //
 // It is the one place these figures are computed: energy summaries, the
 // API, the pages and every exporter call Balance, so the same figure is
-// never computed twice in two ways. It imports nothing of powermeter.
+// never computed twice in two ways. Of powermeter it imports only the
+// reading type.
 //
 // Sign conventions (after a device's Invert):
 //   - grid: positive = import, negative = export (feed-in);

@@ -18,8 +18,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/powermeter/powermeter/internal/household"
 	"github.com/powermeter/powermeter/internal/legacy"
 	"github.com/powermeter/powermeter/internal/reading"
+	"github.com/powermeter/powermeter/internal/server/ingest"
 	"github.com/powermeter/powermeter/internal/store"
 )
 
@@ -35,6 +37,10 @@ type ExportOptions struct {
 	// OnSkip, when set, receives each reading that cannot be written as a
 	// stats line; without it Export logs how many it left out.
 	OnSkip func(Skip)
+	// Fields say where value 2 of a legacy line was stored (see
+	// household.FieldMap.Place); nil: as temperature. Only the device
+	// "legacy" is written back with them.
+	Fields household.FieldMap
 }
 
 // ExportResult counts what Export wrote.
@@ -129,6 +135,9 @@ func Export(ctx context.Context, st store.Store, dir string, opt ExportOptions) 
 	err := st.Range(ctx, opt.Source, from, to, func(rd reading.Reading) error {
 		if rd.Device != opt.Device {
 			return nil
+		}
+		if len(opt.Fields) > 0 && rd.Device == ingest.Device {
+			opt.Fields.Unplace(&rd)
 		}
 		line, err := Line(rd, opt.Zone)
 		if err != nil {

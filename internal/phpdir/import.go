@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/powermeter/powermeter/internal/household"
 	"github.com/powermeter/powermeter/internal/legacy"
 	"github.com/powermeter/powermeter/internal/reading"
 	"github.com/powermeter/powermeter/internal/server/ingest"
@@ -45,6 +47,12 @@ type ImportOptions struct {
 	// its end (a corrupt .gz, an I/O error); the import goes on with the
 	// next file and what the file gave before the error is kept.
 	OnFileError func(name string, err error)
+	// Fields say what the values of a line mean (nil: power, temperature,
+	// powers); value 2 is stored where they say (household.FieldMap.Place).
+	Fields household.FieldMap
+	// Threshold stores power below it (either sign) as 0, as the PHP app's
+	// $power_threshold hides it.
+	Threshold float64
 }
 
 // Refusal is a line Import did not take.
@@ -367,7 +375,12 @@ func (im *importer) line(ctx context.Context, name string, n int, s string) erro
 	if err != nil {
 		return fmt.Errorf("import: %s:%d: %w", name, n, err)
 	}
-	im.batch = append(im.batch, ingest.Reading(l, t))
+	r := ingest.Reading(l, t)
+	if im.opt.Threshold > 0 && math.Abs(r.Power) < im.opt.Threshold {
+		r.Power = 0
+	}
+	im.opt.Fields.Place(&r)
+	im.batch = append(im.batch, r)
 	im.tickets = append(im.tickets, ticket)
 	if len(im.batch) >= im.opt.BatchSize {
 		return im.flush(ctx)

@@ -174,7 +174,11 @@ func (s *Server) storeLine(ctx context.Context, source string, line legacy.Line,
 		return store.InsertResult{}, false, err
 	}
 	defer ticket.Done()
-	rs := []reading.Reading{ingest.Reading(line, t)}
+	r := ingest.Reading(line, t)
+	if f, ok := s.fields[source]; ok {
+		f.Place(&r) // value 2 where the source's field map puts it
+	}
+	rs := []reading.Reading{r}
 	res, err := s.st.Insert(ctx, source, rs)
 	if err != nil {
 		return res, false, err

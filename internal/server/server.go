@@ -18,6 +18,7 @@ import (
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/dashboard"
 	"github.com/powermeter/powermeter/internal/energy"
+	"github.com/powermeter/powermeter/internal/household"
 	"github.com/powermeter/powermeter/internal/reading"
 	"github.com/powermeter/powermeter/internal/server/ingest"
 	"github.com/powermeter/powermeter/internal/store"
@@ -53,6 +54,9 @@ type Server struct {
 	dash  *dashboard.Dashboard
 	zones map[string]*time.Location
 	days  *energy.Cache // decoded day summaries, shared with the dashboard
+	// fields are the field maps of sources whose legacy lines do not mean
+	// power, temperature, powers
+	fields map[string]household.FieldMap
 
 	maxBody   int64
 	maxBatch  int
@@ -112,6 +116,12 @@ func New(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logg
 			zone = time.UTC
 		}
 		s.zones[src.Name] = zone
+		if f := cfg.Fields(src.Name); !f.IsDefault() {
+			if s.fields == nil {
+				s.fields = map[string]household.FieldMap{}
+			}
+			s.fields[src.Name] = f
+		}
 		s.met.prepareIngest(src.Name)
 		specs = append(specs, store.SourceSpec{Name: src.Name, Timezone: zone.String()})
 	}
