@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/powermeter/powermeter/internal/emulate"
+	_ "github.com/powermeter/powermeter/internal/meter/all" // every family registers its emulator
 	mqttmeter "github.com/powermeter/powermeter/internal/meter/mqtt"
 	"github.com/powermeter/powermeter/internal/mqttc"
-	_ "github.com/powermeter/powermeter/internal/meter/all" // every family registers its emulator
 )
 
 func init() {

@@ -31,7 +31,7 @@ type conn struct {
 	timer *time.Timer
 
 	mu     sync.Mutex
-	feeds  map[string]*feed             // by format + topic
+	feeds  map[string]*feed           // by format + topic
 	routes map[string][]mqttc.Handler // by filter
 }
 

@@ -277,7 +277,9 @@ func TestBrokerRestartReconnects(t *testing.T) {
 	topic := mqtttest.Prefix(t) + "/x"
 	m := newMeter(t, config.Meter{Name: "p", Format: "json", Topic: topic, URL: b.URL, JSON: &config.JSONPaths{Power: "p"}})
 	c := newClient(t, b.URL)
-	pub := func() { _ = c.Publish(context.Background(), mqttc.Message{Topic: topic, Payload: []byte(`{"p":1}`), QoS: 1}) }
+	pub := func() {
+		_ = c.Publish(context.Background(), mqttc.Message{Topic: topic, Payload: []byte(`{"p":1}`), QoS: 1})
+	}
 	readUntil(t, m, pub)
 	b.Stop(t)
 	deadline := time.Now().Add(10 * time.Second)
