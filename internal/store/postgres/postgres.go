@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -57,6 +56,8 @@ type Store struct {
 	// gcs are the group committers; a source always goes to the same one,
 	// so one process never contends with itself for a source's rows.
 	gcs []*groupcommit.Committer[*batch, *batch]
+	// devReg registers new devices, many sources' at once.
+	devReg *groupcommit.Committer[*devReq, *devReq]
 
 	opts      Options
 	closeOnce sync.Once
@@ -158,6 +159,7 @@ func OpenWith(ctx context.Context, url string, opts Options) (*Store, error) {
 	} else {
 		close(s.folded)
 	}
+	s.devReg = groupcommit.New(s.beginDevices, groupcommit.Options{MaxItems: 5000, TxTimeout: queryTimeout, Log: s.log})
 	for range writers {
 		s.gcs = append(s.gcs, groupcommit.New(s.beginGroup, groupcommit.Options{MaxItems: maxGroup, TxTimeout: queryTimeout, Log: s.log}))
 	}
@@ -224,6 +226,75 @@ func (s *Store) EnsureSource(ctx context.Context, name, timezone string) error {
 	s.sources[name] = id
 	s.zones[name] = timezone
 	s.mu.Unlock()
+	return nil
+}
+
+// EnsureSources registers many sources at once (store.BulkEnsurer): the
+// new ones with one statement per 10 000, instead of a round trip each.
+// Sources whose zone changed are refiled one by one (EnsureSource).
+func (s *Store) EnsureSources(ctx context.Context, specs []store.SourceSpec) error {
+	zones := map[string]bool{}
+	for _, sp := range specs {
+		if sp.Name == "" {
+			return errors.New("ensure sources: empty name")
+		}
+		if zones[sp.Timezone] {
+			continue
+		}
+		if _, err := time.LoadLocation(sp.Timezone); err != nil || sp.Timezone == "" || sp.Timezone == "Local" {
+			return fmt.Errorf("ensure source %q: time zone %q is not an IANA zone name", sp.Name, sp.Timezone)
+		}
+		zones[sp.Timezone] = true
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*queryTimeout)
+	defer cancel()
+	for z := range zones {
+		if err := s.checkZone(ctx, z); err != nil {
+			return fmt.Errorf("ensure sources: %w", err)
+		}
+	}
+	const chunk = 10000
+	var changed []store.SourceSpec
+	for lo := 0; lo < len(specs); lo += chunk {
+		part := specs[lo:min(lo+chunk, len(specs))]
+		names := make([]string, len(part))
+		tzs := make([]string, len(part))
+		want := make(map[string]string, len(part))
+		for i, sp := range part {
+			names[i], tzs[i] = sp.Name, sp.Timezone
+			want[sp.Name] = sp.Timezone
+		}
+		if _, err := s.pool.Exec(ctx, `INSERT INTO sources (name, timezone)
+			SELECT n, z FROM unnest($1::text[], $2::text[]) AS u(n, z) ORDER BY n
+			ON CONFLICT (name) DO NOTHING`, names, tzs); err != nil {
+			return fmt.Errorf("ensure sources: registering %d sources: %w", len(part), err)
+		}
+		rows, err := s.pool.Query(ctx, `SELECT id, name, timezone FROM sources WHERE name = ANY ($1)`, names)
+		if err != nil {
+			return fmt.Errorf("ensure sources: %w", err)
+		}
+		var id int32
+		var name, zone string
+		s.mu.Lock()
+		_, err = pgx.ForEachRow(rows, []any{&id, &name, &zone}, func() error {
+			if want[name] != zone {
+				changed = append(changed, store.SourceSpec{Name: name, Timezone: want[name]})
+				return nil
+			}
+			s.sources[name] = id
+			s.zones[name] = zone
+			return nil
+		})
+		s.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("ensure sources: %w", err)
+		}
+	}
+	for _, sp := range changed {
+		if err := s.EnsureSource(ctx, sp.Name, sp.Timezone); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -335,21 +406,12 @@ func (s *Store) deviceIDs(ctx context.Context, source int32, names []string) (ma
 	if len(missing) == 0 {
 		return ids, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
-	defer cancel()
-	sort.Strings(missing)
-	if _, err := s.pool.Exec(ctx, `
-		INSERT INTO devices (source_id, name) SELECT $1, n FROM unnest($2::text[]) AS n ORDER BY n
-		ON CONFLICT (source_id, name) DO NOTHING`, source, missing); err != nil {
+	r, err := s.devReg.Do(ctx, &devReq{source: source, names: missing}, len(missing))
+	if err != nil {
 		return nil, fmt.Errorf("registering devices: %w", err)
 	}
-	if err := s.loadDevices(ctx, source, missing, ids); err != nil {
-		return nil, err
-	}
-	for _, n := range missing {
-		if _, ok := ids[n]; !ok {
-			return nil, fmt.Errorf("registering device %q: not found after insert", n)
-		}
+	for n, id := range r.ids {
+		ids[n] = id
 	}
 	return ids, nil
 }
@@ -564,6 +626,7 @@ func (s *Store) Close() error {
 	for _, gc := range s.gcs {
 		gc.Close()
 	}
+	s.devReg.Close()
 	s.pool.Close()
 	s.rpool.Close()
 	return nil
