@@ -326,3 +326,17 @@ func appendLegacyFrame(dst []byte, seq uint64, payload []byte) []byte {
 	binary.LittleEndian.PutUint32(h[4:8], c)
 	return append(append(dst, h[:]...), payload...)
 }
+
+// A logger killed before its first append is no repair on the next start.
+func TestKilledBeforeTheFirstAppendIsNoRepair(t *testing.T) {
+	dir := t.TempDir()
+	h := &faultHarness{t: t, dir: dir, sent: map[int]int{}}
+	h.open()
+	h.crash()
+	var logs bytes.Buffer
+	ob := open(t, dir, Options{Log: logTo(&logs)})
+	ob.Consumer("u")
+	if ob.Repairs() != 0 || logs.Len() != 0 {
+		t.Fatalf("repairs %d: %s", ob.Repairs(), logs.String())
+	}
+}

@@ -89,7 +89,9 @@ type Outbox struct {
 	droppedBelow uint64
 	// cut is the range of numbers Open found cut or deleted at the end of
 	// the log that had records.
-	cut       [2]uint64
+	cut [2]uint64
+	// saved tells that the state file was written in this run.
+	saved     bool
 	st        state
 	cursors   map[string]uint64
 	consumers map[string]bool
@@ -273,6 +275,12 @@ func (o *Outbox) load(used bool) error {
 		o.head = o.segs[0].first
 	}
 	o.pruneJumps(o.head)
+	if !hasState && !o.saved {
+		// From now on a missing state file means it was deleted.
+		if err := o.saveState(); err != nil {
+			o.log.Warn("outbox: cannot save the state file", "err", err)
+		}
+	}
 	return nil
 }
 
@@ -434,7 +442,7 @@ func (o *Outbox) appendChunk(rest []Item, stored *int) error {
 // consumer; readings every consumer has handled do not count.
 func (o *Outbox) bound() {
 	low := o.low()
-	if o.next-low <= uint64(o.opts.Max) {
+	if o.next-low-o.jumped(low, o.next) <= uint64(o.opts.Max) {
 		return
 	}
 	o.dropTo(o.next-uint64(o.opts.Max), low)

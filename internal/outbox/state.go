@@ -55,6 +55,7 @@ func readState(dir string) (state, error) {
 
 // saveState writes the state with the current cursors. Called with mu held.
 func (o *Outbox) saveState() error {
+	o.saved = true
 	o.st.Next = max(o.st.Next, o.next)
 	o.st.Cursors = make(map[string]uint64, len(o.cursors))
 	for k, v := range o.cursors {
