@@ -114,6 +114,7 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
 		data.All.InWh += y.InWh
 		data.All.OutWh += y.OutWh
 		data.All.Days += y.Days
+		data.All.Imported += y.Imported
 		if y.PeakW > data.All.PeakW {
 			data.All.PeakW, data.All.PeakAt = y.PeakW, y.PeakAt
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"sort"
 	"sync"
 	"time"
 
@@ -315,7 +316,55 @@ func (c *Calc) days(ctx context.Context, from, to string, totals bool) ([]DaySum
 		s.Price(c.Tariff)
 		out = append(out, s)
 	}
-	return out, nil
+	return c.withImported(ctx, out, from, to)
+}
+
+// withImported adds the days known only from imported summaries (the PHP
+// app's chart_stats.csv) to days, in day order; a day with readings keeps
+// its own figures.
+func (c *Calc) withImported(ctx context.Context, days []DaySummary, from, to string) ([]DaySummary, error) {
+	di, ok := c.Store.(store.DayImporter)
+	if !ok {
+		return days, nil
+	}
+	imp, err := di.ImportedDays(ctx, c.Source, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("imported days of %s: %w", c.Source, err)
+	}
+	if len(imp) == 0 {
+		return days, nil
+	}
+	have := make(map[string]bool, len(days))
+	for _, d := range days {
+		have[d.Day] = true
+	}
+	zone := c.Zone
+	if zone == nil {
+		zone = time.UTC
+	}
+	added := false
+	for _, d := range imp {
+		if have[d.Day] {
+			continue
+		}
+		s := DaySummary{Format: FormatVersion, Day: d.Day, InWh: d.InWh, OutWh: d.OutWh, PeakW: d.PeakW, Imported: true}
+		if day, err := time.ParseInLocation(time.DateOnly, d.Day, zone); err == nil {
+			s.Start = day
+			s.End = day.AddDate(0, 0, 1)
+			if d.PeakAt != "" {
+				if t, err := time.ParseInLocation(time.DateOnly+" "+time.TimeOnly, d.Day+" "+d.PeakAt, zone); err == nil {
+					s.PeakAt = t
+				}
+			}
+		}
+		s.Price(c.Tariff)
+		days = append(days, s)
+		added = true
+	}
+	if added {
+		sort.SliceStable(days, func(i, j int) bool { return days[i].Day < days[j].Day })
+	}
+	return days, nil
 }
 
 // totals drops the per-device shares and bands.
@@ -439,9 +488,11 @@ type Period struct {
 	OutWh  float64
 	PeakW  float64
 	PeakAt time.Time
-	Days   int // days with readings
-	Flow   household.Flow
-	Money  tariff.Money
+	Days   int // days with readings or an imported summary
+	// Imported counts the days known only from an imported summary.
+	Imported int
+	Flow     household.Flow
+	Money    tariff.Money
 }
 
 func (p *Period) add(s *DaySummary) {
@@ -449,8 +500,11 @@ func (p *Period) add(s *DaySummary) {
 	p.OutWh += s.OutWh
 	p.Flow.Add(s.Flow)
 	p.Money.Add(s.Money)
-	if s.Readings > 0 && (p.Days == 0 || s.PeakW > p.PeakW) {
+	if (s.Readings > 0 || s.Imported) && (p.Days == 0 || s.PeakW > p.PeakW) {
 		p.PeakW, p.PeakAt = s.PeakW, s.PeakAt
+	}
+	if s.Imported {
+		p.Imported++
 	}
 	p.Days++
 }

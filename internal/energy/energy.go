@@ -145,6 +145,9 @@ type DaySummary struct {
 	// Money is what the day cost and earned by the Calc's tariff; it is
 	// priced when read, never cached.
 	Money tariff.Money `json:"-"`
+	// Imported marks a day known only from an imported summary (the PHP
+	// app's chart_stats.csv): no raw readings, only its energy and peak.
+	Imported bool `json:"imp,omitempty"`
 }
 
 // Hours is the day's length in hours (23, 24 or 25 around DST changes).

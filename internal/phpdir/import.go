@@ -103,6 +103,10 @@ type ImportResult struct {
 	Refused  int // lines refused (see OnRefuse)
 	Skipped  int // entries that are not regular files (see OnSkip)
 	Failed   int // files that could not be read to their end (see OnFileError)
+	// StatsLines are the readable lines of chart_stats.csv; Summaries the
+	// days among them without a day file, imported as day summaries
+	// without raw readings (SummariesNew of them new or changed).
+	StatsLines, Summaries, SummariesNew int
 }
 
 // Entry is a name in a data folder that looks like a data file.
@@ -124,7 +128,7 @@ func List(dir string) ([]Entry, error) {
 	var out []Entry
 	for _, e := range ents {
 		n := e.Name()
-		if strings.HasPrefix(n, ".") || !(strings.HasSuffix(n, ".csv") || strings.HasSuffix(n, ".csv.gz")) {
+		if strings.HasPrefix(n, ".") || !(strings.HasSuffix(n, ".csv") || strings.HasSuffix(n, ".csv.gz")) || notDayFile(n) {
 			continue
 		}
 		en := Entry{Name: n, Skip: skipReason(e.Type())}
@@ -198,6 +202,12 @@ func Import(ctx context.Context, st store.Store, dir string, opt ImportOptions) 
 		return res, err
 	}
 	im := &importer{st: st, opt: opt, res: &res, rsv: ingest.NewResolver(st)}
+	haveFile := map[string]bool{}
+	for _, e := range ents {
+		if d := dayOfFile(e.Name); d != "" && e.Skip == "" {
+			haveFile[d] = true
+		}
+	}
 	for _, e := range ents {
 		if e.Skip != "" {
 			im.skip(e.Name, e.Skip)
@@ -227,6 +237,21 @@ func Import(ctx context.Context, st store.Store, dir string, opt ImportOptions) 
 	}
 	if err := im.flush(ctx); err != nil {
 		return res, err
+	}
+	// Days only the PHP app's chart_stats.csv still knows.
+	if err := im.chartStats(ctx, dir, haveFile); err != nil {
+		var fe *fileError
+		if !errors.As(err, &fe) {
+			return res, err
+		}
+		if fe.skip != "" {
+			im.skip(ChartStats, fe.skip)
+		} else {
+			res.Failed++
+			if opt.OnFileError != nil {
+				opt.OnFileError(ChartStats, fe.err)
+			}
+		}
 	}
 	return res, nil
 }

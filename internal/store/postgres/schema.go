@@ -84,6 +84,22 @@ CREATE TABLE chunks (
 ALTER TABLE devices SET (fillfactor = 50);
 ALTER TABLE days SET (fillfactor = 70);
 ` + readingsView,
+	// 3: day summaries imported without readings (the PHP app's
+	// chart_stats.csv).
+	3: `
+CREATE TABLE imported_days (
+	source_id integer NOT NULL REFERENCES sources (id),
+	day       date NOT NULL,
+	in_wh     double precision NOT NULL,
+	out_wh    double precision NOT NULL,
+	peak_w    double precision NOT NULL,
+	peak_at   text NOT NULL DEFAULT '',
+	first     text NOT NULL DEFAULT '',
+	last      text NOT NULL DEFAULT '',
+	origin    text NOT NULL,
+	PRIMARY KEY (source_id, day)
+);
+`,
 }
 
 // readingsView is the plain-SQL view of all readings for people who bring

@@ -37,6 +37,22 @@ CREATE TABLE days (
 	PRIMARY KEY (src, day)
 ) WITHOUT ROWID;
 `,
+	// 2: day summaries imported without readings (the PHP app's
+	// chart_stats.csv): energy and peak of days whose raw files are gone.
+	`
+CREATE TABLE imported_days (
+	src     INTEGER NOT NULL REFERENCES sources(id),
+	day     TEXT NOT NULL,        -- YYYY-MM-DD in the source's zone
+	in_wh   REAL NOT NULL,
+	out_wh  REAL NOT NULL,
+	peak_w  REAL NOT NULL,
+	peak_at TEXT NOT NULL DEFAULT '',
+	first   TEXT NOT NULL DEFAULT '',
+	last    TEXT NOT NULL DEFAULT '',
+	origin  TEXT NOT NULL,
+	PRIMARY KEY (src, day)
+) WITHOUT ROWID;
+`,
 }
 
 // readingsTable is the DDL of the readings table of source id: one table

@@ -76,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"DaySummaryVersionCheck", testDaySummary},
 		{"ZoneChangeRefilesDays", testZoneChange},
 		{"Delete", testDelete},
+		{"ImportedDays", testImportedDays},
 		{"DurableAfterReopen", testReopen},
 		{"Close", testClose},
 	}
