@@ -53,6 +53,57 @@ bench_server() {
 		}'
 }
 
+# Memory under hostile bodies: `powermeter serve` (SQLite) gets 40
+# concurrent native POSTs of the largest body max_body_bytes allows (4 MiB)
+# made of 2 M tiny items ({"readings":[0,0,…]}); prints the server's peak
+# RSS (VmHWM) and the answers. POWERMETER_BIN=path measures another build
+# (e.g. an older one, for a before/after comparison).
+bench_ingestmem() {
+	if ! command -v curl >/dev/null; then
+		echo "ingestmem: skipped (no curl)"
+		return 0
+	fi
+	echo "== server: peak RSS under 40 concurrent 4 MiB native bodies of 2 M items"
+	tmp=$(mktemp -d)
+	bin="${POWERMETER_BIN:-}"
+	if [ -z "$bin" ]; then
+		go build -o "$tmp/powermeter" ./cmd/powermeter || return 1
+		bin="$tmp/powermeter"
+	fi
+	port=$((20000 + $$ % 20000))
+	printf '[server]\nlisten = "127.0.0.1:%s"\ndatabase = "sqlite://%s/pm.db"\n[[server.sources]]\nname = "home"\nkey = "bench-key-0001"\n' "$port" "$tmp" >"$tmp/pm.toml"
+	{
+		printf '{"readings":[0'
+		yes ',0' | head -n 2097144 | tr -d '\n'
+		printf ']}'
+	} >"$tmp/body.json"
+	"$bin" serve --config "$tmp/pm.toml" 2>"$tmp/serve.log" &
+	srv=$!
+	for _ in $(seq 50); do
+		curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break
+		sleep 0.1
+	done
+	base=$(grep -E '^VmHWM' "/proc/$srv/status" | tr -s ' \t' ' ')
+	curls=""
+	for i in $(seq 40); do
+		curl -s -m "${CURL_TIMEOUT:-120}" -o "$tmp/ans.$i" -w '%{http_code}\n' -H 'Authorization: Bearer bench-key-0001' \
+			-H 'Content-Type: application/json' --data-binary "@$tmp/body.json" \
+			"http://127.0.0.1:$port/api/v1/readings" >"$tmp/code.$i" &
+		curls="$curls $!"
+	done
+	# shellcheck disable=SC2086
+	wait $curls || true
+	printf '   body %s bytes; before: %s; after 40 requests: ' "$(wc -c <"$tmp/body.json")" "$base"
+	grep -E '^(VmHWM|VmRSS)' "/proc/$srv/status" | tr -s ' \t' ' ' | tr '\n' ' '
+	echo
+	printf '   answers: '
+	cat "$tmp"/code.* | sort | uniq -c | tr -s ' \n' ' '
+	echo
+	kill -TERM "$srv"
+	wait "$srv" 2>/dev/null || true
+	rm -rf "$tmp"
+}
+
 # Migration speed: a week of 10-s lines from a PHP data folder into a fresh
 # SQLite file.
 bench_import() {

@@ -362,3 +362,19 @@ func TestLiveIgnoresFutureReadings(t *testing.T) {
 		t.Fatalf("live page: %d, shows grid %v, plug %v, 2106 %v", code, strings.Contains(body, "grid"), strings.Contains(body, "plug"), strings.Contains(body, "2106"))
 	}
 }
+
+// TestLegacyPostBounded: a legacy POST body larger than a form of key and
+// stats can need is refused before its key is looked at, whatever
+// max_body_bytes allows (issue 9, item 5).
+func TestLegacyPostBounded(t *testing.T) {
+	ts := startServer(t, strings.Replace(baseConfig, "max_body_bytes = 2048", "max_body_bytes = 4194304", 1), nil, nil)
+	body := "stats=26.11.2026,12:00:00,1.00&" + strings.Repeat("a=b&", 1<<20/4) + "key=wrong-key-1"
+	code, msg, _ := do(t, "POST", ts.base+"/log.php", "application/x-www-form-urlencoded", body)
+	if code != 413 || !strings.Contains(msg, "16384") {
+		t.Fatalf("1 MiB legacy POST: %d %q, want 413", code, msg)
+	}
+	form := url.Values{"key": {homeKey}, "stats": {"26.11.2026,12:00:00,1.00,21.5,1,2,3,4,5,6,7,8,9,10,11,12"}, "buffer": {"1"}}
+	if code, msg, _ := do(t, "POST", ts.base+"/log.php", "application/x-www-form-urlencoded", form.Encode()); code != 200 {
+		t.Fatalf("a full legacy POST: %d %q", code, msg)
+	}
+}

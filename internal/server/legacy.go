@@ -36,12 +36,16 @@ func (s *Server) legacy(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case http.MethodPost:
-		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+		// A form of key, stats and buffer is well under 1 KiB; the key is
+		// checked only after the form is parsed, so an unauthenticated
+		// request may cost no more than legacyMaxBody.
+		limit := min(s.maxBody, legacyMaxBody)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		if err := r.ParseForm(); err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				s.refuse(w, "legacy", "too_large", http.StatusRequestEntityTooLarge,
-					fmt.Sprintf("body: larger than %d bytes", s.maxBody))
+					fmt.Sprintf("body: larger than %d bytes", limit))
 				return
 			}
 			s.refuse(w, "legacy", "bad_request", http.StatusBadRequest, "form: "+err.Error())
@@ -117,6 +121,10 @@ func (s *Server) legacyTooFarAhead(source string, line legacy.Line) *itemError {
 	}
 	return tooFarAhead(cands[0], s.now(), s.maxFuture)
 }
+
+// legacyMaxBody bounds a legacy POST body (a stats line has at most 16
+// fields of a few characters).
+const legacyMaxBody = 16 << 10
 
 // textPlain is the Content-Type of the answers (shared, never modified).
 var textPlain = []string{"text/plain; charset=utf-8"}

@@ -55,13 +55,9 @@ func (s *Server) native(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if len(bad) > 0 {
-		n := len(bad)
-		if len(bad) > maxItemErrors {
-			bad = bad[:maxItemErrors]
-		}
+	if bad.n > 0 {
 		s.refuseJSON(w, "native", "invalid", http.StatusBadRequest,
-			fmt.Sprintf("%d of %d readings are invalid; nothing was stored", n, len(rs)), bad)
+			fmt.Sprintf("%d of %d readings are invalid; nothing was stored", bad.n, bad.of), bad.items)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), insertTimeout)
@@ -85,77 +81,100 @@ type errTooMany int
 
 func (e errTooMany) Error() string { return fmt.Sprintf("more than %d readings", int(e)) }
 
+// badItems are the bad items of a batch: how many of how many, and the
+// first maxItemErrors of them.
+type badItems struct {
+	n, of int
+	items []itemError
+}
+
+func (b *badItems) add(ie itemError) {
+	b.n++
+	if len(b.items) < maxItemErrors {
+		b.items = append(b.items, ie)
+	}
+}
+
 // decodeBatch reads {"readings":[…]} from r strictly and as a stream: the
 // array is decoded item by item and the decoding stops as soon as the
-// batch holds more than max items, so a large body of tiny items costs no
-// more memory than max readings. Items too far ahead of now (maxFuture)
-// are bad items. The error is for the body as a whole; bad lists the items
-// that are wrong.
-func decodeBatch(r io.Reader, max int, now time.Time, maxFuture time.Duration) (rs []reading.Reading, bad []itemError, err error) {
+// batch holds more than max items. Once an item is bad the batch cannot
+// be stored, so the readings decoded are dropped and the rest are only
+// checked: a large body of tiny or bad items costs no more memory than
+// max readings. Items too far ahead of now (maxFuture) are bad items. The
+// error is for the body as a whole; bad lists the items that are wrong.
+func decodeBatch(r io.Reader, max int, now time.Time, maxFuture time.Duration) (rs []reading.Reading, bad badItems, err error) {
 	dec := json.NewDecoder(r)
 	body := func(err error) error { return bodyError{err} }
 	tok, err := dec.Token()
 	if err != nil {
-		return nil, nil, body(err)
+		return nil, bad, body(err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, nil, errors.New(`body: want a JSON object {"readings":[…]}`)
+		return nil, bad, errors.New(`body: want a JSON object {"readings":[…]}`)
 	}
 	seen := false
+	n := 0
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, nil, body(err)
+			return nil, bad, body(err)
 		}
 		k, _ := tok.(string)
 		switch {
 		case k != "readings":
-			return nil, nil, fmt.Errorf("%s: unknown field (names are case-sensitive; want {\"readings\":[…]})", strconv.Quote(k))
+			return nil, bad, fmt.Errorf("%s: unknown field (names are case-sensitive; want {\"readings\":[…]})", strconv.Quote(k))
 		case seen:
-			return nil, nil, errors.New("readings: given twice")
+			return nil, bad, errors.New("readings: given twice")
 		}
 		seen = true
 		tok, err = dec.Token()
 		if err != nil {
-			return nil, nil, body(err)
+			return nil, bad, body(err)
 		}
 		if tok == nil {
 			continue // null: as if missing
 		}
 		if d, ok := tok.(json.Delim); !ok || d != '[' {
-			return nil, nil, errors.New("readings: want an array")
+			return nil, bad, errors.New("readings: want an array")
 		}
+		var raw json.RawMessage
+		var rd reading.Reading
 		for dec.More() {
-			if len(rs) >= max {
-				return nil, nil, errTooMany(max)
+			if n >= max {
+				return nil, bad, errTooMany(max)
 			}
-			var raw json.RawMessage
+			raw = raw[:0]
 			if err := dec.Decode(&raw); err != nil {
-				return nil, nil, body(err)
+				return nil, bad, body(err)
 			}
-			rs = append(rs, reading.Reading{})
-			ie := decodeReading(raw, &rs[len(rs)-1])
+			rd = reading.Reading{}
+			ie := decodeReading(raw, &rd)
 			if ie == nil && maxFuture > 0 {
-				ie = tooFarAhead(rs[len(rs)-1].Time, now, maxFuture)
+				ie = tooFarAhead(rd.Time, now, maxFuture)
 			}
 			if ie != nil {
-				ie.Index = len(rs) - 1
-				bad = append(bad, *ie)
+				ie.Index = n
+				bad.add(*ie)
+				rs = nil
+			} else if bad.n == 0 {
+				rs = append(rs, rd)
 			}
+			n++
 		}
 		if _, err := dec.Token(); err != nil { // ]
-			return nil, nil, body(err)
+			return nil, bad, body(err)
 		}
 	}
 	if _, err := dec.Token(); err != nil { // }
-		return nil, nil, body(err)
+		return nil, bad, body(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, nil, errors.New("body: data after the JSON object")
+		return nil, bad, errors.New("body: data after the JSON object")
 	}
-	if len(rs) == 0 {
-		return nil, nil, errors.New(`readings: missing or empty (want {"readings":[…]})`)
+	if n == 0 {
+		return nil, bad, errors.New(`readings: missing or empty (want {"readings":[…]})`)
 	}
+	bad.of = n
 	return rs, bad, nil
 }
 
