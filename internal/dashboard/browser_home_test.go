@@ -107,6 +107,29 @@ func TestBrowserHomeFlowAndMoney(t *testing.T) {
 		t.Errorf("grid → home %q after the cloud", got)
 	}
 
+	// yesterday's day page: production, consumption, import and export apart
+	yday := now.In(berlin).AddDate(0, 0, -1).Format("2006-01-02")
+	ys, err := (&energy.Calc{Store: st, Source: "home", Zone: berlin, Home: home, Tariff: tr}).Compute(context.Background(), yday, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open("/s/home/day/"+yday, "#day-production")
+	for sel, want := range map[string]string{
+		"#day-production": langEN.Wh(ys.Flow.Production), "#day-home": langEN.Wh(ys.Flow.Home),
+		"#day-import": langEN.Wh(ys.Flow.Import), "#day-export": langEN.Wh(ys.Flow.Export),
+		"#day-savings": langEN.Money(ys.Money.Savings, "EUR"),
+	} {
+		if got := text(sel); got != want {
+			t.Errorf("day %s = %q, want %q", sel, got, want)
+		}
+	}
+	// 4 h of 500 W sun, 24 h of 300 W: home 7.2 kWh, production 2 kWh of
+	// which 0.8 kWh go out (200 W for 4 h; the 10-s ramps at 10 and 14 h
+	// take a third of a Wh)
+	if ys.Flow.Home < 7199 || ys.Flow.Home > 7201 || ys.Flow.Production < 1999 || ys.Flow.Production > 2001 || ys.Flow.Export < 799 || ys.Flow.Export > 801 {
+		t.Errorf("yesterday %+v", ys.Flow)
+	}
+
 	// overview: money columns as Go computes them
 	calc := &energy.Calc{Store: st, Source: "home", Zone: berlin, Home: home, Tariff: tr}
 	month := now.In(berlin).Format("2006-01")

@@ -35,6 +35,10 @@ type dayData struct {
 	FromV, ToV                 string // the range form's values
 	DataURL                    string
 	Refresh                    int // seconds between refreshes of today's chart
+	// Home is the day's flows and money for a home with roles (nil
+	// otherwise): production, consumption, import and export apart.
+	Home     *homeRow
+	Currency string
 }
 
 // ingestLegacyDevice is the device legacy stats lines are stored under
@@ -197,6 +201,7 @@ func (d *Dashboard) day(w http.ResponseWriter, r *http.Request) {
 		Opts:   o, Q: o.query(false), QAll: o.query(true),
 		FromV: o.From.In(p.Zone).Format("15:04"), ToV: o.To.In(p.Zone).Format("15:04"),
 	}
+	data.Home, data.Currency = d.dayHome(v.source, s)
 	if !o.To.Before(end) {
 		data.ToV = "24:00"
 	}

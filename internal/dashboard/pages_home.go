@@ -80,6 +80,22 @@ func (d *Dashboard) homeOverview(ctx context.Context, source string, zone *time.
 	return v
 }
 
+// dayHome is the day page's household figures (nil for a home without
+// roles).
+func (d *Dashboard) dayHome(source string, s energy.DaySummary) (*homeRow, string) {
+	if !d.homeOf(source).Configured() {
+		return nil, ""
+	}
+	t := d.tariffOf(source)
+	s.Price(t) // a copy: the caller's summary may come from the cache
+	r := toHomeRow(energy.Row{Key: s.Day, Flow: s.Flow, Money: s.Money})
+	cur := ""
+	if t != nil {
+		cur = t.Currency
+	}
+	return &r, cur
+}
+
 // legacyDevice is the device log.php lines are stored under.
 const legacyDevice = "legacy"
 
