@@ -27,6 +27,32 @@ func BenchmarkRead(b *testing.B) {
 	}
 }
 
+// BenchmarkReadREST is the same round over the FRITZ!OS 8.2 REST API:
+// overview/devices and the units of the three energy meters (four
+// requests), round cache off.
+func BenchmarkReadREST(b *testing.B) {
+	emu, srv := newEmu(b, EmulatorOptions{FritzOS82: true}, nil)
+	m := newMeter(b, meterCfg(srv.URL, "bench"), nil)
+	m.box.mu.Lock()
+	m.box.cacheFor = 0
+	m.box.mu.Unlock()
+	if _, err := m.Read(bg); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		rs, err := m.Read(bg)
+		if err != nil || len(rs) != 2 {
+			b.Fatal(rs, err)
+		}
+	}
+	b.StopTimer()
+	if emu.Stats().Commands["getdevicelistinfos"] != 0 {
+		b.Fatal("read over AHA")
+	}
+}
+
 // BenchmarkReadCached is a second meter of the same box in the same round:
 // it is served from the round's answer without a request.
 func BenchmarkReadCached(b *testing.B) {
