@@ -12,6 +12,8 @@ import (
 
 	"github.com/powermeter/powermeter/internal/energy"
 	"github.com/powermeter/powermeter/internal/store"
+	"github.com/powermeter/powermeter/internal/store/postgres"
+	"github.com/powermeter/powermeter/internal/store/postgres/pgtest"
 	"github.com/powermeter/powermeter/internal/store/sqlite"
 	"github.com/powermeter/powermeter/internal/store/storetest"
 )
@@ -81,6 +83,48 @@ func buildYearDB(b *testing.B, path string) error {
 	return os.Rename(tmp, path)
 }
 
+// pgYearSchema holds the PostgreSQL year for the dashboard benchmarks
+// (kept between runs; DROP SCHEMA powermeter_bench_dashboard_year_v1 CASCADE
+// removes it).
+const pgYearSchema = "powermeter_bench_dashboard_year_v1"
+
+// benchPostgresYear opens the PostgreSQL year (the same readings as the
+// SQLite one), filling it through Insert and folding it into chunks on
+// first use (a few minutes). Needs POWERMETER_TEST_POSTGRES.
+func benchPostgresYear(b *testing.B) store.Store {
+	b.Helper()
+	dsn := pgtest.Server(b)
+	u, err := pgtest.Schema(dsn, pgYearSchema)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pgtest.Exec(dsn, `CREATE SCHEMA IF NOT EXISTS `+pgYearSchema); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := postgres.OpenWith(ctx, u, postgres.Options{FoldEvery: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	srcs, err := st.Sources(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(srcs) != 1 || srcs[0].Count != storetest.YearReadings {
+		start := time.Now()
+		n, err := storetest.FillYear(ctx, st, "home", 8640*7, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := st.Fold(ctx, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("built the PostgreSQL year in schema %s: %d readings in %s", pgYearSchema, n, time.Since(start).Round(time.Millisecond))
+	}
+	return st
+}
+
 func benchDashboard(b *testing.B) (*Dashboard, store.Store) {
 	path := benchYearDB(b)
 	st, err := store.Open(context.Background(), "sqlite://"+path)
@@ -88,15 +132,27 @@ func benchDashboard(b *testing.B) (*Dashboard, store.Store) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
+	return benchDashboardOn(b, st), st
+}
+
+func benchDashboardOn(b *testing.B, st store.Store) *Dashboard {
 	now := time.Date(2026, 1, 15, 12, 0, 0, 0, berlin)
-	d := newTestDashboard(b, st, Options{Now: func() time.Time { return now }})
-	return d, st
+	return newTestDashboard(b, st, Options{Now: func() time.Time { return now }})
 }
 
 // BenchmarkDayPage renders the day page (all 8640 readings of a day read,
 // summarized and drawn) of a different day of the year each time.
 func BenchmarkDayPage(b *testing.B) {
 	d, _ := benchDashboard(b)
+	benchDayPage(b, d)
+}
+
+// BenchmarkDayPagePostgres: the same on PostgreSQL (readings in chunks).
+func BenchmarkDayPagePostgres(b *testing.B) {
+	benchDayPage(b, benchDashboardOn(b, benchPostgresYear(b)))
+}
+
+func benchDayPage(b *testing.B, d *Dashboard) {
 	h := mux(d)
 	i, size := 0, 0
 	for b.Loop() {
@@ -119,6 +175,16 @@ func BenchmarkDayPage(b *testing.B) {
 // every day from the readings) is reported as cold-ms.
 func BenchmarkYearOverview(b *testing.B) {
 	d, _ := benchDashboard(b)
+	benchYearOverview(b, d)
+}
+
+// BenchmarkYearOverviewPostgres: the same on PostgreSQL. The cold time is
+// only cold on the first run: the day summaries stay in the kept schema.
+func BenchmarkYearOverviewPostgres(b *testing.B) {
+	benchYearOverview(b, benchDashboardOn(b, benchPostgresYear(b)))
+}
+
+func benchYearOverview(b *testing.B, d *Dashboard) {
 	h := mux(d)
 	get := func(b *testing.B) int {
 		rec := httptest.NewRecorder()

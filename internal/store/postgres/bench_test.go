@@ -268,3 +268,38 @@ func BenchmarkLatestOfYear(b *testing.B) {
 		}
 	}
 }
+
+// grafanaDaySQL is the query of the example Grafana dashboard's power
+// panel (docs/grafana-dashboard.json) after Grafana expanded its macros
+// ($__timeFilter(time) → time BETWEEN …, $__timeFrom()/$__timeTo() → the
+// panel's range): power of one device over one day.
+const grafanaDaySQL = `SELECT time AS "time", power_w AS "plug" FROM readings
+WHERE time BETWEEN '%[1]s' AND '%[2]s'
+  AND hour BETWEEN '%[1]s'::timestamptz - interval '1 hour' AND '%[2]s'
+  AND source = 'home' AND device = 'plug'
+ORDER BY 1`
+
+// BenchmarkGrafanaDay: the readings view for one device-day, as Grafana's
+// PostgreSQL data source sends it (literal times, simple protocol), all
+// rows fetched.
+func BenchmarkGrafanaDay(b *testing.B) {
+	s := yearStore(b)
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		d := time.Date(2025, 1, 2+(i*37)%360, 0, 0, 0, 0, time.UTC)
+		i++
+		q := fmt.Sprintf(grafanaDaySQL, d.Format(time.RFC3339), d.Add(24*time.Hour-time.Second).Format(time.RFC3339))
+		rows, err := s.rpool.Query(ctx, q, pgx.QueryExecModeSimpleProtocol)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		var t time.Time
+		var p float64
+		_, err = pgx.ForEachRow(rows, []any{&t, &p}, func() error { n++; return nil })
+		if err != nil || n != 8640 {
+			b.Fatalf("%s: %d rows, %v", d.Format(time.DateOnly), n, err)
+		}
+	}
+}
