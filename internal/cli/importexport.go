@@ -289,6 +289,9 @@ func runImport(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 	}
 	fmt.Fprintf(env.Stdout, "imported %d, already present %d, refused %d (%d lines in %d files)",
 		res.Imported, res.Present, res.Refused, res.Lines, res.Files)
+	if res.Conflicts > 0 {
+		fmt.Fprintf(env.Stdout, "; %d conflicts (a different reading is stored for that second; the first was kept)", res.Conflicts)
+	}
 	if res.Summaries > 0 {
 		fmt.Fprintf(env.Stdout, "; %d days only in chart_stats.csv kept as day summaries without raw readings (%d new or changed)", res.Summaries, res.SummariesNew)
 	}

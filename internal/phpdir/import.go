@@ -99,10 +99,13 @@ type ImportResult struct {
 	Files    int // files read to their end
 	Lines    int // non-empty lines read
 	Imported int // new readings
-	Present  int // readings stored already
-	Refused  int // lines refused (see OnRefuse)
-	Skipped  int // entries that are not regular files (see OnSkip)
-	Failed   int // files that could not be read to their end (see OnFileError)
+	Present  int // readings stored already, with the same values
+	// Conflicts are readings whose instant holds other values already:
+	// the first is kept, the line is not stored.
+	Conflicts int
+	Refused   int // lines refused (see OnRefuse)
+	Skipped   int // entries that are not regular files (see OnSkip)
+	Failed    int // files that could not be read to their end (see OnFileError)
 	// StatsLines are the readable lines of chart_stats.csv; Summaries the
 	// days among them without a day file, imported as day summaries
 	// without raw readings (SummariesNew of them new or changed).
@@ -429,6 +432,14 @@ func (im *importer) flush(ctx context.Context) error {
 	}
 	im.res.Imported += r.Inserted
 	im.res.Present += r.Present
+	if r.Present > 0 {
+		idx, err := store.Conflicts(ctx, im.st, im.opt.Source, im.batch)
+		if err != nil {
+			return fmt.Errorf("import: %w", err)
+		}
+		im.res.Conflicts += len(idx)
+		im.res.Present -= len(idx)
+	}
 	return nil
 }
 

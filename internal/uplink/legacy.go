@@ -92,7 +92,16 @@ func (l *legacySender) Send(ctx context.Context, items []outbox.Item, newest fun
 		}
 		live := !group[0].Reading.Backfilled && group[0].Reading.Time.Equal(newest())
 		if err := l.post(ctx, line, live); err != nil {
-			return done, fmt.Errorf("uplink %s: sending %s: %w", l.cfg.Name, line, err)
+			var se *StatusError
+			if !errors.As(err, &se) || se.Code != http.StatusConflict {
+				return done, fmt.Errorf("uplink %s: sending %s: %w", l.cfg.Name, line, err)
+			}
+			// Our server keeps the first reading of a second and says so
+			// with 409: sending the line again cannot change that.
+			for _, it := range group {
+				l.opts.OnReject(Rejected{Item: it, Err: fmt.Errorf("uplink %s: the server keeps another reading for this second: %s", l.cfg.Name, se.Body)})
+			}
+			l.log.Warn("uplink: the server keeps another reading for this second; line skipped", "uplink", l.cfg.Name, "line", line)
 		}
 		i, done = j, j
 		if ack != nil {

@@ -641,3 +641,39 @@ func TestLegacyEpeverLine(t *testing.T) {
 		t.Errorf("epever line %q, %v; want %q", got, err, want)
 	}
 }
+
+// TestLegacyConflictIsSkipped: our server answers 409 when another reading
+// is stored for the second (it keeps the first); the line is rejected for
+// good, the next ones go on (issue 9, item 9).
+func TestLegacyConflictIsSkipped(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, r.URL.Query().Get("stats"))
+		if len(got) == 1 {
+			http.Error(w, "conflict: a different reading of this device and second is stored; the first was kept", http.StatusConflict)
+			return
+		}
+		w.Write([]byte("stored\n"))
+	}))
+	defer srv.Close()
+	var rejected []Rejected
+	u := config.Uplink{Name: "up", URL: srv.URL + "/", Key: "k", Meters: []string{"fridge"}, Method: "get", Combine: "sum", Protocol: "legacy"}
+	s, err := New(u, 0, Options{Zone: berlin, MeterTypes: types, MeterOrder: order, OnReject: func(r Rejected) { rejected = append(rejected, r) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := []outbox.Item{item(1, "fridge", t0, 1, nil), item(2, "fridge", t0.Add(10*time.Second), 2, nil)}
+	n, err := s.Send(context.Background(), items, at(t0.Add(10*time.Second)), nil)
+	if err != nil || n != 2 {
+		t.Fatalf("Send = %d, %v; want both handled", n, err)
+	}
+	if len(rejected) != 1 || rejected[0].Item.Seq != 1 || !strings.Contains(rejected[0].Err.Error(), "another reading") {
+		t.Fatalf("rejected %+v", rejected)
+	}
+	if len(got) != 2 {
+		t.Fatalf("lines sent %q", got)
+	}
+}
