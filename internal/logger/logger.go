@@ -46,6 +46,10 @@ type Options struct {
 	// BackoffMin and BackoffMax bound the retry delay of a failing uplink
 	// (default 1 s and 5 min); each failure doubles it, with jitter.
 	BackoffMin, BackoffMax time.Duration
+	// AuthBackoffMin and AuthBackoffMax bound the wait after a refused
+	// login (a meter's wrong password, an uplink's 401/403): default 1 min,
+	// doubling to 1 h. A device's own block (BlockTime) is always waited.
+	AuthBackoffMin, AuthBackoffMax time.Duration
 	// FlushTimeout bounds the sending at shutdown (default 10 s).
 	FlushTimeout time.Duration
 	// Rounds stops the loop after so many rounds (0: until ctx is done).
@@ -60,8 +64,9 @@ type Options struct {
 }
 
 type meterSlot struct {
-	cfg config.Meter
-	m   meter.Meter
+	cfg  config.Meter
+	m    meter.Meter
+	auth authBackoff // after a refused login: when to try again
 }
 
 type senderSlot struct {
@@ -70,6 +75,7 @@ type senderSlot struct {
 	// idleOn is the outbox notification the sender waits for after finding
 	// nothing to send (nil while it works); under Logger.mu.
 	idleOn <-chan struct{}
+	auth   authBackoff // after a 401/403
 }
 
 // Logger is the poll loop. Build it with New, start it with Run.
@@ -123,6 +129,12 @@ func New(cfg *config.Config, o Options) (*Logger, error) {
 	if o.FlushTimeout <= 0 {
 		o.FlushTimeout = 10 * time.Second
 	}
+	if o.AuthBackoffMin <= 0 {
+		o.AuthBackoffMin = time.Minute
+	}
+	if o.AuthBackoffMax <= 0 {
+		o.AuthBackoffMax = time.Hour
+	}
 	if o.OutboxDir == "" {
 		o.OutboxDir = filepath.Join(cfg.DataDir, "outbox")
 	}
@@ -156,7 +168,7 @@ func New(cfg *config.Config, o Options) (*Logger, error) {
 	types := map[string]string{}
 	var order []string
 	for _, mc := range cfg.Meters {
-		m, err := o.NewMeter(mc, meter.Deps{Log: l.log.With("meter", mc.Name), Zone: l.zone})
+		m, err := o.NewMeter(mc, meter.Deps{Log: l.log.With("meter", mc.Name), Zone: l.zone, Now: l.clock.Now})
 		if err != nil {
 			return fail(fmt.Errorf("meter %s: %w", mc.Name, err))
 		}
@@ -441,9 +453,10 @@ func (l *Logger) meterTimeout(mc config.Meter) time.Duration {
 
 // readResult is what one meter's read gave.
 type readResult struct {
-	m   meter.Meter // the meter read (a new one when it was re-created)
-	rs  []reading.Reading
-	err error
+	m       meter.Meter // the meter read (a new one when it was re-created)
+	rs      []reading.Reading
+	err     error
+	skipped bool // not read: the meter backs off after a refused login
 }
 
 // round reads every meter at slot and stores the readings in the outbox. A
@@ -453,9 +466,15 @@ type readResult struct {
 func (l *Logger) round(ctx context.Context, slot time.Time) int {
 	l.setState(Reading)
 	chs := make([]chan readResult, len(l.meters))
+	now := l.clock.Now()
 	for i, ms := range l.meters {
 		chs[i] = make(chan readResult, 1)
 		m := ms.m
+		if ms.auth.waiting(now) {
+			// a refused login: no read (and no login) before the back-off ends
+			chs[i] <- readResult{m: m, skipped: true}
+			continue
+		}
 		go func() { chs[i] <- l.read(ctx, ms.cfg, m) }()
 	}
 	wait, cancel := context.WithTimeout(context.Background(), l.interval*9/10)
@@ -465,6 +484,9 @@ func (l *Logger) round(ctx context.Context, slot time.Time) int {
 		select {
 		case r := <-chs[i]:
 			ms.m = r.m
+			if r.skipped {
+				continue
+			}
 			items = append(items, l.readDone(ctx, i, slot, r.rs, r.err)...)
 		case <-wait.Done():
 			l.straggler(ctx, i, chs[i])
@@ -567,7 +589,7 @@ func (l *Logger) read(ctx context.Context, mc config.Meter, m meter.Meter) readR
 	defer cancel()
 	if m == nil {
 		var err error
-		m, err = l.opts.NewMeter(mc, meter.Deps{Log: l.log.With("meter", mc.Name), Zone: l.zone})
+		m, err = l.opts.NewMeter(mc, meter.Deps{Log: l.log.With("meter", mc.Name), Zone: l.zone, Now: l.clock.Now})
 		if err != nil {
 			return readResult{err: fmt.Errorf("re-creating the meter: %w", err)}
 		}
@@ -615,6 +637,11 @@ func (l *Logger) readDone(ctx context.Context, i int, slot time.Time, rs []readi
 	st.Failures = 0
 	st.Reads++
 	st.LastReadAt = now
+	if !ms.auth.since.IsZero() {
+		l.log.Info("meter: login accepted again", "meter", name, "refused_since", ms.auth.since)
+		ms.auth = authBackoff{}
+		st.AuthRefusedSince, st.NextLoginAt = time.Time{}, time.Time{}
+	}
 	st.LastReadings = append(st.LastReadings[:0], rs...)
 	l.mu.Unlock()
 	return items
@@ -643,6 +670,10 @@ func (l *Logger) meterFailed(ctx context.Context, i int, now time.Time, err erro
 	st.LastErrorAt = now
 	failures := st.Failures
 	l.mu.Unlock()
+	if meter.IsAuth(err) {
+		l.meterAuthFailed(i, now, err)
+		return // a new session would not help: back off instead
+	}
 	if failures == 1 || changed {
 		l.log.Warn("meter read failed", "meter", ms.cfg.Name, "kind", meter.KindOf(err).String(), "failures_in_a_row", failures, "err", err)
 	}
@@ -655,7 +686,7 @@ func (l *Logger) meterFailed(ctx context.Context, i int, now time.Time, err erro
 		l.log.Debug("closing the failed meter", "meter", ms.cfg.Name, "err", cerr)
 	}
 	cancel()
-	m, nerr := l.opts.NewMeter(ms.cfg, meter.Deps{Log: l.log.With("meter", ms.cfg.Name), Zone: l.zone})
+	m, nerr := l.opts.NewMeter(ms.cfg, meter.Deps{Log: l.log.With("meter", ms.cfg.Name), Zone: l.zone, Now: l.clock.Now})
 	if nerr != nil {
 		l.log.Error("re-creating the meter failed; trying again next round", "meter", ms.cfg.Name, "err", nerr)
 		ms.m = nil
@@ -729,11 +760,30 @@ func (l *Logger) runSender(ctx context.Context, i int, ss *senderSlot) {
 				l.log.Info("uplink delivers again", "uplink", s.Name(), "waiting", l.ob.Backlog(s.Name()))
 				l.resettle()
 			}
+			l.uplinkAuthOK(i, ss)
 			backoff = l.opts.BackoffMin
 			continue
 		}
 		if ctx.Err() != nil {
 			return
+		}
+		if d, refused := l.uplinkAuthFailed(i, ss, err); refused {
+			// 401/403: the key is wrong; retrying every few seconds helps
+			// nobody. Nothing leaves the outbox meanwhile.
+			if !wasFailing {
+				l.resettle()
+			}
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-wake:
+				t.Stop()
+				wake = nil // shutdown: one last try
+			case <-t.C:
+			}
+			continue
 		}
 		if !wasFailing {
 			l.log.Warn("uplink failed; retrying with backoff", "uplink", s.Name(), "waiting", l.ob.Backlog(s.Name()), "err", err)

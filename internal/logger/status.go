@@ -2,6 +2,8 @@ package logger
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -52,6 +54,11 @@ type MeterStatus struct {
 	Errors       uint64            `json:"errors"`
 	Recreated    uint64            `json:"recreated"`
 	Backfilled   uint64            `json:"backfilled"`
+	// AuthRefusedSince is set while the device refuses our login: the
+	// logger then reads it no more until NextLoginAt.
+	AuthRefusedSince time.Time `json:"auth_refused_since,omitzero"`
+	NextLoginAt      time.Time `json:"next_login_at,omitzero"`
+	AuthMessage      string    `json:"auth,omitempty"`
 }
 
 // UplinkStatus is what /status shows of one uplink.
@@ -64,6 +71,11 @@ type UplinkStatus struct {
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	Failing     bool      `json:"failing"`
+	// AuthRefusedSince is set while the server answers 401/403: the
+	// uplink waits until NextTryAt (the readings stay in the outbox).
+	AuthRefusedSince time.Time `json:"auth_refused_since,omitzero"`
+	NextTryAt        time.Time `json:"next_try_at,omitzero"`
+	AuthMessage      string    `json:"auth,omitempty"`
 }
 
 // ClockStatus is what /status shows of the clock check.
@@ -121,5 +133,37 @@ func (l *Logger) statusHandler() http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(l.Status())
 	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		writeMetrics(w, l.Status())
+	})
 	return mux
+}
+
+// writeMetrics writes the status in the Prometheus text format.
+func writeMetrics(w io.Writer, st Status) {
+	unix := func(t time.Time) int64 {
+		if t.IsZero() {
+			return 0
+		}
+		return t.Unix()
+	}
+	fmt.Fprintf(w, "# HELP powermeter_logger_rounds_total Rounds taken.\n# TYPE powermeter_logger_rounds_total counter\npowermeter_logger_rounds_total %d\n", st.Counters.Rounds)
+	fmt.Fprintf(w, "# HELP powermeter_logger_readings_total Readings taken.\n# TYPE powermeter_logger_readings_total counter\npowermeter_logger_readings_total %d\n", st.Counters.Readings)
+	fmt.Fprintln(w, "# HELP powermeter_logger_meter_failures_in_a_row Failed reads in a row.\n# TYPE powermeter_logger_meter_failures_in_a_row gauge")
+	for _, m := range st.Meters {
+		fmt.Fprintf(w, "powermeter_logger_meter_failures_in_a_row{meter=%q} %d\n", m.Name, m.Failures)
+	}
+	fmt.Fprintln(w, "# HELP powermeter_logger_meter_auth_refused_since_seconds Unix time since when the meter refuses our login (0: it does not).\n# TYPE powermeter_logger_meter_auth_refused_since_seconds gauge")
+	for _, m := range st.Meters {
+		fmt.Fprintf(w, "powermeter_logger_meter_auth_refused_since_seconds{meter=%q} %d\n", m.Name, unix(m.AuthRefusedSince))
+	}
+	fmt.Fprintln(w, "# HELP powermeter_logger_uplink_backlog Readings waiting in the outbox for the uplink.\n# TYPE powermeter_logger_uplink_backlog gauge")
+	for _, u := range st.Uplinks {
+		fmt.Fprintf(w, "powermeter_logger_uplink_backlog{uplink=%q} %d\n", u.Name, u.Backlog)
+	}
+	fmt.Fprintln(w, "# HELP powermeter_logger_uplink_auth_refused_since_seconds Unix time since when the uplink's server refuses our key with 401/403 (0: it does not).\n# TYPE powermeter_logger_uplink_auth_refused_since_seconds gauge")
+	for _, u := range st.Uplinks {
+		fmt.Fprintf(w, "powermeter_logger_uplink_auth_refused_since_seconds{uplink=%q} %d\n", u.Name, unix(u.AuthRefusedSince))
+	}
 }

@@ -3,6 +3,7 @@ package meter
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies why a device could not be read.
@@ -54,6 +55,10 @@ type Error struct {
 	Kind Kind
 	Msg  string
 	Err  error
+	// RetryAfter is how long the device itself asks not to be tried again
+	// (a FRITZ!Box's BlockTime after a refused login); 0 when it says
+	// nothing.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -77,4 +82,21 @@ func KindOf(err error) Kind {
 		return e.Kind
 	}
 	return 0
+}
+
+// RetryAfterOf returns the RetryAfter of err (0 when it is not a meter
+// error or names no wait).
+func RetryAfterOf(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
+
+// IsAuth reports whether err is a refused login or a login the device
+// blocks: the logger backs off instead of retrying every round.
+func IsAuth(err error) bool {
+	k := KindOf(err)
+	return k == Auth || k == Blocked
 }

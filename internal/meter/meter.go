@@ -51,6 +51,9 @@ type Deps struct {
 	Log *slog.Logger
 	// Zone is the configured time zone (for devices that report local time).
 	Zone *time.Location
+	// Now is the clock (default time.Now; the logger passes its own, so
+	// device-side waits such as a login block follow the same time).
+	Now func() time.Time
 }
 
 // OrDefaults fills what d leaves unset: slog.Default() and UTC.
@@ -60,6 +63,9 @@ func (d Deps) OrDefaults() Deps {
 	}
 	if d.Zone == nil {
 		d.Zone = time.UTC
+	}
+	if d.Now == nil {
+		d.Now = time.Now
 	}
 	return d
 }

@@ -75,7 +75,7 @@ var (
 )
 
 // acquire returns the shared box for cfg, creating it on first use.
-func acquire(cfg config.Meter, base string, log *slog.Logger) (*box, error) {
+func acquire(cfg config.Meter, base string, log *slog.Logger, now func() time.Time) (*box, error) {
 	tlsKey := cfg.CAFile + "\x00" + strconv.FormatBool(cfg.Insecure)
 	key := base + "\x00" + cfg.Username
 	poolMu.Lock()
@@ -109,7 +109,7 @@ func acquire(cfg config.Meter, base string, log *slog.Logger) (*box, error) {
 	b := &box{
 		key: key, base: base, user: cfg.Username, pass: cfg.Password, tlsKey: tlsKey,
 		hc: hc, timeout: devhttp.Timeout(cfg), log: log, refs: 1,
-		now: time.Now, cacheFor: roundCache, api: apiOf(cfg),
+		now: now, cacheFor: roundCache, api: apiOf(cfg),
 	}
 	pool[key] = b
 	return b, nil

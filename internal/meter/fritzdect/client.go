@@ -118,7 +118,7 @@ func New(cfg config.Meter, deps meter.Deps) (*Meter, error) {
 		}
 	}
 	log := deps.Log.With("meter", cfg.Name)
-	b, err := acquire(cfg, base, log)
+	b, err := acquire(cfg, base, log, deps.Now)
 	if err != nil {
 		return nil, err
 	}

@@ -161,7 +161,8 @@ func (b *box) login(ctx context.Context) error {
 		if left < time.Second {
 			left = time.Second
 		}
-		return meter.Errorf(meter.Blocked, b.blockCause, "FRITZ!Box at %s blocks logins for user %s for another %s; not trying before then", b.host(), b.user, fmtSecs(left))
+		return &meter.Error{Kind: meter.Blocked, Err: b.blockCause, RetryAfter: left,
+			Msg: fmt.Sprintf("FRITZ!Box at %s blocks logins for user %s for another %s; not trying before then", b.host(), b.user, fmtSecs(left))}
 	}
 	b.sid = ""
 	q := url.Values{"version": {"2"}}
@@ -181,7 +182,8 @@ func (b *box) login(ctx context.Context) error {
 	if bt := si.blockTime(); bt > 0 {
 		b.blockedUntil = b.now().Add(bt)
 		b.blockCause = nil
-		return meter.Errorf(meter.Blocked, nil, "FRITZ!Box at %s blocks new logins for %s (after earlier wrong passwords); not trying before then", b.host(), fmtSecs(bt))
+		return &meter.Error{Kind: meter.Blocked, RetryAfter: bt,
+			Msg: fmt.Sprintf("FRITZ!Box at %s blocks new logins for %s (after earlier wrong passwords); not trying before then", b.host(), fmtSecs(bt))}
 	}
 	resp, err := loginResponse(si.Challenge, b.pass)
 	if err != nil {
@@ -244,7 +246,7 @@ func (b *box) refused(challenge, res *sessionInfo) error {
 		msg += fmt.Sprintf("; it blocks new logins for %s", fmtSecs(bt))
 	}
 	b.blockCause = &meter.Error{Kind: meter.Auth, Msg: msg}
-	return &meter.Error{Kind: meter.Auth, Msg: msg + " (check username and password; " + userHint + ")"}
+	return &meter.Error{Kind: meter.Auth, RetryAfter: bt, Msg: msg + " (check username and password; " + userHint + ")"}
 }
 
 // logout ends the session (called with b.mu held).
