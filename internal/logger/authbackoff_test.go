@@ -22,7 +22,7 @@ func TestWrongFritzPasswordBacksOff(t *testing.T) {
 		blockBase time.Duration
 		want      int
 	}{
-		{"short box block: our schedule", 2 * time.Second, 4},        // 0, 1, 3, 7 min
+		{"short box block: our schedule", 2 * time.Second, 4},       // 0, 1, 3, 7 min
 		{"long box block: the box's BlockTime", 5 * time.Minute, 2}, // 0, 5 min (then 10 min blocked)
 	} {
 		t.Run(tc.name, func(t *testing.T) {
