@@ -119,7 +119,15 @@ func tomlBlocks(sel []config.Meter, ms []meter.Meter, found []discovered) []toml
 				b.hasChannel = true
 				b.name = unique(meter.Slug(cm.Name + "-" + dev.Name))
 			}
-			b.role, b.why = guessRole(cm.Type, dev.Model, dev.Name, nil)
+			if cm.Type == "shelly" {
+				// one channel of a multi-channel device measures one load
+				b.role, b.why = guessRole(cm.Type, "", dev.Name, nil)
+				if b.role == "consumer" {
+					b.why = "a channel of a " + dev.Model
+				}
+			} else {
+				b.role, b.why = guessRole(cm.Type, dev.Model, dev.Name, nil)
+			}
 			b.comment = strings.TrimSpace(dev.Name + " " + dev.Model)
 			if dev.Note != "" {
 				b.comment += " (" + dev.Note + ")"

@@ -42,6 +42,11 @@ type = "shelly"
 url = "` + start("shelly-pro3em", emulate.Options{}) + `"
 
 [[meters]]
+name = "loads"
+type = "shelly"
+url = "` + start("shelly-pro3em", emulate.Options{Profile: "monophase"}) + `"
+
+[[meters]]
 name = "roof"
 type = "opendtu"
 url = "` + start("opendtu", emulate.Options{Zone: sunnyZone()}) + `"
@@ -79,14 +84,17 @@ url = "` + start("epever", emulate.Options{}) + `"
 		byName[m.Name] = m
 	}
 	want := map[string]struct{ typ, role, id string }{
-		"balkon-sued":  {"fritzdect", "pv", fritzdect.EmuAINSolar},
-		"kuehlschrank": {"fritzdect", "consumer", fritzdect.EmuAINFridge},
-		"werkstatt":    {"fritzdect", "consumer", fritzdect.EmuAINUnplugged},
-		"grid":         {"tasmota", "grid", ""},
-		"house":        {"shelly", "grid", ""},
-		"hm-800":       {"opendtu", "pv", "114182912345"},
-		"hm-400":       {"opendtu", "pv", "112183456789"},
-		"charger":      {"epever", "pv", ""},
+		"balkon-sued":         {"fritzdect", "pv", fritzdect.EmuAINSolar},
+		"kuehlschrank":        {"fritzdect", "consumer", fritzdect.EmuAINFridge},
+		"werkstatt":           {"fritzdect", "consumer", fritzdect.EmuAINUnplugged},
+		"grid":                {"tasmota", "grid", ""},
+		"house":               {"shelly", "grid", ""},
+		"hm-800":              {"opendtu", "pv", "114182912345"},
+		"hm-400":              {"opendtu", "pv", "112183456789"},
+		"charger":             {"epever", "pv", ""},
+		"loads-herd":          {"shelly", "consumer", ""},
+		"loads-waschmaschine": {"shelly", "consumer", ""},
+		"loads-waermepumpe":   {"shelly", "consumer", ""},
 	}
 	if len(parsed.Meters) != len(want) {
 		t.Errorf("%d meters, want %d:\n%s", len(parsed.Meters), len(want), out)
@@ -104,6 +112,9 @@ url = "` + start("epever", emulate.Options{}) + `"
 	}
 	if m := byName["balkon-sued"]; m.Password != "secret" || m.Username != "fritz3456" {
 		t.Errorf("credentials of a box device: %q %q", m.Username, m.Password)
+	}
+	if byName["loads-waermepumpe"].Channel != 2 {
+		t.Errorf("channel of the third load: %d", byName["loads-waermepumpe"].Channel)
 	}
 	if byName["grid"].SML == nil {
 		t.Errorf("the read head's block has no [meters.sml]:\n%s", out)

@@ -73,8 +73,10 @@ func NewPro3EMEmulator(o emulate.Options, c EmulatorConfig) (*Gen2Emulator, erro
 	}
 	switch o.Profile {
 	case "", "house3":
+	case "monophase":
+		e.cfg.Monophase = true
 	default:
-		return nil, fmt.Errorf("shelly-pro3em: unknown profile %q (it measures a 3-phase house: house3)", o.Profile)
+		return nil, fmt.Errorf("shelly-pro3em: unknown profile %q (it measures a 3-phase house: house3, or three single-phase loads: monophase)", o.Profile)
 	}
 	return e, e.setup()
 }
@@ -217,6 +219,8 @@ func (e *Gen2Emulator) call(method string, id *int) (any, int, *rpcError) {
 		return s.status, 0, nil
 	case m == "shelly.getdeviceinfo":
 		return e.info, 0, nil
+	case m == "shelly.getconfig":
+		return e.config(), 0, nil
 	case m == "sys.getstatus":
 		return s.status["sys"], 0, nil
 	case m == "switch.getstatus" && e.kind == kindPlugS:
@@ -233,6 +237,35 @@ func (e *Gen2Emulator) call(method string, id *int) (any, int, *rpcError) {
 		return component("em1data", 3)
 	}
 	return nil, http.StatusNotFound, &rpcError{Code: 404, Message: "No handler for " + method}
+}
+
+// ChannelNames are the names the emulated devices' owners gave their
+// channels (Shelly.GetConfig): the Plug S's switch, the Pro 3EM's phases in
+// its monophase profile.
+var ChannelNames = map[string]string{"switch:0": "Kaffeemaschine", "em1:0": "Herd", "em1:1": "Waschmaschine", "em1:2": "Wärmepumpe"}
+
+// config is Shelly.GetConfig: the components with their (user) names.
+func (e *Gen2Emulator) config() map[string]any {
+	out := map[string]any{"sys": map[string]any{"device": map[string]any{"name": nil, "mac": e.mac}}}
+	var keys []string
+	switch {
+	case e.kind == kindPlugS:
+		keys = []string{"switch:0"}
+	case e.kind == kindPMMini:
+		keys = []string{"pm1:0"}
+	case e.kind == kindPro3EM && e.cfg.Monophase:
+		keys = []string{"em1:0", "em1:1", "em1:2"}
+	case e.kind == kindPro3EM:
+		keys = []string{"em:0"}
+	}
+	for i, k := range keys {
+		var name any
+		if n, ok := ChannelNames[k]; ok {
+			name = n
+		}
+		out[k] = map[string]any{"id": i, "name": name}
+	}
+	return out
 }
 
 // Status parts, as the devices send them.

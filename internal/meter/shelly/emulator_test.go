@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log"
 	"math"
@@ -568,4 +569,23 @@ func getJSON(t testing.TB, req *http.Request, code int, v any) *http.Response {
 		}
 	}
 	return resp
+}
+
+// Discover names a multi-channel device's channels after the names the
+// user gave them (Shelly.GetConfig).
+func TestDiscoverChannelNames(t *testing.T) {
+	mono, err := emulate.New("shelly-pro3em", emulate.Options{Profile: "monophase"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := startEmulator(t, mono)
+	devs, err := newTestMeter(t, srv.URL, time.UTC, nil).Discover(context.Background())
+	if err != nil || len(devs) != 3 {
+		t.Fatalf("%+v %v", devs, err)
+	}
+	for i, want := range []string{"Herd", "Waschmaschine", "Wärmepumpe"} {
+		if devs[i].Name != want || devs[i].ID != fmt.Sprint(i) || !strings.HasPrefix(devs[i].Note, "em1:") {
+			t.Errorf("channel %d: %+v, want %q", i, devs[i], want)
+		}
+	}
 }

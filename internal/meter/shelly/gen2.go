@@ -99,6 +99,35 @@ func (m *Meter) fetchGen2(ctx context.Context) (map[string]json.RawMessage, erro
 	return st, nil
 }
 
+// gen2ConfigPath is the device's configuration, with the names the user
+// gave its channels ("switch:0": {"name": "Kaffeemaschine"}).
+const gen2ConfigPath = "/rpc/Shelly.GetConfig"
+
+// nameGen2Channels puts the names the user gave the channels (in
+// Shelly.GetConfig) into the devices' Name, with the component key in the
+// note. A device whose configuration cannot be read keeps the keys: the
+// names are a nicety, not worth failing discovery for.
+func (m *Meter) nameGen2Channels(ctx context.Context, devs []meter.Device) {
+	resp, body, err := m.rpcGet(ctx, gen2ConfigPath)
+	if err != nil {
+		m.log.Debug("shelly: no channel names", "err", err)
+		return
+	}
+	var cfg map[string]json.RawMessage
+	if m.decode(gen2ConfigPath, resp, body, &cfg) != nil {
+		return
+	}
+	for i := range devs {
+		var c struct {
+			Name *string `json:"name"`
+		}
+		if json.Unmarshal(cfg[devs[i].Name], &c) == nil && c.Name != nil && strings.TrimSpace(*c.Name) != "" {
+			devs[i].Note = devs[i].Name + "; " + devs[i].Note
+			devs[i].Name = strings.TrimSpace(*c.Name)
+		}
+	}
+}
+
 // gen2Channels lists the measuring components of a Gen2+ status.
 func (m *Meter) gen2Channels(st map[string]json.RawMessage) []meter.Device {
 	var out []meter.Device

@@ -185,6 +185,7 @@ func (m *Meter) Discover(ctx context.Context) ([]meter.Device, error) {
 			return nil, err
 		}
 		out = m.gen2Channels(st)
+		m.nameGen2Channels(ctx, out)
 	}
 	if len(out) == 0 {
 		return nil, meter.Errorf(meter.Config, nil, "%s (%s) measures no power", m.where, m.dev.model)
