@@ -252,6 +252,7 @@ func runImport(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 		BatchSize: batch,
 		Fields:    fields,
 		Threshold: php.Threshold,
+		MaxFuture: cfg.Server.MaxFuture.Duration,
 		OnRefuse: func(r phpdir.Refusal) {
 			if refused[r.File] == 0 {
 				refusedFiles = append(refusedFiles, r.File)

@@ -53,6 +53,10 @@ type ImportOptions struct {
 	// Threshold stores power below it (either sign) as 0, as the PHP app's
 	// $power_threshold hides it.
 	Threshold float64
+	// MaxFuture refuses lines timed more than this ahead of Now (default
+	// 24h, as the server's max_future); Now defaults to time.Now.
+	MaxFuture time.Duration
+	Now       func() time.Time
 }
 
 // Refusal is a line Import did not take.
@@ -199,6 +203,12 @@ func Import(ctx context.Context, st store.Store, dir string, opt ImportOptions) 
 	}
 	if opt.BatchSize <= 0 {
 		opt.BatchSize = 5000
+	}
+	if opt.MaxFuture <= 0 {
+		opt.MaxFuture = 24 * time.Hour
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
 	}
 	ents, err := List(dir)
 	if err != nil {
@@ -397,6 +407,10 @@ func (im *importer) line(ctx context.Context, name string, n int, s string) erro
 	l, err := legacy.Parse(s)
 	if err != nil {
 		im.refuse(Refusal{File: name, Line: n, Err: err})
+		return nil
+	}
+	if c := legacy.Instants(l.Wall(), im.opt.Zone); c[0].Sub(im.opt.Now()) > im.opt.MaxFuture {
+		im.refuse(Refusal{File: name, Line: n, Err: fmt.Errorf("time %s is more than %s ahead of the clock (server.max_future)", c[0].Format(time.RFC3339), im.opt.MaxFuture)})
 		return nil
 	}
 	t, ticket, err := im.rsv.Resolve(ctx, im.opt.Source, im.opt.Zone, l)
