@@ -266,11 +266,11 @@ func runImport(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 		},
 		OnSkip: func(name, why string) {
 			clear()
-			fmt.Fprintf(env.Stdout, "skipped %s: %s\n", name, why)
+			fmt.Fprintf(env.Stdout, "skipped %s: %s\n", phpdir.SafeName(name), why)
 		},
 		OnFileError: func(name string, err error) {
 			clear()
-			fmt.Fprintf(env.Stdout, "failed %s: %v (going on with the next file)\n", name, err)
+			fmt.Fprintf(env.Stdout, "failed %s: %v (going on with the next file)\n", phpdir.SafeName(name), err)
 		},
 	}
 	if bar != nil {
@@ -285,7 +285,7 @@ func runImport(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 	}
 	for _, f := range refusedFiles {
 		if n := refused[f] - maxRefusalsShown; n > 0 {
-			fmt.Fprintf(env.Stdout, "refused %d more lines of %s (not shown)\n", n, f)
+			fmt.Fprintf(env.Stdout, "refused %d more lines of %s (not shown)\n", n, phpdir.SafeName(f))
 		}
 	}
 	fmt.Fprintf(env.Stdout, "imported %d, already present %d, refused %d (%d lines in %d files)",

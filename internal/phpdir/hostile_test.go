@@ -95,6 +95,9 @@ func TestRefusedLineExcerptIsShortAndEscaped(t *testing.T) {
 	if !strings.Contains(refused[0], `x.csv:1: stats field 1 (date) "\x1b[2Jroot:x:0:0:r"…: want`) {
 		t.Errorf("excerpt: %q", refused[0])
 	}
+	if got := (Refusal{File: "\x1b[2J.csv", Line: 1, Err: errors.New("x")}).String(); got != `"\x1b[2J.csv":1: x` {
+		t.Errorf("a file name with escapes: %q", got)
+	}
 }
 
 // A corrupt .gz is reported, the import goes on with the next file, and

@@ -69,7 +69,20 @@ type Refusal struct {
 // String names the file and line and says why, with at most a short,
 // escaped excerpt of the line (a refused line may be anything: a binary
 // file, a password file, terminal escapes).
-func (r Refusal) String() string { return fmt.Sprintf("%s:%d: %s", r.File, r.Line, describe(r.Err)) }
+func (r Refusal) String() string {
+	return fmt.Sprintf("%s:%d: %s", SafeName(r.File), r.Line, describe(r.Err))
+}
+
+// SafeName is a file name fit to print: as it is when every character is
+// printable, else quoted with escapes (a name can hold terminal escapes).
+func SafeName(name string) string {
+	for _, r := range name {
+		if !strconv.IsPrint(r) {
+			return strconv.Quote(name)
+		}
+	}
+	return name
+}
 
 // excerptLen is the most bytes of a refused line that are shown.
 const excerptLen = 16
