@@ -241,15 +241,19 @@ bench_outbox() {
 
 # PostgreSQL (needs POWERMETER_TEST_POSTGRES, e.g.
 # postgres://postgres@127.0.0.1:5432/test?sslmode=disable): the store's
-# benchmarks, then legacy GET ingest over real HTTP with 1, 100 and 10 000
-# sources on both backends.
+# benchmarks (inserts, a year in the compact layout: bytes/reading, a day's
+# range, the Grafana view's device-day), the dashboard's day page and year
+# overview on PostgreSQL, then legacy GET ingest over real HTTP with 1,
+# 10 000 and 100 000 sources on both backends. The year fixtures are built
+# once and kept in their own schemas (docs/postgres.md, "Benchmarks").
 bench_postgres() {
 	if [ -z "${POWERMETER_TEST_POSTGRES:-}" ]; then
 		echo "postgres: skipped (set POWERMETER_TEST_POSTGRES)"
 		return 0
 	fi
-	plain internal/store/postgres '.' 3000x "postgres: store (inserts, batches, day range, bytes/reading)" &&
-		plain internal/store/postgres/scaleout 'LegacyIngest' 5000x "postgres vs sqlite: legacy GET ingest over HTTP by number of sources"
+	plain internal/store/postgres '.' 3000x "postgres: store (inserts, batches, day range, bytes/reading, Grafana view)" &&
+		plain internal/dashboard 'Postgres' 40x "postgres: dashboard day page and year overview" &&
+		plain internal/store/postgres/scaleout 'LegacyIngest' 10000x "postgres vs sqlite: legacy GET ingest over HTTP by number of sources"
 }
 
 status=0
