@@ -11,7 +11,7 @@ set -eu
 
 cd "$(dirname "$0")/.."
 BENCHTIME="${BENCHTIME:-3s}"
-SECTIONS="server import store meters dashboard logger outbox postgres"
+SECTIONS="server import store meters dashboard logger outbox postgres ops"
 
 # have PKG: the package directory exists and holds a benchmark.
 have() {
@@ -254,6 +254,12 @@ bench_postgres() {
 	plain internal/store/postgres '.' 3000x "postgres: store (inserts, batches, day range, bytes/reading, Grafana view)" &&
 		plain internal/dashboard 'Postgres' 40x "postgres: dashboard day page and year overview" &&
 		plain internal/store/postgres/scaleout 'LegacyIngest' 10000x "postgres vs sqlite: legacy GET ingest over HTTP by number of sources"
+}
+
+# Operations: backup (VACUUM INTO) and quick_check of a year of 10-s
+# readings in SQLite.
+bench_ops() {
+	plain internal/store/sqlite 'BenchmarkBackupYear' 1x "ops: backup and quick_check of a year of readings (SQLite)"
 }
 
 status=0

@@ -168,7 +168,11 @@ func checkDatabase(ctx context.Context, env *Env, cfg *config.Config, full bool)
 		kind = "integrity_check"
 	}
 	if len(problems) > 0 {
-		for _, p := range problems {
+		for i, p := range problems {
+			if i == 20 {
+				fmt.Fprintf(env.Stdout, "database %s: … and %d more\n", path, len(problems)-i)
+				break
+			}
 			fmt.Fprintf(env.Stdout, "database %s: %s\n", path, p)
 		}
 		return fmt.Errorf("database %s fails %s (%d problems): restore a backup (powermeter restore --from FILE)", path, kind, len(problems))

@@ -281,3 +281,29 @@ func countReadings(t *testing.T, path string) int64 {
 	}
 	return n
 }
+
+// An old logger's short key (in its flash, cannot be changed) is accepted
+// by the server, with a warning in the log.
+func TestShortKeyAcceptedWithWarning(t *testing.T) {
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "pm.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("[server]\nlisten = %q\ndatabase = \"sqlite://%s/pm.db\"\n[[server.sources]]\nname = \"old\"\nkey = \"esp\"\n", addr, dir)), 0o600)
+	var logs syncBuffer
+	env := &Env{Stdout: &logs, Stderr: &logs, LookupEnv: func(string) (string, bool) { return "", false }, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	if _, err := LoadConfig(env, cfg, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "server.sources[0].key: only 3 characters") {
+		t.Errorf("no warning logged: %q", logs.String())
+	}
+	startServe(t, addr, "--config", cfg)
+	resp, err := http.Get("http://" + addr + "/log.php?key=esp&stats=01.06.2026,12:00:00,123.45,21.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("short key: %s", resp.Status)
+	}
+}

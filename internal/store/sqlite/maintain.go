@@ -61,8 +61,10 @@ func CheckFile(ctx context.Context, path string, full bool) ([]string, error) {
 		if err := rows.Scan(&line); err != nil {
 			return nil, fmt.Errorf("%s on %s: %w", pragma, path, err)
 		}
-		if line != "ok" {
-			problems = append(problems, line)
+		for _, l := range strings.Split(line, "\n") {
+			if l = strings.TrimSpace(l); l != "" && l != "ok" {
+				problems = append(problems, l)
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {
