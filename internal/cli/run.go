@@ -12,6 +12,7 @@ import (
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/logger"
+	"github.com/powermeter/powermeter/internal/promexp"
 	_ "github.com/powermeter/powermeter/internal/meter/all" // every meter family
 	"github.com/powermeter/powermeter/internal/store"
 	"github.com/powermeter/powermeter/internal/uplink"
@@ -126,6 +127,10 @@ func runConfig(ctx context.Context, log *slog.Logger, cfg *config.Config, p runP
 			}
 			return err
 		}
+		// Prometheus metrics on the status listener
+		pm := promexp.NewLogger(lg, cfg.Logger.Source)
+		lg.ObserveRounds(pm.ObserveRound)
+		lg.HandleStatus("GET /metrics", pm.Handler())
 	}
 
 	var wg sync.WaitGroup

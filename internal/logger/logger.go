@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,6 +93,9 @@ type Logger struct {
 	led      *LED
 	newest   atomic.Int64 // unix nanos of the newest round appended
 	unsaved  []outbox.Item
+	// extra routes on the status listener, and the round observer
+	extra        []route
+	observeRound func(time.Duration)
 
 	mu       sync.Mutex
 	state    State
@@ -464,6 +468,10 @@ type readResult struct {
 // timeout) is left out of the round and built anew for the next one; the
 // old one is closed once its read returns.
 func (l *Logger) round(ctx context.Context, slot time.Time) int {
+	if l.observeRound != nil {
+		began := time.Now()
+		defer func() { l.observeRound(time.Since(began)) }()
+	}
 	l.setState(Reading)
 	chs := make([]chan readResult, len(l.meters))
 	now := l.clock.Now()
@@ -665,6 +673,10 @@ func (l *Logger) meterFailed(ctx context.Context, i int, now time.Time, err erro
 	st := &l.mstat[i]
 	st.Failures++
 	st.Errors++
+	if st.ErrorsByKind == nil {
+		st.ErrorsByKind = map[string]uint64{}
+	}
+	st.ErrorsByKind[kindName(err)]++
 	changed := st.LastError != err.Error()
 	st.LastError = err.Error()
 	st.LastErrorAt = now
@@ -696,6 +708,14 @@ func (l *Logger) meterFailed(ctx context.Context, i int, now time.Time, err erro
 	l.mu.Lock()
 	l.mstat[i].Recreated++
 	l.mu.Unlock()
+}
+
+// kindName names an error's kind for counts: "unreachable", "bad_answer", …
+func kindName(err error) string {
+	if k := meter.KindOf(err); k != 0 {
+		return strings.ReplaceAll(k.String(), " ", "_")
+	}
+	return "other"
 }
 
 // newestRound is the instant of the newest round appended.
@@ -915,6 +935,13 @@ func (l *Logger) Status() Status {
 	}
 	for i, m := range l.mstat {
 		m.LastReadings = append([]reading.Reading(nil), m.LastReadings...)
+		if m.ErrorsByKind != nil {
+			byKind := make(map[string]uint64, len(m.ErrorsByKind))
+			for k, v := range m.ErrorsByKind {
+				byKind[k] = v
+			}
+			m.ErrorsByKind = byKind
+		}
 		st.Meters[i] = m
 	}
 	copy(st.Uplinks, l.ustat)

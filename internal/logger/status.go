@@ -52,6 +52,9 @@ type MeterStatus struct {
 	Failures     int               `json:"failures_in_a_row"`
 	Reads        uint64            `json:"reads"`
 	Errors       uint64            `json:"errors"`
+	// ErrorsByKind counts the errors by their kind (unreachable, auth,
+	// bad answer, …).
+	ErrorsByKind map[string]uint64 `json:"errors_by_kind,omitempty"`
 	Recreated    uint64            `json:"recreated"`
 	Backfilled   uint64            `json:"backfilled"`
 	// AuthRefusedSince is set while the device refuses our login: the
@@ -124,8 +127,26 @@ type Status struct {
 	Counters  Counters       `json:"counters"`
 }
 
+// HandleStatus serves h at pattern on the status listener too (e.g.
+// "GET /metrics"). Call it before Run.
+func (l *Logger) HandleStatus(pattern string, h http.Handler) {
+	l.extra = append(l.extra, route{pattern, h})
+}
+
+// ObserveRounds has f called with the duration of every round. Call it
+// before Run.
+func (l *Logger) ObserveRounds(f func(time.Duration)) { l.observeRound = f }
+
+type route struct {
+	pattern string
+	h       http.Handler
+}
+
 func (l *Logger) statusHandler() http.Handler {
 	mux := http.NewServeMux()
+	for _, r := range l.extra {
+		mux.Handle(r.pattern, r.h)
+	}
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -8,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/powermeter/powermeter/internal/promexp"
 )
 
 // metrics are the server's Prometheus metrics, in a registry of its own (two
@@ -108,4 +112,22 @@ func (m *metrics) observeLatency(route string, code int, seconds float64) {
 		o, _ = m.latencyBy.LoadOrStore(k, m.latency.WithLabelValues(route, strconv.Itoa(code)))
 	}
 	o.(prometheus.Observer).Observe(seconds)
+}
+
+// latestAll is the newest reading of every device of every source, for
+// the per-device metrics.
+func (s *Server) latestAll(ctx context.Context) ([]promexp.Source, error) {
+	infos, err := s.st.Sources(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing the sources: %w", err)
+	}
+	out := make([]promexp.Source, 0, len(infos))
+	for _, in := range infos {
+		rs, err := s.st.Latest(ctx, in.Name)
+		if err != nil {
+			return out, fmt.Errorf("newest readings of %s: %w", in.Name, err)
+		}
+		out = append(out, promexp.Source{Name: in.Name, Readings: rs})
+	}
+	return out, nil
 }
