@@ -12,7 +12,6 @@ import (
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/logger"
-	"github.com/powermeter/powermeter/internal/promexp"
 	_ "github.com/powermeter/powermeter/internal/meter/all" // every meter family
 	"github.com/powermeter/powermeter/internal/store"
 	"github.com/powermeter/powermeter/internal/uplink"
@@ -128,9 +127,9 @@ func runConfig(ctx context.Context, log *slog.Logger, cfg *config.Config, p runP
 			return err
 		}
 		// Prometheus metrics on the status listener
-		pm := promexp.NewLogger(lg, cfg.Logger.Source)
-		lg.ObserveRounds(pm.ObserveRound)
-		lg.HandleStatus("GET /metrics", pm.Handler())
+		observe, metrics := loggerMetrics(lg, cfg.Logger.Source)
+		lg.ObserveRounds(observe)
+		lg.HandleStatus("GET /metrics", metrics)
 	}
 
 	var wg sync.WaitGroup

@@ -3,8 +3,13 @@
 package cli
 
 import (
+	"net/http"
+	"time"
+
 	"context"
 	"fmt"
+	"github.com/powermeter/powermeter/internal/logger"
+	"github.com/powermeter/powermeter/internal/promexp/promreg"
 	"log/slog"
 	"net"
 
@@ -26,4 +31,11 @@ func openServer(ctx context.Context, cfg *config.Config, log *slog.Logger) (st s
 		return nil, nil, err
 	}
 	return st, srv.Serve, nil
+}
+
+// loggerMetrics are the logger's Prometheus metrics (client_golang, with
+// the Go runtime's) for its status listener.
+func loggerMetrics(lg *logger.Logger, source string) (func(time.Duration), http.Handler) {
+	pm := promreg.NewLogger(lg, source)
+	return pm.ObserveRound, pm.Handler()
 }

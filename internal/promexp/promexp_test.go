@@ -7,16 +7,20 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/logger"
 	"github.com/powermeter/powermeter/internal/meter"
 	"github.com/powermeter/powermeter/internal/mqttc/mqtttest"
 	"github.com/powermeter/powermeter/internal/promexp"
+	"github.com/powermeter/powermeter/internal/promexp/promreg"
 	"github.com/powermeter/powermeter/internal/promexp/promtest"
 	"github.com/powermeter/powermeter/internal/reading"
 )
@@ -81,7 +85,7 @@ homeassistant = false
 	if err != nil {
 		t.Fatal(err)
 	}
-	pm := promexp.NewLogger(lg, "home")
+	pm := promreg.NewLogger(lg, "home")
 	lg.ObserveRounds(pm.ObserveRound)
 	lg.HandleStatus("GET /metrics", pm.Handler())
 	var body string
@@ -148,3 +152,69 @@ homeassistant = false
 		t.Errorf("skipped rounds %v %v", v, ok)
 	}
 }
+
+// The loggeronly build writes the text format itself: it must parse, keep
+// the naming rules and say what client_golang says for the same status.
+func TestLeanTextMatchesClientGolang(t *testing.T) {
+	at := time.Date(2026, 11, 26, 12, 0, 10, 0, time.UTC)
+	st := statusFunc(func() logger.Status {
+		return logger.Status{
+			Meters: []logger.MeterStatus{
+				{Name: "balcony", Reads: 7, LastReadings: []reading.Reading{{Device: "balcony", Time: at, Power: -412.5, EnergyOut: reading.F(88012.25), Temperature: reading.F(21.5)}}},
+				{Name: "odd \"name\"\\x", Errors: 3, ErrorsByKind: map[string]uint64{"unreachable": 2, "bad_answer": 1}},
+			},
+			Uplinks:  []logger.UplinkStatus{{Name: "mq", Backlog: 12, Sent: 100, LastSentAt: at, Failing: true}},
+			Counters: logger.Counters{Rounds: 9, MissedRounds: 1},
+		}
+	})
+	lean := promexp.NewLean(st, "home")
+	full := promreg.NewLogger(st, "home")
+	for _, d := range []time.Duration{3 * time.Millisecond, 40 * time.Millisecond, 20 * time.Second} {
+		lean.ObserveRound(d)
+		full.ObserveRound(d)
+	}
+	scrape := func(h http.Handler) map[string]*dto.MetricFamily {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		fams := promtest.Parse(t, rec.Body.String())
+		promtest.CheckNaming(t, fams)
+		return fams
+	}
+	a, b := scrape(lean.Handler()), scrape(full.Handler())
+	n := 0
+	for name, fa := range a {
+		fb := b[name]
+		if fb == nil {
+			t.Errorf("%s: only in the lean output", name)
+			continue
+		}
+		n++
+		if fa.GetType() != fb.GetType() || fa.GetHelp() != fb.GetHelp() || len(fa.GetMetric()) != len(fb.GetMetric()) {
+			t.Errorf("%s: lean %v/%d series, client_golang %v/%d", name, fa.GetType(), len(fa.GetMetric()), fb.GetType(), len(fb.GetMetric()))
+		}
+	}
+	for name := range b {
+		if strings.HasPrefix(name, "powermeter_") && a[name] == nil {
+			t.Errorf("%s: missing in the lean output", name)
+		}
+	}
+	if n < 12 {
+		t.Errorf("only %d families compared", n)
+	}
+	for _, fams := range []map[string]*dto.MetricFamily{a, b} {
+		if v, _ := promtest.Value(fams, "powermeter_meter_errors_total", map[string]string{"meter": "odd \"name\"\\x", "kind": "unreachable"}); v != 2 {
+			t.Errorf("escaped label: %v", v)
+		}
+		if v, _ := promtest.Value(fams, "powermeter_round_duration_seconds", nil); v != 3 {
+			t.Errorf("round histogram count %v", v)
+		}
+		h := fams["powermeter_round_duration_seconds"].GetMetric()[0].GetHistogram()
+		if h.GetSampleSum() < 20.04 || h.GetBucket()[1].GetCumulativeCount() != 1 {
+			t.Errorf("histogram %v", h)
+		}
+	}
+}
+
+type statusFunc func() logger.Status
+
+func (f statusFunc) Status() logger.Status { return f() }

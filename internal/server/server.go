@@ -21,7 +21,7 @@ import (
 	"github.com/powermeter/powermeter/internal/household"
 	"github.com/powermeter/powermeter/internal/reading"
 	"github.com/powermeter/powermeter/internal/server/ingest"
-	"github.com/powermeter/powermeter/internal/promexp"
+	"github.com/powermeter/powermeter/internal/promexp/promreg"
 	"github.com/powermeter/powermeter/internal/store"
 )
 
@@ -137,7 +137,7 @@ func New(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logg
 	mux.HandleFunc("GET /api/v1/sources/{name}/energy", s.apiEnergy)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	if cfg.Server.Metrics {
-		s.met.reg.MustRegister(promexp.NewReadings(s.latestAll, log))
+		s.met.reg.MustRegister(promreg.NewReadings(s.latestAll, log))
 		mh := s.met.handler()
 		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 			if s.metricsGrant(w, r) {
