@@ -19,9 +19,9 @@ import (
 	"github.com/powermeter/powermeter/internal/dashboard"
 	"github.com/powermeter/powermeter/internal/energy"
 	"github.com/powermeter/powermeter/internal/household"
+	"github.com/powermeter/powermeter/internal/promexp/promreg"
 	"github.com/powermeter/powermeter/internal/reading"
 	"github.com/powermeter/powermeter/internal/server/ingest"
-	"github.com/powermeter/powermeter/internal/promexp/promreg"
 	"github.com/powermeter/powermeter/internal/store"
 )
 
