@@ -298,6 +298,19 @@ func TestBrowserDayChart(t *testing.T) {
 				if sw > iw {
 					t.Errorf("%s at %d px scrolls sideways: scrollWidth %v > innerWidth %v", p.name, mode.w, sw, iw)
 				}
+				// names of one word stay on one line
+				split := b.eval(`Array.from(document.querySelectorAll('tbody th, .src, .chip, .source .name, .lg')).filter(function(e){
+					var t = e.textContent.trim(); if (!t || /\s/.test(t)) return false;
+					return Array.from(e.childNodes).some(function(n){
+						if (n.nodeType !== 3 || !n.textContent.trim()) return false;
+						var r = document.createRange(); r.selectNodeContents(n);
+						var tops = {}; Array.from(r.getClientRects()).forEach(function(c){ if (c.width > 0) tops[Math.round(c.top)] = 1 });
+						return Object.keys(tops).length > 1;
+					});
+				}).map(function(e){return e.textContent.trim()}).join(',')`)
+				if split != "" {
+					t.Errorf("%s at %d px splits names: %s", p.name, mode.w, split)
+				}
 			}
 			b.shot(p.name + "-" + mode.name)
 		}

@@ -293,3 +293,51 @@ func TestMonthAndYearPages(t *testing.T) {
 		t.Errorf("current month: %d", r.code)
 	}
 }
+
+// The first overview over many unsummarized days computes what fits in the
+// budget and leaves the rest to the background, saying so.
+func TestOverviewSummarizesInBackground(t *testing.T) {
+	st := &countingStore{Store: openStore(t)}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, berlin)
+	var rs []reading.Reading
+	for tt := start.UTC(); tt.Before(start.AddDate(0, 0, 59)); tt = tt.Add(5 * time.Minute) {
+		rs = append(rs, reading.Reading{Device: "plug", Time: tt, Power: 100})
+	}
+	insert(t, st, "home", rs...)
+	d := newTestDashboard(t, st, Options{Interval: 5 * time.Minute, SummaryBudget: time.Nanosecond})
+	h := mux(d)
+	r := get(t, h, "/s/home/overview")
+	if r.code != 200 || !strings.Contains(r.body, `id="pending"`) || !strings.Contains(r.body, `http-equiv="refresh"`) {
+		t.Fatalf("first overview: %d, no pending notice", r.code)
+	}
+	// the background job finishes; then the overview is complete and quiet
+	for deadline := time.Now().Add(30 * time.Second); d.Summarizing("home"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the background job did not finish")
+		}
+	}
+	r = get(t, h, "/s/home/overview")
+	if strings.Contains(r.body, `id="pending"`) {
+		t.Error("still pending after the background job")
+	}
+	if wh := whAttrs(r.body)["all-in"]; math.Abs(wh-59*2400) > 10 { // less the last 5 minutes
+		t.Errorf("all: %v Wh, want %v", wh, 59*2400)
+	}
+	n := st.ranges.Load()
+	get(t, h, "/s/home/overview")
+	if st.ranges.Load() != n {
+		t.Error("a warm overview read readings")
+	}
+	// CSV downloads never leave days out
+	d2 := newTestDashboard(t, st, Options{Interval: 10 * time.Minute, SummaryBudget: time.Nanosecond})
+	csv := get(t, mux(d2), "/s/home/year/2026.csv")
+	if lines := strings.Split(strings.TrimSpace(csv.body), "\n"); len(lines) != 3 {
+		t.Errorf("year CSV while summarizing: %q", lines)
+	}
+	d2.Close()
+	for deadline := time.Now().Add(30 * time.Second); d2.Summarizing("home"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the background job did not end on Close")
+		}
+	}
+}

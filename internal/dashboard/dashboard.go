@@ -70,6 +70,10 @@ type Options struct {
 	// mean: units and labels of the chart's extra series); nil: the
 	// default.
 	Fields func(source string) household.FieldMap
+	// SummaryBudget is how long a page adding days up computes missing
+	// day summaries itself before it leaves the rest to the background
+	// (400 ms).
+	SummaryBudget time.Duration
 	// Cache keeps decoded day summaries; the server shares its own (a
 	// new one when nil).
 	Cache *energy.Cache
@@ -92,9 +96,10 @@ type Dashboard struct {
 	done      chan struct{} // closed by Close: ends the event streams
 	closeOnce sync.Once
 
-	mu      sync.Mutex
-	known   map[string]*time.Location // stored sources, refreshed lazily
-	knownAt time.Time
+	mu          sync.Mutex
+	known       map[string]*time.Location // stored sources, refreshed lazily
+	knownAt     time.Time
+	summarizing map[string]bool // sources with a background summary job
 }
 
 // New prepares the dashboard; it fails on unusable options (a user entry
@@ -114,6 +119,9 @@ func New(st store.Store, o Options) (*Dashboard, error) {
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = 2 * time.Second
+	}
+	if o.SummaryBudget <= 0 {
+		o.SummaryBudget = 400 * time.Millisecond
 	}
 	if o.Zone == nil {
 		z, err := time.LoadLocation(config.DefaultZone)
@@ -346,7 +354,10 @@ type page struct {
 	Data     any
 	Status   int
 	ErrorMsg string
-	now      time.Time
+	// Pending is the number of days still summarized in the background
+	// (the page says so and reloads itself).
+	Pending int
+	now     time.Time
 }
 
 func (d *Dashboard) newPage(r *http.Request, source string, zone *time.Location) *page {

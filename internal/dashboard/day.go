@@ -117,7 +117,7 @@ func (d *Dashboard) dayKey(kind string, v *dayView, version int64) string {
 }
 
 // build computes the day and its chart.
-func (d *Dashboard) build(ctx context.Context, v *dayView) (energy.DaySummary, *chartBuilder, error) {
+func (d *Dashboard) build(ctx context.Context, v *dayView, wantHover bool) (energy.DaySummary, *chartBuilder, error) {
 	calc := d.calc(v.source, v.p.Zone)
 	entry, cached, err := calc.Lookup(ctx, v.day)
 	if err != nil {
@@ -130,6 +130,7 @@ func (d *Dashboard) build(ctx context.Context, v *dayView) (energy.DaySummary, *
 		version = 0
 	}
 	cb := newChartBuilder(v.opts, d.o.Interval)
+	cb.wantHover = wantHover
 	calc.OnReading = cb.reading
 	if home := d.homeOf(v.source); home.Configured() {
 		cb.roles = v.opts.Device == ""
@@ -186,7 +187,7 @@ func (d *Dashboard) day(w http.ResponseWriter, r *http.Request) {
 		writeHTML(w, http.StatusOK, b)
 		return
 	}
-	s, cb, err := d.build(ctx, v)
+	s, cb, err := d.build(ctx, v, false)
 	if err != nil {
 		d.fail(w, r, p, http.StatusInternalServerError, "server_error", err)
 		return
@@ -292,7 +293,7 @@ func (d *Dashboard) dayData(w http.ResponseWriter, r *http.Request) {
 	key := d.dayKey("data", v, version)
 	b, ok := d.rendered.get(key)
 	if !ok {
-		_, cb, err := d.build(ctx, v)
+		_, cb, err := d.build(ctx, v, true)
 		if err != nil {
 			d.fail(w, r, v.p, http.StatusInternalServerError, "server_error", err)
 			return

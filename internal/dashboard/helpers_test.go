@@ -60,6 +60,10 @@ func newTestDashboard(t testing.TB, st store.Store, o Options) *Dashboard {
 	if o.Now == nil {
 		o.Now = func() time.Time { return testNow }
 	}
+	if o.SummaryBudget == 0 {
+		// tests expect complete pages (the budget is tested on its own)
+		o.SummaryBudget = 10 * time.Minute
+	}
 	d, err := New(st, o)
 	if err != nil {
 		t.Fatal(err)

@@ -153,7 +153,8 @@ var messages = map[string][2]string{ // key: {de, en}
 	"zoom_hint":       {"Ziehen oder zwei Finger zum Zoomen · Pfeiltasten: Tage", "Drag or pinch to zoom · arrow keys: days"},
 	"legend_hint":     {"Antippen blendet aus", "Tap to hide"},
 	"computing":       {"Tageswerte werden berechnet", "Summarizing days"},
-	"computing_left":  {"noch ausstehend", "still to do"},
+	"computing_left":  {"Tage ausstehend", "days still to do"},
+	"computing_note":  {"Die Summen unten sind noch unvollständig; die Seite lädt sich neu.", "The totals below are still incomplete; the page reloads itself."},
 	"csv":             {"CSV", "CSV"},
 	"sort_hint":       {"Spaltenkopf sortiert", "Click a heading to sort"},
 	// the home (roles, flows, money)

@@ -104,7 +104,8 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 	defer cancel()
-	days, err := d.calc(source, p.Zone).Totals(ctx, "2000-01-01", "2200-12-31")
+	days, pending, err := d.totals(ctx, source, p, "2000-01-01", "2200-12-31")
+	p.Pending = pending
 	if err != nil {
 		d.fail(w, r, p, http.StatusInternalServerError, "server_error", err)
 		return

@@ -39,6 +39,18 @@ func (d *Dashboard) periodCSV(w http.ResponseWriter, name string, header []strin
 	_ = cw.WriteAll(rows)
 }
 
+// periodDays returns the summaries of from..to: all of them for a CSV
+// download, else within the summary budget (p.Pending says how many are
+// left to the background).
+func (d *Dashboard) periodDays(ctx context.Context, source string, p *page, from, to string, full bool) ([]energy.DaySummary, error) {
+	if full {
+		return d.calc(source, p.Zone).Totals(ctx, from, to)
+	}
+	days, pending, err := d.totals(ctx, source, p, from, to)
+	p.Pending = pending
+	return days, err
+}
+
 func kwh3(wh float64) string { return strconv.FormatFloat(wh/1000, 'f', 3, 64) }
 
 func (d *Dashboard) month(w http.ResponseWriter, r *http.Request) {
@@ -59,7 +71,7 @@ func (d *Dashboard) month(w http.ResponseWriter, r *http.Request) {
 	last := first.AddDate(0, 1, -1)
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
-	days, err := d.calc(source, p.Zone).Totals(ctx, first.Format("2006-01-02"), last.Format("2006-01-02"))
+	days, err := d.periodDays(ctx, source, p, first.Format("2006-01-02"), last.Format("2006-01-02"), isCSV)
 	if err != nil {
 		d.fail(w, r, p, http.StatusInternalServerError, "server_error", err)
 		return
@@ -111,7 +123,7 @@ func (d *Dashboard) year(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 	defer cancel()
-	days, err := d.calc(source, p.Zone).Totals(ctx, key+"-01-01", key+"-12-31")
+	days, err := d.periodDays(ctx, source, p, key+"-01-01", key+"-12-31", isCSV)
 	if err != nil {
 		d.fail(w, r, p, http.StatusInternalServerError, "server_error", err)
 		return

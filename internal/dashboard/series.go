@@ -246,10 +246,12 @@ type chartBuilder struct {
 	whSum  float64
 	points int
 
-	// hover rows: instant (s from the view's start) and the values
-	hoverT []int32
-	hoverV map[string][]float64
-	rowsAt int // rows written
+	// hover rows (only for the tooltip data): instant (s from the view's
+	// start) and the values
+	wantHover bool
+	hoverT    []int32
+	hoverV    map[string][]float64
+	rowsAt    int // rows written
 	// the whole day in 5-minute buckets (min, max power), for the active
 	// hours
 	act []actBucket
@@ -393,7 +395,7 @@ func (c *chartBuilder) total1(t int64, power float64, gap bool, temp float64, ha
 	if hasTemp {
 		c.temp.add(i, t, temp, c.temp.have && t-c.temp.lastT > c.gap)
 	}
-	if c.o.Res == 0 {
+	if c.o.Res == 0 && c.wantHover {
 		c.hoverRow(t, power, temp, hasTemp)
 	}
 }

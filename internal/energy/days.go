@@ -530,3 +530,111 @@ func Months(days []DaySummary) []Period { return group(days, 7) }
 
 // Years adds days (in order) up per year.
 func Years(days []DaySummary) []Period { return group(days, 4) }
+
+// TotalsWithin is Totals with a time budget: the cached days, plus as many
+// of the others as workers compute within budget (in parallel); the days
+// still to compute are returned in pending (in order), for a caller that
+// computes them in the background (ComputeDays) and says so. The result
+// is in day order.
+func (c *Calc) TotalsWithin(ctx context.Context, from, to string, budget time.Duration, workers int) (out []DaySummary, pending []store.Day, err error) {
+	ds, err := c.Store.Days(ctx, c.Source, from, to)
+	if errors.Is(err, store.ErrUnknownSource) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing days of %s: %w", c.Source, err)
+	}
+	out = make([]DaySummary, 0, len(ds))
+	var todo []store.Day
+	for _, d := range ds {
+		if s := c.cached(d, true); s != nil {
+			out = append(out, *s)
+			out[len(out)-1].Price(c.Tariff)
+			continue
+		}
+		todo = append(todo, d)
+	}
+	if len(todo) == 0 {
+		out, err = c.withImported(ctx, out, from, to)
+		return out, nil, err
+	}
+	deadline := time.Now().Add(budget)
+	done, left, err := c.computeDays(ctx, todo, workers, func() bool { return time.Now().Before(deadline) })
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, s := range done {
+		s = s.totals()
+		s.Price(c.Tariff)
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Day < out[j].Day })
+	out, err = c.withImported(ctx, out, from, to)
+	if err != nil || len(left) == 0 {
+		return out, left, err
+	}
+	// a day with readings still to summarize never shows an imported
+	// summary meanwhile
+	waiting := make(map[string]bool, len(left))
+	for _, d := range left {
+		waiting[d.Day] = true
+	}
+	kept := out[:0]
+	for _, s := range out {
+		if !(s.Imported && waiting[s.Day]) {
+			kept = append(kept, s)
+		}
+	}
+	return kept, left, nil
+}
+
+// ComputeDays computes and caches the given days with workers in
+// parallel (the background half of TotalsWithin).
+func (c *Calc) ComputeDays(ctx context.Context, days []store.Day, workers int) error {
+	_, _, err := c.computeDays(ctx, days, workers, func() bool { return true })
+	return err
+}
+
+// computeDays computes days in order with workers goroutines while more()
+// says so; it returns the summaries computed and the days not started.
+func (c *Calc) computeDays(ctx context.Context, days []store.Day, workers int, more func() bool) ([]DaySummary, []store.Day, error) {
+	workers = max(1, min(workers, len(days)))
+	var (
+		mu       sync.Mutex
+		next     int
+		done     []DaySummary
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				if next >= len(days) || firstErr != nil || !more() || ctx.Err() != nil {
+					mu.Unlock()
+					return
+				}
+				d := days[next]
+				next++
+				mu.Unlock()
+				s, err := c.ComputeAndCache(ctx, d.Day, d.Version, nil)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				if err == nil {
+					done = append(done, s)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	return done, days[next:], nil
+}
