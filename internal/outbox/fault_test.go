@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -30,6 +31,7 @@ type recLoc struct {
 }
 
 type faultHarness struct {
+	mu       sync.Mutex // guards sent
 	t        *testing.T
 	dir      string
 	ob       *Outbox
@@ -64,19 +66,53 @@ func (h *faultHarness) appendRound(n int) {
 // send delivers up to n waiting readings and acknowledges them.
 func (h *faultHarness) send(n int) int {
 	h.t.Helper()
-	got, err := h.ob.Pending("u", n)
+	got, err := h.sendErr(n)
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	return got
+}
+
+func (h *faultHarness) sendErr(n int) (int, error) {
+	got, err := h.ob.Pending("u", n)
+	if err != nil {
+		return 0, err
+	}
+	h.mu.Lock()
 	for _, it := range got {
 		h.sent[int(it.Reading.Power)]++
 	}
+	h.mu.Unlock()
 	if len(got) > 0 {
 		if err := h.ob.Ack("u", got[len(got)-1].Seq); err != nil {
-			h.t.Fatal(err)
+			return 0, err
 		}
 	}
-	return len(got)
+	return len(got), nil
+}
+
+// background starts a sender that drains until stop is called.
+func (h *faultHarness) background() (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			notify := h.ob.Notify()
+			n, err := h.sendErr(3)
+			if err != nil {
+				h.t.Error(err)
+				return
+			}
+			if n == 0 {
+				select {
+				case <-quit:
+					return
+				case <-notify:
+				}
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
 }
 
 // takeInFlight hands out a batch that is acknowledged only later.
@@ -144,6 +180,9 @@ type fault struct {
 	name  string
 	rest  bool // between two runs (else with a batch in flight)
 	crash bool // the run before ended by a kill
+	// concurrent: a sender drains in the background while readings are
+	// appended and the fault strikes.
+	concurrent bool
 	// do damages the outbox and returns the readings whose records it
 	// destroyed.
 	do func(h *faultHarness, recs []recLoc) map[int]bool
@@ -156,14 +195,23 @@ func flipAt(t *testing.T, recs []recLoc, fractions ...float64) map[int]bool {
 		r := recs[int(f*float64(len(recs)))]
 		// a byte somewhere in the record: header or payload
 		at := r.off + int64(f*1000)%r.size
-		data, err := os.ReadFile(r.file)
+		// one byte changed in place, as a disk fault would
+		file, err := os.OpenFile(r.file, os.O_RDWR, 0)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed by a concurrent sender: all of it was sent
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		data[at] ^= 0x5a
-		if err := os.WriteFile(r.file, data, 0o644); err != nil {
+		b := make([]byte, 1)
+		if _, err := file.ReadAt(b, at); err != nil {
 			t.Fatal(err)
 		}
+		b[0] ^= 0x5a
+		if _, err := file.WriteAt(b, at); err != nil {
+			t.Fatal(err)
+		}
+		file.Close()
 		gone[r.id] = true
 	}
 	return gone
@@ -202,7 +250,9 @@ func deleteFiles(t *testing.T, recs []recLoc, del []string, destroyed bool) map[
 	t.Helper()
 	gone := map[int]bool{}
 	for _, f := range del {
-		if err := os.Remove(f); err != nil {
+		if err := os.Remove(f); errors.Is(err, os.ErrNotExist) {
+			continue // removed by a concurrent sender: all of it was sent
+		} else if err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range recs {
@@ -221,7 +271,7 @@ func deleteCursors(t *testing.T, dir string, state bool) {
 		files = append(files, filepath.Join(dir, stateFile))
 	}
 	for _, f := range files {
-		if err := os.Remove(f); err != nil {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 			t.Fatal(err)
 		}
 	}
@@ -283,6 +333,17 @@ func faults(t *testing.T) []fault {
 			do: func(h *faultHarness, recs []recLoc) map[int]bool { deleteCursors(t, h.dir, false); return nil }},
 		fault{name: "delete the cursor files (while sending)",
 			do: func(h *faultHarness, recs []recLoc) map[int]bool { deleteCursors(t, h.dir, false); return nil }},
+		fault{name: "flip 10 bytes at once (concurrent sender)", concurrent: true,
+			do: func(h *faultHarness, recs []recLoc) map[int]bool { return flipAt(t, recs, all10[:9]...) }},
+		fault{name: "delete every segment (concurrent sender)", concurrent: true,
+			do: func(h *faultHarness, recs []recLoc) map[int]bool {
+				fs := files(recs)
+				gone := deleteFiles(t, recs, fs[:len(fs)-1], true)
+				deleteFiles(t, recs, fs[len(fs)-1:], false)
+				return gone
+			}},
+		fault{name: "delete the cursor files (concurrent sender)", concurrent: true,
+			do: func(h *faultHarness, recs []recLoc) map[int]bool { deleteCursors(t, h.dir, false); return nil }},
 		fault{name: "delete cursors, state and segments (at rest)", rest: true,
 			do: func(h *faultHarness, recs []recLoc) map[int]bool {
 				deleteCursors(t, h.dir, true)
@@ -306,9 +367,22 @@ func runFault(t *testing.T, f fault) faultResult {
 		h.appendRound(8)
 		h.send(4)
 	}
-	h.takeInFlight(5)
 	var gone map[int]bool
-	if f.rest {
+	if f.concurrent {
+		stop := h.background()
+		for r := 0; r < 5; r++ {
+			h.appendRound(8)
+		}
+		gone = f.do(h, h.index())
+		for r := 0; r < 10; r++ {
+			h.appendRound(16)
+		}
+		stop()
+	}
+	h.takeInFlight(5)
+	if f.concurrent {
+		h.ackInFlight()
+	} else if f.rest {
 		h.ackInFlight()
 		if f.crash {
 			h.crash()

@@ -106,7 +106,17 @@ func writeUintAtomic(dir, name string, v uint64) error {
 
 // writeFileAtomic writes data to dir/name via a synced temporary file and a
 // rename, so a crash leaves the old or the new content, never a torn one.
+// A temporary file deleted before its rename (`rm outbox/cursor-*` at the
+// wrong moment) is written again, once.
 func writeFileAtomic(dir, name string, data []byte) error {
+	err := writeFileAtomicOnce(dir, name, data)
+	if errors.Is(err, os.ErrNotExist) {
+		err = writeFileAtomicOnce(dir, name, data)
+	}
+	return err
+}
+
+func writeFileAtomicOnce(dir, name string, data []byte) error {
 	tmp := filepath.Join(dir, name+".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
