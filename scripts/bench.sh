@@ -11,7 +11,7 @@ set -eu
 
 cd "$(dirname "$0")/.."
 BENCHTIME="${BENCHTIME:-3s}"
-SECTIONS="server import store meters dashboard logger outbox postgres ops"
+SECTIONS="server import store meters dashboard household logger outbox postgres ops"
 
 # have PKG: the package directory exists and holds a benchmark.
 have() {
@@ -252,6 +252,16 @@ bench_dashboard() {
 			}
 			printf "   %-26s %10s%s\n", name, ms, extra
 		}'
+}
+
+# A three-device home (grid meter, balcony plant, fridge) with a year of
+# 10-s readings and a tariff (issue 10): the year overview with flows and
+# money and the energy API for the year by day and by hour, warm; then
+# how long a role change takes to recompute the year. cpu-ms/op is the
+# CPU time per request, steadier than ns/op on a shared machine.
+bench_household() {
+	plain internal/server 'HomeYear' 40x "household: year overview and energy API, a three-device home, a year of 10-s readings" &&
+		plain internal/server 'HomeRoleChange' 2x "household: a role change recomputes the year"
 }
 
 # The outbox fault matrix (issue 9): bytes flipped, files cut and deleted,

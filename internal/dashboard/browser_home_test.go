@@ -137,7 +137,7 @@ func TestBrowserHomeFlowAndMoney(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ds, _ := energy.Rows(days, "day", home, tr)
+	ds, _ := energy.Rows(days, "day", berlin, home, tr)
 	total := energy.Total(ds)
 	open("/s/home/overview", "#home-days")
 	for sel, want := range map[string]string{

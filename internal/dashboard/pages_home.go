@@ -61,21 +61,21 @@ func (d *Dashboard) homeOverview(ctx context.Context, source string, zone *time.
 			inMonth = append(inMonth, s)
 		}
 	}
-	ms, _ := energy.Rows(inYear, "month", home, tr)
+	ms, _ := energy.Rows(inYear, "month", zone, home, tr)
 	for _, r := range ms {
 		v.Months = append(v.Months, toHomeRow(r))
 	}
 	v.Year = toHomeRow(energy.Total(ms))
-	ds, _ := energy.Rows(inMonth, "day", home, tr)
+	ds, _ := energy.Rows(inMonth, "day", zone, home, tr)
 	for _, r := range ds {
 		v.Days = append(v.Days, toHomeRow(r))
 	}
 	v.Month = toHomeRow(energy.Total(ds))
 	calc := d.calc(source, zone)
-	if p, ok, err := calc.Payback(ctx, d.o.Now()); err == nil && ok {
+	// days are every day of the source, priced: the payback needs no
+	// second read
+	if p, ok := calc.PaybackOf(days, d.o.Now()); ok {
 		v.Payback = &p
-	} else if err != nil {
-		d.o.Log.Warn("overview: payback", "source", source, "err", err)
 	}
 	return v
 }

@@ -26,16 +26,15 @@ type Row struct {
 }
 
 // Rows adds priced day summaries (in order, from Calc.Days) up by step:
-// hour, day, month or year. Money of an hour carries the hour's share of
-// the day's base fee.
-func Rows(days []DaySummary, step string, home *household.Home, t *tariff.Tariff) ([]Row, error) {
+// hour, day, month or year; hours are named in zone. Money of an hour
+// carries the hour's share of the day's base fee.
+func Rows(days []DaySummary, step string, zone *time.Location, home *household.Home, t *tariff.Tariff) ([]Row, error) {
 	var out []Row
 	keyLen := map[string]int{"day": 10, "month": 7, "year": 4}
 	switch step {
 	case "hour":
 		for i := range days {
 			s := &days[i]
-			zone := s.Start.Location()
 			fee := 0.0
 			if n := len(s.HourFlows); n > 0 {
 				fee = s.Money.BaseFee / float64(n)
@@ -44,7 +43,7 @@ func Rows(days []DaySummary, step string, home *household.Home, t *tariff.Tariff
 				at := s.Start.Add(time.Duration(h) * time.Hour)
 				m := t.Amounts(at, f.Import, f.Export, f.Self)
 				m.BaseFee = fee
-				out = append(out, Row{Key: at.In(zone).Format("2006-01-02T15"), Start: at, Flow: f, Money: m, Days: 1})
+				out = append(out, Row{Key: at.In(zone).Format("2006-01-02T15"), Start: at.In(zone), Flow: f, Money: m, Days: 1})
 			}
 		}
 		return out, nil
@@ -60,7 +59,7 @@ func Rows(days []DaySummary, step string, home *household.Home, t *tariff.Tariff
 		}
 		k := s.Day[:n]
 		if len(out) == 0 || out[len(out)-1].Key != k {
-			out = append(out, Row{Key: k, Start: s.Start})
+			out = append(out, Row{Key: k, Start: s.Start.In(zone)})
 		}
 		r := &out[len(out)-1]
 		r.Flow.Add(s.Flow)
@@ -120,15 +119,30 @@ func (c *Calc) Payback(ctx context.Context, now time.Time) (tariff.Payback, bool
 		return tariff.Payback{}, false, nil
 	}
 	from := t.InvestedOn.In(c.Zone).Format("2006-01-02")
-	today := now.In(c.Zone)
-	days, err := c.Totals(ctx, from, today.Format("2006-01-02"))
+	days, err := c.Totals(ctx, from, now.In(c.Zone).Format("2006-01-02"))
 	if err != nil {
 		return tariff.Payback{}, false, err
 	}
+	p, ok := c.PaybackOf(days, now)
+	return p, ok, nil
+}
+
+// PaybackOf is Payback from priced summaries the caller has already read
+// (they must cover the investment day to today; others are ignored).
+func (c *Calc) PaybackOf(days []DaySummary, now time.Time) (tariff.Payback, bool) {
+	t := c.Tariff
+	if t == nil || t.Investment <= 0 {
+		return tariff.Payback{}, false
+	}
+	inv := t.InvestedOn.In(c.Zone).Format("2006-01-02")
+	today := now.In(c.Zone)
 	yearAgo := today.AddDate(0, 0, -364).Format("2006-01-02")
 	var earned, recent float64
 	first := ""
 	for _, d := range days {
+		if d.Day < inv || d.Day > today.Format("2006-01-02") {
+			continue
+		}
 		e := d.Money.Savings + d.Money.Revenue
 		earned += e
 		if d.Day >= yearAgo {
@@ -143,6 +157,5 @@ func (c *Calc) Payback(ctx context.Context, now time.Time) (tariff.Payback, bool
 		f, _ := time.ParseInLocation("2006-01-02", first, c.Zone)
 		n = int(today.Sub(f).Hours()/24) + 1
 	}
-	p, ok := t.Project(earned, recent, n, now)
-	return p, ok, nil
+	return t.Project(earned, recent, n, now)
 }

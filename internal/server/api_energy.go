@@ -140,7 +140,7 @@ func (s *Server) apiEnergy(w http.ResponseWriter, r *http.Request) {
 	home, tr := s.cfg.Home(name), s.cfg.TariffOf(name)
 	calc := &energy.Calc{Store: s.st, Source: name, Zone: zone, Interval: s.cfg.Logger.Interval.Duration, Log: s.log,
 		Cache: s.days, Home: home, Tariff: tr}
-	if _, err := energy.Rows(nil, step, home, tr); err != nil {
+	if _, err := energy.Rows(nil, step, zone, home, tr); err != nil {
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error()})
 		return
 	}
@@ -154,7 +154,7 @@ func (s *Server) apiEnergy(w http.ResponseWriter, r *http.Request) {
 		s.storeFailed(w, "computing the energy", err)
 		return
 	}
-	rows, _ := energy.Rows(days, step, home, tr)
+	rows, _ := energy.Rows(days, step, zone, home, tr)
 	body := struct {
 		Source   string          `json:"source"`
 		Zone     string          `json:"zone"`
@@ -181,7 +181,12 @@ func (s *Server) apiEnergy(w http.ResponseWriter, r *http.Request) {
 		body.Rows = append(body.Rows, apiRow(row, zone))
 	}
 	body.Total = apiRow(energy.Total(rows), zone)
-	if p, ok, err := calc.Payback(r.Context(), now); err != nil {
+	if tr != nil && tr.Investment > 0 && from <= tr.InvestedOn.In(zone).Format("2006-01-02") && to >= now.Format("2006-01-02") {
+		// the range read covers the investment to today
+		if p, ok := calc.PaybackOf(days, now); ok {
+			body.Payback = &p
+		}
+	} else if p, ok, err := calc.Payback(r.Context(), now); err != nil {
 		s.storeFailed(w, "computing the payback", err)
 		return
 	} else if ok {
