@@ -36,7 +36,7 @@ type goodCreds struct {
 	max int
 	now func() time.Time
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	seen    map[[32]byte]time.Time
 	buckets map[string]*bucket
 }
@@ -78,9 +78,16 @@ func (g *goodCreds) add(addr, cred string) {
 		return
 	}
 	d := g.digest(addr, cred)
+	now := g.now()
+	// the common case, a logger sending every 10 s: seen lately, no write
+	g.mu.RLock()
+	t, ok := g.seen[d]
+	g.mu.RUnlock()
+	if ok && now.Sub(t) < time.Hour {
+		return
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	now := g.now()
 	if _, ok := g.seen[d]; !ok && len(g.seen) >= g.max {
 		for k, t := range g.seen {
 			if now.Sub(t) > goodForget || len(g.seen) >= g.max {
