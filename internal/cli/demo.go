@@ -82,7 +82,7 @@ func runDemo(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", listen, err)
+		return busyPortHint(fmt.Errorf("listening on %s: %w", listen, err), listen)
 	}
 	defer ln.Close()
 

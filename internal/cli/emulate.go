@@ -42,7 +42,8 @@ every --every, for meters of type = "mqtt".`,
 			fs.String("topic", "", "the device's MQTT `topic` (default: the device's own default)")
 			fs.Duration("every", 10*time.Second, "publish every `interval` (Tasmota's TelePeriod)")
 		},
-		Run: runEmulate,
+		Run:         runEmulate,
+		LongRunning: true,
 	})
 }
 
