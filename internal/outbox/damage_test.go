@@ -340,3 +340,34 @@ func TestKilledBeforeTheFirstAppendIsNoRepair(t *testing.T) {
 		t.Fatalf("repairs %d: %s", ob.Repairs(), logs.String())
 	}
 }
+
+// The open segment cut while a consumer's read position is past the cut:
+// the readings appended after the cut still arrive.
+func TestOpenSegmentCutUnderAReader(t *testing.T) {
+	dir := t.TempDir()
+	ob := open(t, dir, Options{Log: slog.New(slog.DiscardHandler)})
+	ob.Consumer("u")
+	if _, err := ob.Append(items("m", 0, 20)); err != nil {
+		t.Fatal(err)
+	}
+	wantRange(t, drain(t, ob, "u", 100), 0, 20)
+	seg := segFiles(t, dir)[0]
+	fi, _ := os.Stat(seg)
+	if err := os.Truncate(seg, fi.Size()/4); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ob.Append(items("m", 20, 3)); err != nil {
+		t.Fatal(err)
+	}
+	wantRange(t, drain(t, ob, "u", 100), 20, 3)
+	if ob.Repairs() != 1 {
+		t.Fatalf("repairs %d", ob.Repairs())
+	}
+	ob.Close()
+	ob2 := open(t, dir, Options{Log: slog.New(slog.DiscardHandler)})
+	ob2.Consumer("u")
+	if _, err := ob2.Append(items("m", 23, 2)); err != nil {
+		t.Fatal(err)
+	}
+	wantRange(t, drain(t, ob2, "u", 100), 23, 2)
+}

@@ -368,6 +368,14 @@ func (o *Outbox) checkOpenSegment() {
 		return
 	}
 	if fi, err := os.Stat(seg.path); err == nil && os.SameFile(fi, wfi) {
+		if size := wfi.Size(); size < o.wSize {
+			// Cut under us: what was past the cut is gone; appends go on
+			// at the new end and reads must not trust old offsets.
+			o.log.Error("outbox: the open segment file was cut while open; the readings past the cut are lost", "file", filepath.Base(seg.path), "bytes", o.wSize-size)
+			o.repairs++
+			o.wSize = size
+			clear(o.hints)
+		}
 		return
 	}
 	o.repairs++
