@@ -214,7 +214,7 @@ func TestBrowserDayChart(t *testing.T) {
 	if got := b.eval(`document.querySelector('svg.chart-svg').getAttribute('data-points')`); got != strconv.Itoa(n) {
 		t.Errorf("06:00–20:00 draws %s points, want %d", got, n)
 	}
-	rng := b.eval(`fetch(document.getElementById('chart').getAttribute('data-src')).then(function(r){return r.json()}).then(function(d){return d.t[0]+'-'+d.t[d.t.length-1]})`)
+	rng := b.eval(`fetch(document.getElementById('chart').getAttribute('data-src')).then(function(r){return r.json()}).then(function(d){var s=0; d.t.forEach(function(x){s+=x}); return d.t[0]+'-'+s})`)
 	if rng != fmt.Sprintf("0-%d", int(twenty.Sub(six).Seconds())-10) {
 		t.Errorf("the zoomed data spans %s s", rng)
 	}
@@ -234,6 +234,19 @@ func TestBrowserDayChart(t *testing.T) {
 	}
 	prev := start.AddDate(0, 0, -1).Format("2006-01-02")
 	b.poll(`location.pathname === '/s/home/day/`+prev+`'`, "← opens the previous day")
+
+	// today's chart refreshes itself (every 60 s; the test asks at once)
+	b.open("/s/home/day/today", "#day-chart")
+	pts := b.eval(`document.querySelector('svg.chart-svg').getAttribute('data-points')`)
+	nb, _ := strconv.Atoi(pts)
+	late := now.Add(-30 * time.Second).Truncate(10 * time.Second).UTC()
+	insert(t, st, "home", reading.Reading{Device: "fridge", Time: late, Power: 77}, reading.Reading{Device: "grid", Time: late, Power: 300, Phases: []float64{100, 100, 100}}, reading.Reading{Device: "balcony", Time: late, Power: 0})
+	b.eval(`document.getElementById('chart').dispatchEvent(new Event('pm-refresh')), ''`)
+	b.poll(`document.querySelector('svg.chart-svg').getAttribute('data-points') === '`+strconv.Itoa(nb+1)+`'`, "today's chart takes the new reading")
+
+	// the live power in the tab title
+	b.open("/s/home", "#total")
+	b.poll(`/ W · /.test(document.title)`, "the live power in the title")
 
 	// the manifest, as the browser reads it
 	icons := b.eval(`fetch('/manifest.webmanifest').then(function(r){return r.json()}).then(function(m){return m.icons.map(function(i){return i.sizes}).join(',')})`)

@@ -159,6 +159,13 @@ func TestDayViews(t *testing.T) {
 			}
 		}
 	}
+	sumT := 0
+	for _, dt := range hd.T {
+		sumT += int(dt)
+	}
+	if sumT != 86390 {
+		t.Errorf("tooltip rows end %d s after the start, want 86390", sumT)
+	}
 	if len(hd.T) != 8641 { // and the reading at 12:00:05
 		t.Errorf("tooltip rows: %d", len(hd.T))
 	}

@@ -270,7 +270,7 @@ type hoverData struct {
 	T1    int64         `json:"t1"`
 	Zone  string        `json:"zone"`
 	Res   int           `json:"res"` // seconds per row; 0: every reading
-	T     []int32       `json:"t"`   // rows: seconds from t0
+	T     []int32       `json:"t"`   // rows: seconds from t0, each but the first as the difference to the one before
 	S     []hoverSeries `json:"s"`
 	Lang  string        `json:"lang"`
 	Title string        `json:"title"`
@@ -312,8 +312,17 @@ func (d *Dashboard) dayData(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
-// hover builds the tooltip data after the day was read.
+// hover builds the tooltip data after the day was read, its rows as
+// differences (they compress well).
 func (c *chartBuilder) hover(l lang, zone *time.Location) hoverData {
+	h := c.hoverAbs(l, zone)
+	for i := len(h.T) - 1; i > 0; i-- {
+		h.T[i] -= h.T[i-1]
+	}
+	return h
+}
+
+func (c *chartBuilder) hoverAbs(l lang, zone *time.Location) hoverData {
 	h := hoverData{T0: c.o.From.UnixMilli(), T1: c.o.To.UnixMilli(), Zone: zone.String(), Res: int(c.o.Res / time.Second), Lang: string(l)}
 	all := []*chartSeries{c.total}
 	all = append(all, c.lines()...)
@@ -327,16 +336,19 @@ func (c *chartBuilder) hover(l lang, zone *time.Location) hoverData {
 		switch s.Unit {
 		case "W":
 			return 1
-		case "Wh":
+		case "Wh", "%":
 			return 0
+		case "A":
+			return 2
 		}
 		return 1
 	}
-	ptr := func(x float64) *float64 {
+	pows := [...]float64{1, 10, 100, 1000}
+	ptr := func(x float64, dec int) *float64 {
 		if math.IsNaN(x) {
 			return nil
 		}
-		x = math.Round(x*100) / 100
+		x = math.Round(x*pows[dec]) / pows[dec]
 		return &x
 	}
 	if c.o.Res == 0 {
@@ -348,7 +360,7 @@ func (c *chartBuilder) hover(l lang, zone *time.Location) hoverData {
 			}
 			hs := hoverSeries{Key: s.Key, Label: s.Label, Unit: s.Unit, Dec: dec(s), V: make([]*float64, len(h.T))}
 			for i, x := range col {
-				hs.V[i] = ptr(x)
+				hs.V[i] = ptr(x, hs.Dec)
 			}
 			h.S = append(h.S, hs)
 		}
@@ -377,7 +389,7 @@ func (c *chartBuilder) hover(l lang, zone *time.Location) hoverData {
 					if s == c.home {
 						x = -x
 					}
-					hs.V[row] = ptr(x)
+					hs.V[row] = ptr(x, hs.Dec)
 				}
 			}
 		}

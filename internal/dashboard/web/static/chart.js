@@ -23,6 +23,8 @@
 
   var fmtTime, fmtHM, nums = {};
   function prep(d) {
+    // t comes as differences (they compress well)
+    for (var i = 1; i < d.t.length; i++) d.t[i] += d.t[i - 1];
     var o = { timeZone: d.zone, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' };
     fmtHM = new Intl.DateTimeFormat(d.lang, o);
     if (!d.res) o.second = '2-digit';
@@ -205,9 +207,8 @@
 
   // today: fetch the page again and swap the chart and numbers
   var every = Number(fig.getAttribute('data-refresh'));
-  if (every > 0 && window.DOMParser) {
-    setInterval(function () {
-      if (document.hidden || drag) return;
+  function refresh() {
+      if (drag) return;
       fetch(location.href, { credentials: 'same-origin' }).then(function (r) { return r.ok ? r.text() : null; }).then(function (html) {
         if (!html) return;
         var doc = new DOMParser().parseFromString(html, 'text/html');
@@ -221,7 +222,10 @@
         bind(); applyHidden();
         fig.dispatchEvent(new Event('refreshed'));
       });
-    }, every * 1000);
+  }
+  if (every > 0 && window.DOMParser) {
+    setInterval(function () { if (!document.hidden) refresh(); }, every * 1000);
+    fig.addEventListener('pm-refresh', refresh);
   }
 
   document.documentElement.classList.add('js');
