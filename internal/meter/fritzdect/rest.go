@@ -102,6 +102,12 @@ func (b *box) restList(ctx context.Context) (*deviceList, []byte, error) {
 		sawMeter := false
 		for _, uid := range units {
 			ub, err := b.restGet(ctx, restUnits+url.PathEscape(uid))
+			if statusOf(err) == http.StatusNotFound && known {
+				// the device was re-paired or changed: learn its units anew
+				delete(b.restUnits, rd.UID)
+				b.log.Info("fritzdect: a unit the box listed before is gone; asking the device's units again", "box", b.host(), "unit", uid)
+				continue
+			}
 			if err != nil {
 				return nil, nil, err
 			}
@@ -134,7 +140,9 @@ func (b *box) restList(ctx context.Context) (*deviceList, []byte, error) {
 		if !sawMeter {
 			useful = nil // a thermostat or alarm: not read again
 		}
-		b.restUnits[rd.UID] = useful
+		if _, stillKnown := b.restUnits[rd.UID]; stillKnown || !known {
+			b.restUnits[rd.UID] = useful
+		}
 		dl.parsed = append(dl.parsed, d)
 	}
 	return dl, nil, nil

@@ -149,3 +149,28 @@ func TestAPISetting(t *testing.T) {
 		t.Errorf("disagreeing api: %v", err)
 	}
 }
+
+// A unit learnt in an earlier round that the box no longer has (a device
+// re-paired) is dropped and the device's units are learnt again.
+func TestRESTUnitGone(t *testing.T) {
+	clk := newClock()
+	_, srv := newEmu(t, EmulatorOptions{FritzOS82: true}, clk)
+	m := newMeter(t, meterCfg(srv.URL, "home"), clk)
+	if _, err := m.Read(bg); err != nil {
+		t.Fatal(err)
+	}
+	uid := "AVM-" + normAIN(EmuAINFridge)
+	m.box.mu.Lock()
+	m.box.restUnits[uid] = []string{uid + "-9"} // what the box had before
+	m.box.mu.Unlock()
+	clk.Add(10 * time.Second)
+	rs, err := m.Read(bg)
+	if err != nil || len(rs) != 1 || rs[0].Device != "home/balkon-sued" {
+		t.Fatalf("the round with the gone unit: %+v %v", rs, err)
+	}
+	clk.Add(10 * time.Second)
+	rs, err = m.Read(bg)
+	if err != nil || len(rs) != 2 {
+		t.Errorf("after learning the units again: %+v %v", rs, err)
+	}
+}

@@ -172,3 +172,27 @@ func TestPrecisionAndTemperature(t *testing.T) {
 	_, srv4 := startEmulator(t, ec)
 	metertest.Eq(t, "emulated DS18B20", metertest.ReadOne(t, newMeter(t, config.Meter{URL: srv4.URL})).Temperature, 21.4)
 }
+
+// Old firmware without Status 10: the read head is asked Status 8.
+func TestSMLOldFirmwareStatus8(t *testing.T) {
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := r.URL.Query().Get("cmnd")
+		asked = append(asked, c)
+		if c == "Status 10" {
+			w.Write([]byte(`{"Command":"Unknown"}`))
+			return
+		}
+		w.Write([]byte(`{"StatusSNS":{"Time":"2026-02-01T08:30:00","SML":{"Total_in":10.5,"Power_curr":120}}}`))
+	}))
+	t.Cleanup(srv.Close)
+	m := newMeter(t, config.Meter{URL: srv.URL, SML: &config.SML{}})
+	for i := 0; i < 2; i++ {
+		if r := metertest.ReadOne(t, m); r.Power != 120 {
+			t.Errorf("power %v", r.Power)
+		}
+	}
+	if strings.Join(asked, "|") != "Status 10|Status 8|Status 8" {
+		t.Errorf("asked %v", asked)
+	}
+}

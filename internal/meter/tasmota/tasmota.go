@@ -42,9 +42,10 @@ type Meter struct {
 	now  func() time.Time
 	// sml is the field mapping; smlOnly when [meters.sml] is configured
 	// (otherwise SML is used only when the device has no ENERGY section).
-	sml      SMLMap
-	smlOnly  bool
-	fellBack atomic.Bool // an SML device without [meters.sml] (logged once)
+	sml        SMLMap
+	smlOnly    bool
+	fellBack   atomic.Bool // an SML device without [meters.sml] (logged once)
+	noStatus10 atomic.Bool // old firmware: Status 8 instead of Status 10
 }
 
 // New is the meter.Factory for type "tasmota".
@@ -141,13 +142,24 @@ func (n numbers) at(ch int) (float64, bool) {
 
 // Read asks for Status 8 and returns one reading.
 func (m *Meter) Read(ctx context.Context) ([]reading.Reading, error) {
-	body, err := m.c.Get(ctx, m.path)
+	path := m.path
+	if m.noStatus10.Load() {
+		path = strings.Replace(path, "Status%2010", "Status%208", 1)
+	}
+	body, err := m.c.Get(ctx, path)
 	if err != nil {
 		return nil, err
 	}
 	var st status8
 	if err := m.c.Decode("/cm", body, &st); err != nil {
 		return nil, err
+	}
+	// Firmware without Status 10 (before 8.x) answers Command=Unknown: its
+	// StatusSNS is Status 8.
+	if st.SNS == nil && st.Command != "" && strings.Contains(path, "Status%2010") {
+		m.noStatus10.Store(true)
+		m.log.Info("tasmota: the device does not know Status 10; asking Status 8", "meter", m.cfg.Name)
+		return m.Read(ctx)
 	}
 	return m.c.Result(m.parse(&st))
 }
