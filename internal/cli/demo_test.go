@@ -7,9 +7,12 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -82,6 +85,7 @@ func TestDemoServesReadingsAndCleansUp(t *testing.T) {
 		t.Fatalf("data folder: %v", err)
 	}
 	checkDemoEnergy(t, base)
+	checkDemoLive(t, base)
 	cancel()
 	select {
 	case err := <-done:
@@ -139,5 +143,63 @@ func checkDemoEnergy(t *testing.T, base string) {
 		if r.Production <= 0 || r.Savings <= 0 || r.Cost <= 0 {
 			t.Errorf("%s: production %v savings %v cost %v", r.Key, r.Production, r.Savings, r.Cost)
 		}
+	}
+}
+
+// checkDemoLive checks the moment adds up to the watt: the home the live
+// page shows is grid + plant, which is the house's loads of the load
+// models at the reading's instant (the Pro 3EM sees the house minus the
+// plant); the fridge is a share of it.
+func checkDemoLive(t *testing.T, base string) {
+	t.Helper()
+	zone, _ := time.LoadLocation("Europe/Berlin")
+	for try := 0; ; try++ {
+		var latest struct {
+			Readings []struct {
+				Device string    `json:"device"`
+				Time   time.Time `json:"time"`
+				Power  float64   `json:"power_w"`
+			} `json:"readings"`
+		}
+		resp, err := http.Get(base + "api/v1/sources/demo/latest")
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewDecoder(resp.Body).Decode(&latest)
+		resp.Body.Close()
+		page, err := http.Get(base + "s/demo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(page.Body)
+		page.Body.Close()
+		p := map[string]float64{}
+		var at time.Time
+		for _, r := range latest.Readings {
+			p[r.Device] = r.Power
+			at = r.Time
+		}
+		// the house at that instant, from the load models
+		solar, fridge, ph := demoHome(at, zone)
+		house := ph[0] + ph[1] + ph[2] + solar
+		if d := p["grid"] + p["balcony"] - house; d > 0.05 || d < -0.05 {
+			t.Errorf("grid %v + plant %v = %v, the house drew %v", p["grid"], p["balcony"], p["grid"]+p["balcony"], house)
+		}
+		if d := p["fridge"] - fridge; d > 0.05 || d < -0.05 {
+			t.Errorf("fridge %v, the model says %v", p["fridge"], fridge)
+		}
+		m := regexp.MustCompile(`data-flow="home">([0-9.,]+) W`).FindSubmatch(b)
+		if m == nil {
+			t.Fatalf("live page has no home flow:\n%.2000s", b)
+		}
+		shown, _ := strconv.ParseFloat(strings.ReplaceAll(string(m[1]), ",", ""), 64)
+		want := p["grid"] + p["balcony"]
+		if math.Abs(shown-want) <= 0.5 || (want < 100 && math.Abs(shown-want) <= 0.05) {
+			return
+		}
+		if try >= 3 { // a new round may have come between the two requests
+			t.Fatalf("live page shows home %v W, grid + plant = %v W", shown, want)
+		}
+		time.Sleep(time.Second)
 	}
 }

@@ -144,8 +144,10 @@ type route struct {
 
 func (l *Logger) statusHandler() http.Handler {
 	mux := http.NewServeMux()
+	taken := map[string]bool{}
 	for _, r := range l.extra {
 		mux.Handle(r.pattern, r.h)
+		taken[r.pattern] = true
 	}
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -154,10 +156,12 @@ func (l *Logger) statusHandler() http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(l.Status())
 	})
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		writeMetrics(w, l.Status())
-	})
+	if !taken["GET /metrics"] { // a route given with HandleStatus wins
+		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+			writeMetrics(w, l.Status())
+		})
+	}
 	return mux
 }
 
