@@ -281,12 +281,16 @@ ORDER BY 1`
 
 // BenchmarkGrafanaDay: the readings view for one device-day, as Grafana's
 // PostgreSQL data source sends it (literal times, simple protocol), all
-// rows fetched.
+// rows fetched. min-ms is the fastest query: on a machine shared with
+// other jobs, the closest to what a quiet one does.
 func BenchmarkGrafanaDay(b *testing.B) {
 	s := yearStore(b)
 	ctx := context.Background()
 	i := 0
+	best := time.Hour
+	defer func() { b.ReportMetric(float64(best.Microseconds())/1000, "min-ms") }()
 	for b.Loop() {
+		start := time.Now()
 		d := time.Date(2025, 1, 2+(i*37)%360, 0, 0, 0, 0, time.UTC)
 		i++
 		q := fmt.Sprintf(grafanaDaySQL, d.Format(time.RFC3339), d.Add(24*time.Hour-time.Second).Format(time.RFC3339))
@@ -301,5 +305,6 @@ func BenchmarkGrafanaDay(b *testing.B) {
 		if err != nil || n != 8640 {
 			b.Fatalf("%s: %d rows, %v", d.Format(time.DateOnly), n, err)
 		}
+		best = min(best, time.Since(start))
 	}
 }
