@@ -114,7 +114,7 @@ func readRound(ctx context.Context, sel []config.Meter, ms []meter.Meter) []resu
 
 // tempDecimals is how the original logger wrote temperatures.
 func tempDecimals(typ string) int {
-	if typ == "shelly" || typ == "tasmota" {
+	if typ == "shelly" || typ == "tasmota" || typ == "epever" {
 		return 2
 	}
 	return 1
@@ -143,7 +143,11 @@ func printReadings(env *Env, cfg *config.Config, res []result) {
 	}
 	for _, r := range res {
 		for _, rd := range r.Readings {
-			line, err := legacy.Format(rd.Time, cfg.Timezone.Location, rd.Power, rd.Temperature, tempDecimals(r.Type), rd.Phases)
+			second := rd.Temperature
+			if r.Type == "epever" {
+				second = rd.Voltage // the PHP app's line: PanelP,BatteryV,BatteryI,PanelV,PanelI
+			}
+			line, err := legacy.Format(rd.Time, cfg.Timezone.Location, rd.Power, second, tempDecimals(r.Type), rd.Phases)
 			if err != nil {
 				line = fmt.Sprintf("(%v)", err)
 			}
