@@ -241,15 +241,18 @@ bench_dashboard() {
 	echo "$out" | awk '
 		/^Benchmark/ {
 			name = $1; sub(/-[0-9]+$/, "", name); sub(/^Benchmark/, "", name)
-			ms = ""; extra = ""
+			ms = ""; first = ""; bg = ""; all = ""; page = ""; data = ""
 			for (i = 2; i < NF; i++) {
 				if ($(i+1) == "ns/op") ms = sprintf("%.2f ms", $i / 1e6)
-				if ($(i+1) == "first-ms") extra = extra sprintf("  first view %d ms", $i)
-				if ($(i+1) == "bg-ms") extra = extra sprintf(", background done after %d ms", $i)
-				if ($(i+1) == "with-assets-gz-bytes") extra = extra sprintf("  page+script+css gzip %.1f KB", $i / 1024)
-				if ($(i+1) == "page-gz-bytes") extra = extra sprintf("  (page alone %.1f KB", $i / 1024)
-				if ($(i+1) == "data-json-gz-bytes") extra = extra sprintf(", tooltip data %.1f KB)", $i / 1024)
+				if ($(i+1) == "first-ms") first = $i
+				if ($(i+1) == "bg-ms") bg = $i
+				if ($(i+1) == "with-assets-gz-bytes") all = $i
+				if ($(i+1) == "page-gz-bytes") page = $i
+				if ($(i+1) == "data-json-gz-bytes") data = $i
 			}
+			extra = ""
+			if (first != "") extra = sprintf("  first view %d ms, background done after %d ms", first, bg)
+			if (all != "") extra = sprintf("  gzip: page %.1f KB, with app.js+chart.js+style.css %.1f KB, tooltip data %.1f KB", page / 1024, all / 1024, data / 1024)
 			printf "   %-26s %10s%s\n", name, ms, extra
 		}'
 }
