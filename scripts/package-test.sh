@@ -78,6 +78,9 @@ grep -qx /etc/powermeter/powermeter.toml /var/lib/dpkg/info/powermeter.conffiles
 
 echo "== systemd-analyze verify"
 systemd-analyze verify /usr/lib/systemd/system/powermeter.service || fail "systemd-analyze verify"
+exposure=$(systemd-analyze security --offline=true /usr/lib/systemd/system/powermeter.service 2>&1 | tail -n 1)
+echo "$exposure"
+case "$exposure" in *" OK "*) ;; *) fail "the unit's exposure is not OK: $exposure" ;; esac
 for k in User=powermeter StateDirectory=powermeter ProtectSystem=strict NoNewPrivileges=yes Restart=on-failure; do
   grep -qx "$k" /usr/lib/systemd/system/powermeter.service || fail "unit lacks $k"
 done
