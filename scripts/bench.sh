@@ -11,7 +11,7 @@ set -eu
 
 cd "$(dirname "$0")/.."
 BENCHTIME="${BENCHTIME:-3s}"
-SECTIONS="server import store meters dashboard household logger outbox postgres ops"
+SECTIONS="server import store meters dashboard household logger outbox postgres ops mqtt"
 
 # have PKG: the package directory exists and holds a benchmark.
 have() {
@@ -185,6 +185,65 @@ bench_logger() {
 	status_url=$(sed -n 's/.*msg="status at \(http[^"]*\)".*/\1/p' "$tmp/run.log" | head -1)
 	if [ -n "$status_url" ] && command -v curl >/dev/null; then
 		curl -s "$status_url" | grep -E '"(rounds|readings|missed_rounds)"' | tr -d ' \n'
+		echo
+	fi
+	kill -TERM "$run"
+	wait "$run" || true
+	# shellcheck disable=SC2086
+	kill $pids 2>/dev/null || true
+	wait 2>/dev/null || true
+	grep -E 'level=(WARN|ERROR)' "$tmp/run.log" | head -5
+	rm -rf "$tmp"
+}
+
+# MQTT (needs the broker on 127.0.0.1:1883, as scripts/test.sh starts it):
+# (1) a day of one meter's backlog (8640 readings) drained over MQTT, every
+# reading acknowledged (QoS 1), Home Assistant discovery on; (2) the
+# loggeronly binary, `powermeter run` with 10 meters (interval 1s) and an
+# MQTT uplink for MQTT_SECONDS (default 30): VmHWM/RssAnon/RssFile.
+bench_mqtt() {
+	plain internal/uplink 'MQTTDrainDay' 3x "mqtt: drain a day of one meter's backlog (8640 readings) to the broker" || return 1
+	secs="${MQTT_SECONDS:-30}"
+	echo "== mqtt: loggeronly powermeter run, 10 meters, interval 1s, MQTT uplink, ${secs}s"
+	tmp=$(mktemp -d)
+	CGO_ENABLED=0 go build -tags loggeronly -o "$tmp/powermeter" ./cmd/powermeter || return 1
+	echo "   binary: $(wc -c <"$tmp/powermeter") bytes"
+	pids=""
+	for kind in fritzbox shelly-gen1 shelly-pro3em; do
+		"$tmp/powermeter" emulate "$kind" --user admin --password bench-pass-1 >"$tmp/$kind.out" 2>/dev/null &
+		pids="$pids $!"
+	done
+	sleep 2
+	url() { sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$tmp/$1.out" | head -1; }
+	{
+		printf 'data_dir = "%s/data"\n[logger]\ninterval = "1s"\nstatus_listen = "127.0.0.1:0"\n' "$tmp"
+		for i in 1 2 3; do
+			printf '[[meters]]\nname = "dect%s"\ntype = "fritzdect"\nurl = "%s"\nusername = "admin"\npassword = "bench-pass-1"\nain = "11657 0020838"\n' "$i" "$(url fritzbox)"
+		done
+		for i in 1 2 3 4; do
+			printf '[[meters]]\nname = "plug%s"\ntype = "shelly"\nurl = "%s"\nusername = "admin"\npassword = "bench-pass-1"\n' "$i" "$(url shelly-gen1)"
+		done
+		for i in 1 2 3; do
+			printf '[[meters]]\nname = "em%s"\ntype = "shelly"\nurl = "%s"\nusername = "admin"\npassword = "bench-pass-1"\n' "$i" "$(url shelly-pro3em)"
+		done
+		printf '[[uplinks]]\nname = "mqtt"\nprotocol = "mqtt"\nurl = "mqtt://127.0.0.1:1883"\ntopic_prefix = "pmbench/%s"\n' "$$"
+	} >"$tmp/logger.toml"
+	"$tmp/powermeter" run --config "$tmp/logger.toml" 2>"$tmp/run.log" &
+	run=$!
+	sleep "$secs"
+	if ! kill -0 "$run" 2>/dev/null; then
+		echo "   powermeter run ended early:"
+		tail -n 5 "$tmp/run.log"
+		rm -rf "$tmp"
+		return 1
+	fi
+	printf '   '
+	grep -E '^(VmHWM|VmRSS|RssAnon|RssFile)' "/proc/$run/status" | tr -s ' \t' ' ' | tr '\n' ' '
+	echo
+	status=$(sed -n 's/.*url=\(http[^ ]*\)\/status.*/\1/p' "$tmp/run.log" | head -1)
+	if [ -n "$status" ] && command -v curl >/dev/null; then
+		printf '   '
+		curl -s "$status/metrics" | grep -E '^powermeter_(rounds_total|uplink_sent_readings_total|outbox_backlog_readings)' | tr '\n' ' '
 		echo
 	fi
 	kill -TERM "$run"

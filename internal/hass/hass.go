@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/powermeter/powermeter/internal/household"
 	"github.com/powermeter/powermeter/internal/mqttc"
 	"github.com/powermeter/powermeter/internal/reading"
 )
@@ -112,6 +113,59 @@ type Device struct {
 	Meter     string // the [[meters]] name
 	MeterType string // fritzdect, shelly, … or mqtt/<format>
 	Name      string // reading.Device
+	// Role is the meter's household role (grid, pv, battery, consumer,
+	// other, or ""): it names the sensors the way HA's Energy dashboard
+	// asks for them. Inverted says the meter's invert is set (a solar
+	// plug measured as consumption: production is then the export
+	// counter).
+	Role     household.Role
+	Inverted bool
+}
+
+// Title is a quantity's entity name for the device's role: grid
+// consumption / return to grid for the grid meter, solar production for a
+// plant, charge / discharge for a battery, consumption for an appliance.
+func (d Device) Title(q Quantity) string {
+	imp, exp := q.Key == EnergyImport.Key, q.Key == EnergyExport.Key
+	switch d.Role {
+	case household.Grid:
+		switch {
+		case imp:
+			return "Grid consumption"
+		case exp:
+			return "Return to grid"
+		case q.Key == Power.Key:
+			return "Grid power"
+		}
+	case household.PV:
+		prod, other := imp, exp
+		if d.Inverted {
+			prod, other = exp, imp
+		}
+		switch {
+		case prod:
+			return "Solar production"
+		case other:
+			return "Solar standby consumption"
+		case q.Key == Power.Key:
+			return "Solar power"
+		}
+	case household.Battery:
+		switch {
+		case imp:
+			return "Battery charge"
+		case exp:
+			return "Battery discharge"
+		}
+	case household.Consumer:
+		switch {
+		case imp:
+			return "Consumption"
+		case exp:
+			return "Energy returned"
+		}
+	}
+	return q.Name
 }
 
 // deviceID is the HA device identifier (stable: source and device name).
@@ -178,7 +232,7 @@ func (o Options) SensorConfig(d Device, q Quantity) Config {
 		model = strings.TrimSpace(model + " (meter " + d.Meter + ")")
 	}
 	c := Config{
-		Name:                q.Name,
+		Name:                d.Title(q),
 		UniqueID:            o.UniqueID(d, q),
 		DefaultEntityID:     "sensor." + o.UniqueID(d, q),
 		StateTopic:          o.StateTopic(d.Name),

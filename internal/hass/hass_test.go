@@ -11,6 +11,7 @@ import (
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/hass"
+	"github.com/powermeter/powermeter/internal/household"
 	"github.com/powermeter/powermeter/internal/mqttc/mqtttest"
 	"github.com/powermeter/powermeter/internal/outbox"
 	"github.com/powermeter/powermeter/internal/reading"
@@ -295,5 +296,40 @@ func TestSlugStable(t *testing.T) {
 	}
 	if hass.Slug("a b") == hass.Slug("a_b") || hass.Slug("a b") != hass.Slug("a b") {
 		t.Error("Slug must tell \"a b\" and \"a_b\" apart and be stable")
+	}
+}
+
+// With the household roles the sensors carry the names HA's Energy
+// dashboard asks for; unique ids do not change with a role.
+func TestRoleNames(t *testing.T) {
+	o := hass.Options{Prefix: "homeassistant", Source: "home", StateTopic: func(d string) string { return "pm/" + d + "/state" }, Availability: "pm/status"}
+	cases := []struct {
+		dev  hass.Device
+		q    hass.Quantity
+		want string
+	}{
+		{hass.Device{Name: "grid", Role: household.Grid}, hass.EnergyImport, "Grid consumption"},
+		{hass.Device{Name: "grid", Role: household.Grid}, hass.EnergyExport, "Return to grid"},
+		{hass.Device{Name: "dtu", Role: household.PV}, hass.EnergyImport, "Solar production"},
+		{hass.Device{Name: "balcony", Role: household.PV, Inverted: true}, hass.EnergyExport, "Solar production"},
+		{hass.Device{Name: "balcony", Role: household.PV, Inverted: true}, hass.EnergyImport, "Solar standby consumption"},
+		{hass.Device{Name: "fridge", Role: household.Consumer}, hass.EnergyImport, "Consumption"},
+		{hass.Device{Name: "akku", Role: household.Battery}, hass.EnergyExport, "Battery discharge"},
+		{hass.Device{Name: "fridge"}, hass.EnergyImport, "Energy import"},
+		{hass.Device{Name: "fridge", Role: household.Consumer}, hass.Temperature, "Temperature"},
+	}
+	for _, c := range cases {
+		cfg := o.SensorConfig(c.dev, c.q)
+		if cfg.Name != c.want {
+			t.Errorf("%s %s (%s): name %q, want %q", c.dev.Name, c.q.Key, c.dev.Role, cfg.Name, c.want)
+		}
+		plain := c.dev
+		plain.Role, plain.Inverted = "", false
+		if cfg.UniqueID != o.SensorConfig(plain, c.q).UniqueID {
+			t.Errorf("%s: the unique id changes with the role", c.dev.Name)
+		}
+		if c.q.DeviceClass == "energy" && (cfg.StateClass != "total_increasing" || cfg.Unit != "Wh") {
+			t.Errorf("%s: %s/%s", c.dev.Name, cfg.StateClass, cfg.Unit)
+		}
 	}
 }

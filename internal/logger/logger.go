@@ -169,7 +169,7 @@ func New(cfg *config.Config, o Options) (*Logger, error) {
 		return nil, err
 	}
 	l.setLED(Starting)
-	types := map[string]string{}
+	types, roles, inverted := map[string]string{}, map[string]string{}, map[string]bool{}
 	var order []string
 	for _, mc := range cfg.Meters {
 		m, err := o.NewMeter(mc, meter.Deps{Log: l.log.With("meter", mc.Name), Zone: l.zone, Now: l.clock.Now})
@@ -182,6 +182,7 @@ func New(cfg *config.Config, o Options) (*Logger, error) {
 		if mc.Type == "mqtt" {
 			types[mc.Name] = "mqtt/" + mc.Format
 		}
+		roles[mc.Name], inverted[mc.Name] = mc.Role, mc.Invert
 		order = append(order, mc.Name)
 	}
 	for i, uc := range cfg.Uplinks {
@@ -189,6 +190,7 @@ func New(cfg *config.Config, o Options) (*Logger, error) {
 			Log: l.log, Zone: l.zone, MeterTypes: types, MeterOrder: order, File: cfg.Path,
 			OnReject: l.rejected(len(l.ustat)),
 			Source:   cfg.Logger.Source, Interval: l.interval, Version: o.Version,
+			MeterRoles: roles, MeterInverted: inverted,
 		})
 		if err != nil {
 			return fail(err)

@@ -100,7 +100,17 @@ func LoggerFamilies(st logger.Status, source string, rounds *Hist) []Family {
 		rej    = Family{Name: "powermeter_uplink_rejected_readings_total", Help: "Readings the target refused for good, per uplink.", Type: Counter}
 		last   = Family{Name: "powermeter_uplink_last_success_timestamp_seconds", Help: "Time of the uplink's last successful send (Unix seconds).", Type: Gauge}
 		failng = Family{Name: "powermeter_uplink_failing", Help: "1 while the uplink's last attempt failed.", Type: Gauge}
-		devs   = Source{Name: source}
+		// the logger's built-in /metrics names (internal/logger), kept
+		inRow   = Family{Name: "powermeter_logger_meter_failures_in_a_row", Help: "Failed reads in a row.", Type: Gauge}
+		mAuth   = Family{Name: "powermeter_logger_meter_auth_refused_since_seconds", Help: "Unix time since when the meter refuses our login (0: it does not).", Type: Gauge}
+		uAuth   = Family{Name: "powermeter_logger_uplink_auth_refused_since_seconds", Help: "Unix time since when the uplink's server refuses our key with 401/403 (0: it does not).", Type: Gauge}
+		unixOr0 = func(t time.Time) float64 {
+			if t.IsZero() {
+				return 0
+			}
+			return float64(t.Unix())
+		}
+		devs = Source{Name: source}
 	)
 	for _, m := range st.Meters {
 		kinds := make([]string, 0, len(m.ErrorsByKind))
@@ -112,6 +122,8 @@ func LoggerFamilies(st logger.Status, source string, rounds *Hist) []Family {
 			errs.Samples = append(errs.Samples, Sample{[]string{"meter", m.Name, "kind", k}, float64(m.ErrorsByKind[k])})
 		}
 		reads.Samples = append(reads.Samples, Sample{[]string{"meter", m.Name}, float64(m.Reads)})
+		inRow.Samples = append(inRow.Samples, Sample{[]string{"meter", m.Name}, float64(m.Failures)})
+		mAuth.Samples = append(mAuth.Samples, Sample{[]string{"meter", m.Name}, unixOr0(m.AuthRefusedSince)})
 		devs.Readings = append(devs.Readings, m.LastReadings...)
 	}
 	for _, u := range st.Uplinks {
@@ -127,6 +139,7 @@ func LoggerFamilies(st logger.Status, source string, rounds *Hist) []Family {
 			f = 1
 		}
 		failng.Samples = append(failng.Samples, Sample{l, f})
+		uAuth.Samples = append(uAuth.Samples, Sample{l, unixOr0(u.AuthRefusedSince)})
 	}
 	c := st.Counters
 	fams := []Family{errs, reads,
@@ -134,7 +147,8 @@ func LoggerFamilies(st logger.Status, source string, rounds *Hist) []Family {
 		{Name: "powermeter_rounds_skipped_total", Help: "Rounds not taken, by reason: late (a round took longer than the interval), clock_back, clock_unset.", Type: Counter,
 			Samples: []Sample{{[]string{"reason", "late"}, float64(c.MissedRounds)}, {[]string{"reason", "clock_back"}, float64(c.ClockBack)}, {[]string{"reason", "clock_unset"}, float64(c.HeldRounds)}}},
 		{Name: "powermeter_outbox_dropped_readings_total", Help: "Readings dropped because the outbox was full.", Type: Counter, Samples: []Sample{{nil, float64(c.OutboxDropped)}}},
-		backl, sent, rej, last, failng,
+		backl, sent, rej, last, failng, inRow, mAuth, uAuth,
+		{Name: "powermeter_logger_readings_total", Help: "Readings taken.", Type: Counter, Samples: []Sample{{nil, float64(c.Readings)}}},
 	}
 	if rounds != nil {
 		s := rounds.Snapshot()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/hass"
+	"github.com/powermeter/powermeter/internal/household"
 	"github.com/powermeter/powermeter/internal/mqttc"
 	"github.com/powermeter/powermeter/internal/outbox"
 	"github.com/powermeter/powermeter/internal/reading"
@@ -156,6 +157,9 @@ func (s *mqttSender) retainedState(topic string, payload []byte) {
 	s.mu.Unlock()
 }
 
+// Ready reports whether the connection is up (for benchmarks and tools).
+func (s *mqttSender) Ready() bool { return s.c.Connected() }
+
 func (s *mqttSender) Name() string  { return s.cfg.Name }
 func (s *mqttSender) MaxBatch() int { return 1000 }
 
@@ -225,7 +229,8 @@ func (s *mqttSender) deliver(ctx context.Context, b []outbox.Item) (int, error) 
 		}
 		if s.disc != nil && s.c.Connected() {
 			dctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout.Duration)
-			err := s.disc.Seen(dctx, hass.Device{Meter: it.Meter, MeterType: s.opts.MeterTypes[it.Meter], Name: d}, it.Reading)
+			err := s.disc.Seen(dctx, hass.Device{Meter: it.Meter, MeterType: s.opts.MeterTypes[it.Meter], Name: d,
+				Role: household.Role(s.opts.MeterRoles[it.Meter]), Inverted: s.opts.MeterInverted[it.Meter]}, it.Reading)
 			cancel()
 			if err != nil {
 				stateErr = errors.Join(stateErr, err)

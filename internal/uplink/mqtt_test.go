@@ -17,6 +17,10 @@ import (
 
 // mqttConfig parses a config with the given meters and one MQTT uplink.
 func mqttConfig(t *testing.T, broker, prefix string, extra string, meters ...string) *config.Config {
+	return mqttConfigTB(t, broker, prefix, extra, meters...)
+}
+
+func mqttConfigTB(t testing.TB, broker, prefix string, extra string, meters ...string) *config.Config {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "data_dir = %q\n[logger]\nsource = \"home\"\n", t.TempDir())

@@ -61,6 +61,10 @@ type Options struct {
 	File string
 	// OnReject is called for every item dropped as refused.
 	OnReject func(Rejected)
+	// MeterRoles maps a meter name to its household role, MeterInverted
+	// to its invert (Home Assistant's sensor names).
+	MeterRoles    map[string]string
+	MeterInverted map[string]bool
 	// Source is the logger's source name (MQTT topics, HA ids).
 	Source string
 	// Interval is the logger's interval (HA's expire_after).
