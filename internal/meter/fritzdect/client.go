@@ -568,7 +568,29 @@ func (m *Meter) Discover(ctx context.Context) ([]meter.Device, error) {
 		}
 		out = append(out, dev)
 	}
+	m.noteReadingNames(out)
 	return out, nil
+}
+
+// noteReadingNames adds to each device the name its readings carry when
+// this meter covers several devices ("reads as home/kuehlschrank"): the
+// name to give roles to.
+func (m *Meter) noteReadingNames(devs []meter.Device) {
+	if len(m.ains) == 1 || m.cfg.Names == "ain" {
+		return
+	}
+	named := make([]meter.NamedDevice, len(devs))
+	for i, d := range devs {
+		named[i] = meter.NamedDevice{ID: normAIN(d.ID), Name: d.Name}
+	}
+	slugs := meter.DeviceSlugs(named)
+	for i := range devs {
+		note := "reads as " + m.cfg.Name + "/" + slugs[normAIN(devs[i].ID)]
+		if devs[i].Note != "" {
+			note = devs[i].Note + "; " + note
+		}
+		devs[i].Note = note
+	}
 }
 
 func (m *Meter) discoverSingle(ctx context.Context) ([]meter.Device, error) {
@@ -590,6 +612,7 @@ func (m *Meter) discoverSingle(ctx context.Context) ([]meter.Device, error) {
 		}
 		out = append(out, meter.Device{ID: a, Name: name, Note: "old FRITZ!OS: found with getswitchlist"})
 	}
+	m.noteReadingNames(out)
 	return out, nil
 }
 

@@ -456,6 +456,21 @@ func TestLegacyFirmwareSingleCommands(t *testing.T) {
 	}
 }
 
+// A several-device meter's discover says what name each device's readings
+// carry.
+func TestDiscoverNamesTheReadings(t *testing.T) {
+	_, srv := newEmu(t, EmulatorOptions{}, nil)
+	devs, err := newMeter(t, meterCfg(srv.URL, "home"), nil).Discover(bg)
+	if err != nil || len(devs) != 3 {
+		t.Fatalf("%+v %v", devs, err)
+	}
+	for i, want := range []string{"reads as home/balkon-sued", "reads as home/kuehlschrank", "not present; reads as home/werkstatt"} {
+		if devs[i].Note != want {
+			t.Errorf("device %d note %q, want %q", i, devs[i].Note, want)
+		}
+	}
+}
+
 func TestDiscover(t *testing.T) {
 	_, srv := newEmu(t, EmulatorOptions{}, nil)
 	cfg := meterCfg(srv.URL, "any")
