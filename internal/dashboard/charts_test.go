@@ -348,3 +348,25 @@ func TestOverviewSummarizesInBackground(t *testing.T) {
 		}
 	}
 }
+
+// ?device= on the CSV export keeps that device's readings only.
+func TestExportOneDevice(t *testing.T) {
+	st := openStore(t)
+	start := time.Date(2026, 3, 27, 12, 0, 0, 0, berlin)
+	insert(t, st, "home", threeDevices(start, start.Add(time.Minute))...)
+	h := mux(newTestDashboard(t, st, Options{}))
+	r := get(t, h, "/s/home/export.csv?from=2026-03-27&device=fridge")
+	lines := strings.Split(strings.TrimSpace(r.body), "\n")
+	if r.code != 200 || len(lines) != 1+6 {
+		t.Fatalf("device=fridge: %d, %d lines", r.code, len(lines))
+	}
+	for _, l := range lines[1:] {
+		if !strings.Contains(l, ",fridge,") {
+			t.Errorf("line of another device: %s", l)
+		}
+	}
+	r = get(t, h, "/s/home/export.csv?from=2026-03-27&device=grid&format=php")
+	if lines := strings.Split(strings.TrimSpace(r.body), "\n"); len(lines) != 6 || !strings.HasPrefix(lines[0], "27.03.2026,12:00:00,") {
+		t.Errorf("php format, one device: %q", lines)
+	}
+}

@@ -60,6 +60,7 @@ func (d *Dashboard) export(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "from= and to= must be days (YYYY-MM-DD) or RFC 3339 times, from before to", http.StatusBadRequest)
 		return
 	}
+	device := q.Get("device") // one device only ("" for all)
 	format := q.Get("format")
 	if format == "" {
 		format = "utc"
@@ -74,7 +75,11 @@ func (d *Dashboard) export(w http.ResponseWriter, r *http.Request) {
 	if rc := http.NewResponseController(w); rc != nil {
 		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Minute))
 	}
-	name := strings.ReplaceAll(source+"_"+from+"_"+to+"_"+format+".csv", ":", "")
+	base := source
+	if device != "" {
+		base += "_" + device
+	}
+	name := strings.ReplaceAll(base+"_"+from+"_"+to+"_"+format+".csv", ":", "")
 	h := w.Header()
 	h.Set("Content-Type", "text/csv; charset=utf-8")
 	h.Set("Content-Disposition", csvsafe.Filename(name))
@@ -85,9 +90,9 @@ func (d *Dashboard) export(w http.ResponseWriter, r *http.Request) {
 	bw := bufio.NewWriterSize(cw, 64*1024)
 	var err error
 	if format == "php" {
-		err = d.exportPHP(ctx, bw, source, p.Zone, start, end)
+		err = d.exportPHP(ctx, bw, source, device, p.Zone, start, end)
 	} else {
-		err = d.exportUTC(ctx, bw, source, start, end)
+		err = d.exportUTC(ctx, bw, source, device, start, end)
 	}
 	if err == nil {
 		err = bw.Flush()
@@ -121,6 +126,21 @@ func (c *countWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// rangeOf is store.Range, of one device when device is set.
+func rangeOf(ctx context.Context, st interface {
+	Range(ctx context.Context, source string, from, to time.Time, fn func(reading.Reading) error) error
+}, device, source string, from, to time.Time, fn func(reading.Reading) error) error {
+	if device == "" {
+		return st.Range(ctx, source, from, to, fn)
+	}
+	return st.Range(ctx, source, from, to, func(r reading.Reading) error {
+		if r.Device != device {
+			return nil
+		}
+		return fn(r)
+	})
+}
+
 func ff(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
 func optF(v *float64) string {
@@ -130,12 +150,12 @@ func optF(v *float64) string {
 	return ff(*v)
 }
 
-func (d *Dashboard) exportUTC(ctx context.Context, w *bufio.Writer, source string, start, end time.Time) error {
+func (d *Dashboard) exportUTC(ctx context.Context, w *bufio.Writer, source, device string, start, end time.Time) error {
 	if _, err := w.WriteString("time,device,power_w,energy_in_wh,energy_out_wh,temperature_c,voltage_v,phases_w\n"); err != nil {
 		return err
 	}
 	n := 0
-	return d.st.Range(ctx, source, start, end, func(r reading.Reading) error {
+	return rangeOf(ctx, d.st, device, source, start, end, func(r reading.Reading) error {
 		w.WriteString(r.Time.UTC().Format(time.RFC3339))
 		w.WriteByte(',')
 		w.WriteString(csvsafe.Field(r.Device))
@@ -167,7 +187,7 @@ func tempDecimals(t float64) int {
 	return 1
 }
 
-func (d *Dashboard) exportPHP(ctx context.Context, w *bufio.Writer, source string, zone *time.Location, start, end time.Time) error {
+func (d *Dashboard) exportPHP(ctx context.Context, w *bufio.Writer, source, device string, zone *time.Location, start, end time.Time) error {
 	var group []reading.Reading
 	n := 0
 	skipped := 0
@@ -216,7 +236,7 @@ func (d *Dashboard) exportPHP(ctx context.Context, w *bufio.Writer, source strin
 		}
 		return err
 	}
-	err := d.st.Range(ctx, source, start, end, func(r reading.Reading) error {
+	err := rangeOf(ctx, d.st, device, source, start, end, func(r reading.Reading) error {
 		if len(group) > 0 && !r.Time.Equal(group[0].Time) {
 			if err := flush(); err != nil {
 				return err
