@@ -97,6 +97,7 @@ type Outbox struct {
 	consumers map[string]bool
 	hints     map[string]readHint
 	noted     map[string]uint64 // per consumer: losses below it were reported
+	restored  map[string]bool   // cursors taken from the state's copy
 	dropped   uint64
 	lost      uint64
 	repairs   uint64
@@ -127,6 +128,7 @@ func Open(dir string, opts Options) (*Outbox, error) {
 		consumers: map[string]bool{},
 		hints:     map[string]readHint{},
 		noted:     map[string]uint64{},
+		restored:  map[string]bool{},
 		notify:    make(chan struct{}),
 	}
 	_, err := os.Stat(filepath.Join(dir, "lock"))
@@ -202,6 +204,7 @@ func (o *Outbox) load(used bool) error {
 			o.log.Error("outbox: a consumer's cursor file is missing; resuming at its position saved in the state file (readings sent after that are sent again)", "consumer", name, "position", v)
 			o.repairs++
 			o.cursors[name] = v
+			o.restored[name] = true
 		}
 	}
 	sort.Slice(o.segs, func(i, j int) bool { return o.segs[i].first < o.segs[j].first })
@@ -550,7 +553,9 @@ func (o *Outbox) Consumer(name string) {
 	o.consumers[name] = true
 	// A known consumer behind the oldest segment (above what the bound
 	// dropped) lost the readings of deleted segment files.
-	if c, ok := o.cursors[name]; ok && c < o.head && o.head > o.droppedBelow {
+	// (A position restored from the state's copy may be behind segments
+	// removed after it had passed them: no loss.)
+	if c, ok := o.cursors[name]; ok && !o.restored[name] && c < o.head && o.head > o.droppedBelow {
 		o.skip(name, max(c, o.droppedBelow), o.head, "the oldest segment files are missing (deleted?)")
 	}
 	// A consumer behind records cut or deleted at the end of the log.
