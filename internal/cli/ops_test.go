@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/powermeter/powermeter/internal/store/postgres/pgtest"
 	"github.com/powermeter/powermeter/internal/store/sqlite"
 )
 
@@ -305,5 +306,20 @@ func TestShortKeyAcceptedWithWarning(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Errorf("short key: %s", resp.Status)
+	}
+}
+
+// check --database on PostgreSQL: the database is reached and its sources
+// counted; backup refuses and names pg_dump.
+func TestCheckDatabasePostgres(t *testing.T) {
+	url := pgtest.URL(t)
+	f := filepath.Join(t.TempDir(), "pm.toml")
+	os.WriteFile(f, []byte(fmt.Sprintf("[server]\ndatabase = %q\n", url)), 0o600)
+	code, out, stderr := mainOf(t, "check", "--config", f, "--database")
+	if code != 0 || !strings.Contains(out, "reachable, 0 sources") {
+		t.Errorf("check --database on PostgreSQL: exit %d, %q %q", code, out, stderr)
+	}
+	if code, _, stderr := mainOf(t, "backup", "--config", f, "--to", filepath.Join(t.TempDir(), "b")); code != 1 || !strings.Contains(stderr, "pg_dump") {
+		t.Errorf("backup on PostgreSQL: exit %d, %q", code, stderr)
 	}
 }
