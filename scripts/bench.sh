@@ -240,10 +240,10 @@ bench_mqtt() {
 	printf '   '
 	grep -E '^(VmHWM|VmRSS|RssAnon|RssFile)' "/proc/$run/status" | tr -s ' \t' ' ' | tr '\n' ' '
 	echo
-	status=$(sed -n 's/.*url=\(http[^ ]*\)\/status.*/\1/p' "$tmp/run.log" | head -1)
-	if [ -n "$status" ] && command -v curl >/dev/null; then
+	mqtt_status=$(sed -n 's/.*url=\(http[^ ]*\)\/status.*/\1/p' "$tmp/run.log" | head -1)
+	if [ -n "$mqtt_status" ] && command -v curl >/dev/null; then
 		printf '   '
-		curl -s "$status/metrics" | grep -E '^powermeter_(rounds_total|uplink_sent_readings_total|outbox_backlog_readings)' | tr '\n' ' '
+		curl -s "$mqtt_status/metrics" | grep -E '^powermeter_(rounds_total|uplink_sent_readings_total|outbox_backlog_readings)' | tr '\n' ' '
 		echo
 	fi
 	kill -TERM "$run"
