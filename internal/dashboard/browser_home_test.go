@@ -3,6 +3,8 @@ package dashboard
 import (
 	"context"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -85,7 +87,19 @@ func TestBrowserHomeFlowAndMoney(t *testing.T) {
 		}
 	}
 
+	dir := artifactDir(t)
+	shot := func(name string) {
+		t.Helper()
+		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	open("/s/home", "#flow")
+	shot("home-live")
 	for sel, want := range map[string]string{
 		`[data-flow="production"]`: "550 W", `[data-flow="solar_home"]`: "400 W", `[data-flow="grid_home"]`: "0.0 W",
 		`[data-flow="export"]`: "150 W", `[data-flow="home"]`: "400 W", `[data-flow="appliances"]`: "90.0 W", `[data-flow="rest"]`: "310 W",
@@ -114,6 +128,7 @@ func TestBrowserHomeFlowAndMoney(t *testing.T) {
 		t.Fatal(err)
 	}
 	open("/s/home/day/"+yday, "#day-production")
+	shot("home-day")
 	for sel, want := range map[string]string{
 		"#day-production": langEN.Wh(ys.Flow.Production), "#day-home": langEN.Wh(ys.Flow.Home),
 		"#day-import": langEN.Wh(ys.Flow.Import), "#day-export": langEN.Wh(ys.Flow.Export),
@@ -156,8 +171,5 @@ func TestBrowserHomeFlowAndMoney(t *testing.T) {
 	if p := text("#payback"); !strings.Contains(p, "€500.00") {
 		t.Errorf("payback %q", p)
 	}
-	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err == nil {
-		t.Logf("overview screenshot: %d bytes", len(buf))
-	}
+	shot("home-overview")
 }

@@ -43,8 +43,10 @@ import (
 // FormatVersion is bumped whenever DaySummary's meaning or layout changes, so
 // cached summaries of an older format are recomputed. 2: counter steps
 // across a gap spanning midnight are attributed. 3: the home's flows. 4:
-// first and last production.
-const FormatVersion = 4
+// first and last production. 5: a home with roles and a grid meter
+// counts the grid meter's import and export and power, and only its chosen
+// device's temperature.
+const FormatVersion = 5
 
 // Slot is the interval the home's flows are balanced over: a quarter hour,
 // the metering interval of grid operators. Within it the grid meter's own
@@ -108,7 +110,7 @@ type DaySummary struct {
 	Start     time.Time `json:"start"`
 	End       time.Time `json:"end"` // Start + 23, 24 or 25 hours
 
-	InWh  float64 `json:"in"`  // energy taken (import), Wh
+	InWh  float64 `json:"in"`  // energy taken (import), Wh: the sum of the devices', or the grid meter's in a home with roles
 	OutWh float64 `json:"out"` // energy fed in (export), Wh
 
 	Readings int     `json:"n"`   // readings within the day (all devices)
@@ -176,7 +178,7 @@ func (s *DaySummary) Price(t *tariff.Tariff) {
 // Point is one instant of the source's power, as the day chart draws it.
 type Point struct {
 	Time  time.Time
-	Power float64 // sum over devices, W
+	Power float64 // sum over devices, W (a home with roles and a grid meter: the grid meter's)
 	// Temp is the mean temperature of the devices that reported one at this
 	// instant; HasTemp is false when none did.
 	Temp    float64
@@ -228,6 +230,8 @@ type devState struct {
 type Day struct {
 	day        string
 	home       *household.Home
+	gridHome   bool   // roles and a grid meter: InWh, OutWh and Power are the grid's
+	tempDev    string // the device whose temperature counts ("" with roles: none)
 	interval   time.Duration
 	gap        int64 // ns
 	start, end time.Time
@@ -273,7 +277,8 @@ func NewHomeDay(day string, loc *time.Location, interval time.Duration, home *ho
 		return nil, err
 	}
 	d := &Day{
-		day: day, home: home, interval: interval, gap: int64(GapIntervals * interval),
+		day: day, home: home, interval: interval,
+		gridHome: home.Configured() && home.Has(household.Grid), tempDev: home.TemperatureDevice(), gap: int64(GapIntervals * interval),
 		start: start, end: end, s: start.UnixNano(), e: end.UnixNano(), hasPV: home.Has(household.PV),
 	}
 	d.sum = DaySummary{Format: FormatVersion, Day: day, IntervalS: interval.Seconds(), Start: start, End: end, Home: home.Fingerprint()}
@@ -317,7 +322,7 @@ func (d *Day) Add(r reading.Reading) {
 	in := t >= d.s && t < d.e
 	if in {
 		d.sum.Readings++
-		if r.Temperature != nil {
+		if r.Temperature != nil && (!d.home.Configured() || r.Device == d.tempDev) {
 			d.tempSum += *r.Temperature
 			d.tempN++
 		}
@@ -539,6 +544,11 @@ func (d *Day) flushGroup() {
 	}
 	d.parts = parts
 	pt := Point{Time: d.groupT, Power: total, Flow: household.Balance(parts)}
+	if d.gridHome {
+		// the home's power at the connection point, as the PHP app's one
+		// meter gave it: negative is feed-in
+		pt.Power = pt.Flow.Import - pt.Flow.Export
+	}
 	if d.tempN > 0 {
 		pt.Temp, pt.HasTemp = d.tempSum/float64(d.tempN), true
 	}
@@ -661,6 +671,11 @@ func (d *Day) Summary() DaySummary {
 		s.Devices = nil
 	}
 	d.flows(&s)
+	if d.gridHome {
+		// a home with roles and a grid meter: what came from and went to
+		// the grid, not the sum of the meter and the plugs behind it
+		s.InWh, s.OutWh = s.Flow.Import, s.Flow.Export
+	}
 	return s
 }
 

@@ -112,8 +112,11 @@ func TestSunnyDayFlows(t *testing.T) {
 	near(t, "09:00 solar→home W", noon.Flow.SolarHome, 300)
 	near(t, "09:00 export W", noon.Flow.Export, 200)
 	near(t, "09:00 rest W", noon.Flow.Rest, 200)
-	// a source sum of the old kind would say 400 W (grid + pv + fridge)
-	near(t, "09:00 sum of devices", noon.Power, 400)
+	// the source's power is the grid meter's (−200 W: feed-in), not the
+	// sum of the devices (400 W: grid + pv + fridge)
+	near(t, "09:00 source power", noon.Power, -200)
+	near(t, "day in = import", s.InWh, 4800)
+	near(t, "day out = export", s.OutWh, 1200)
 
 	// money: 0.30 per kWh in, 0.08 out
 	tr := &tariff.Tariff{Import: []tariff.Price{{PerKWh: 0.30}}, FeedIn: []tariff.Price{{PerKWh: 0.08}}, BaseFee: 15}
