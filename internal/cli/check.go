@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/powermeter/powermeter/internal/config"
+	"github.com/powermeter/powermeter/internal/meter"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -24,8 +26,10 @@ func init() {
 
 Reads the config file and checks everything that can be checked without
 talking to a meter or an uplink: every key and value (each error names its
-key and line), ${VAR} secrets being set, CA files being readable PEM, the
-dashboard's password hashes, the data folder. Warnings (accepted but
+key and line), the meters' own settings (built without a request: AINs,
+channels, …; MQTT meters only when they start), ${VAR} secrets being set,
+CA files being readable PEM, the dashboard's password hashes, the data
+folder. Warnings (accepted but
 doubtful settings, such as a source key shorter than 8 characters) are
 printed too. Exit code 0: fine; 2: the errors are printed.
 
@@ -68,6 +72,7 @@ func runCheck(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 		return err
 	}
 	errs := checkFiles(cfg)
+	errs = append(errs, checkMeters(ctx, env, cfg)...)
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(env.Stdout, "warning: %v\n", w)
 	}
@@ -135,6 +140,43 @@ func checkFiles(cfg *config.Config) config.Errors {
 				add("data_dir", "%s does not exist, nor does its parent folder", cfg.DataDir)
 			}
 		}
+	}
+	return errs
+}
+
+// offlineFamilies are the meter families whose constructor only checks
+// its settings and builds an HTTP client: check builds them to run their
+// own validation (AIN format, channel range, …). Others (MQTT connects
+// when built) are checked when they start.
+var offlineFamilies = map[string]bool{"fritzdect": true, "shelly": true, "tasmota": true, "ahoydtu": true, "opendtu": true, "epever": true}
+
+// checkMeters builds (and at once closes, without a request) every meter
+// of an offline family, so its type-specific settings are validated.
+func checkMeters(ctx context.Context, env *Env, cfg *config.Config) config.Errors {
+	var errs config.Errors
+	data, _ := os.ReadFile(cfg.Path)
+	for _, mc := range cfg.Meters {
+		if !offlineFamilies[mc.Type] {
+			continue
+		}
+		m, err := meter.New(mc, meter.Deps{Log: env.Log, Zone: cfg.Timezone.Location})
+		if err != nil {
+			var ce *config.Error
+			if errors.As(err, &ce) {
+				e := *ce
+				e.File = cfg.Path
+				if e.Line == 0 {
+					e.Line = config.LineOf(data, e.Key)
+				}
+				errs = append(errs, &e)
+			} else {
+				errs = append(errs, &config.Error{File: cfg.Path, Line: config.LineOf(data, fmt.Sprintf("meters[%d]", mc.Index)), Key: fmt.Sprintf("meters[%d]", mc.Index), Msg: err.Error()})
+			}
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		_ = m.Close(cctx) // never logged in: nothing is sent
+		cancel()
 	}
 	return errs
 }

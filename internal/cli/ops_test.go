@@ -323,3 +323,25 @@ func TestCheckDatabasePostgres(t *testing.T) {
 		t.Errorf("backup on PostgreSQL: exit %d, %q", code, stderr)
 	}
 }
+
+// check builds the meters to run their own validation, without a request.
+func TestCheckMetersOffline(t *testing.T) {
+	var hits atomic.Int64
+	srv := http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) })}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	url := "http://" + ln.Addr().String()
+	f := filepath.Join(t.TempDir(), "pm.toml")
+	os.WriteFile(f, []byte(fmt.Sprintf("[[meters]]\nname = \"box\"\ntype = \"fritzdect\"\nurl = %q\nusername = \"u\"\npassword = \"p\"\n\n[[meters]]\nname = \"plug\"\ntype = \"shelly\"\nurl = %q\nchannel = 16\n", url, url)), 0o600)
+	code, _, stderr := mainOf(t, "check", "--config", f)
+	if code != 2 || !strings.Contains(stderr, "pm.toml:12: meters[1].channel: 16: want 0..15") {
+		t.Errorf("check: exit %d, %q", code, stderr)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("check sent %d requests to the devices", n)
+	}
+}

@@ -844,3 +844,7 @@ func (li lineIndex) find(key string) int {
 	}
 	return header
 }
+
+// LineOf returns the line of key ("meters[1].ain") in the file text data,
+// or that of its table's header, or 0: for errors found after Parse.
+func LineOf(data []byte, key string) int { return newLineIndex(data).find(key) }
