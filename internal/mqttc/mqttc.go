@@ -306,6 +306,13 @@ func (c *Client) State() State {
 	return State{Connected: c.connected && c.pc.IsConnectionOpen(), Since: c.since, Err: c.lastErr}
 }
 
+// EverConnected reports whether a connection was ever made.
+func (c *Client) EverConnected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.connects > 0
+}
+
 // Broker is the broker's address (without credentials).
 func (c *Client) Broker() string { return c.addr }
 

@@ -90,7 +90,7 @@ func (cn *conn) feed(key string, sub func(*feed)) *feed {
 	cn.mu.Lock()
 	f := cn.feeds[key]
 	if f == nil {
-		f = &feed{values: map[string]value{}}
+		f = &feed{values: map[string]value{}, created: time.Now(), got: make(chan struct{})}
 		cn.feeds[key] = f
 	}
 	fresh := !f.subscribed
@@ -134,6 +134,9 @@ type value struct {
 // feed holds what arrived for one device topic.
 type feed struct {
 	subscribed bool
+	created    time.Time
+	got        chan struct{} // closed when the first value arrives
+	gotOnce    sync.Once
 
 	mu     sync.Mutex
 	values map[string]value // by topic below the device's base
@@ -148,7 +151,11 @@ func (f *feed) set(key string, data []byte, at time.Time) {
 	f.mu.Lock()
 	f.values[key] = value{data: append([]byte(nil), data...), at: at}
 	f.mu.Unlock()
+	f.arrived()
 }
+
+// arrived marks that something came (wakes a first Read waiting for it).
+func (f *feed) arrived() { f.gotOnce.Do(func() { close(f.got) }) }
 
 func (f *feed) setOnline(on bool, at time.Time) {
 	f.mu.Lock()

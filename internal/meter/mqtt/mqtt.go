@@ -42,6 +42,11 @@ var DefaultMaxAge = map[string]time.Duration{
 	"json":    time.Minute,
 }
 
+// FirstWait is how long after subscribing a Read waits for the first
+// message (bounded by its context): devices that publish often (a DTU,
+// Tasmota with TelePeriod 10) are read in the first round.
+var FirstWait = 15 * time.Second
+
 // Meter reads one device's MQTT topics.
 type Meter struct {
 	cfg    config.Meter
@@ -176,6 +181,7 @@ func gen2Event(f *feed, p []byte, at time.Time) {
 		}
 		f.values[key] = value{data: raw, at: at}
 	}
+	f.gotOnce.Do(func() { close(f.got) })
 }
 
 // mergeJSON lays the fields of upd over those of old (both objects).
@@ -197,6 +203,12 @@ func mergeJSON(old, upd []byte) []byte {
 	return b
 }
 
+// Sync returns once everything the broker had queued for the meter's
+// connection is delivered (tests and tools).
+func (m *Meter) Sync(ctx context.Context) error {
+	return m.cn.c.Barrier(ctx, "powermeter/_meters")
+}
+
 // Close releases the meter's hold on the broker connection (kept a while
 // for a re-created meter).
 func (m *Meter) Close(context.Context) error {
@@ -212,6 +224,14 @@ var errNoData = errors.New("nothing received yet")
 
 // Read returns the device's newest values.
 func (m *Meter) Read(ctx context.Context) ([]reading.Reading, error) {
+	// Just made (a first round, `powermeter read`): the connection may
+	// still be coming up.
+	for !m.cn.c.EverConnected() && m.cn.c.State().Err == nil && time.Since(m.f.created) < FirstWait && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	if st := m.cn.c.State(); !st.Connected {
 		why := ""
 		if st.Err != nil {
@@ -220,6 +240,16 @@ func (m *Meter) Read(ctx context.Context) ([]reading.Reading, error) {
 		return nil, meter.Errorf(meter.Unreachable, nil, "%s: the MQTT broker cannot be reached%s (reconnecting with back-off)", m.where, why)
 	}
 	vals, offline, offlineAt := m.f.snapshot()
+	if len(vals) == 0 && time.Since(m.f.created) < FirstWait {
+		// Just subscribed (a first round, `powermeter read`): wait for
+		// the first message, as long as the read may take.
+		select {
+		case <-m.f.got:
+		case <-ctx.Done():
+		case <-time.After(FirstWait - time.Since(m.f.created)):
+		}
+		vals, offline, offlineAt = m.f.snapshot()
+	}
 	now := m.now()
 	if offline && m.cfg.Format != "opendtu" && m.cfg.Format != "ahoydtu" {
 		return nil, meter.Errorf(meter.Unreachable, nil, "%s says it is offline (its last will / online topic, since %s)", m.where, offlineAt.Format(time.RFC3339))

@@ -82,8 +82,24 @@ func readUntil(t *testing.T, m meter.Meter, publish func()) reading.Reading {
 	var last error
 	for time.Now().Before(deadline) {
 		publish()
-		rs, err := m.Read(context.Background())
+		// a Read waits for the first message; the publish may have come
+		// before the subscription, so publish again now and then
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		rs, err := m.Read(ctx)
+		cancel()
 		if err == nil {
+			// The device's values come as several messages: publish once
+			// more, and read when all of the first ones are surely in (one
+			// connection keeps the order).
+			publish()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if err := m.(interface{ Sync(context.Context) error }).Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if rs, err = m.Read(ctx); err != nil {
+				t.Fatal(err)
+			}
 			return rs[0]
 		}
 		last = err
@@ -266,7 +282,9 @@ func TestTooOldIsUnreachable(t *testing.T) {
 
 func TestBrokerDownSaysSo(t *testing.T) {
 	m := newMeter(t, config.Meter{Name: "p", Format: "tasmota", Topic: "x", URL: "mqtt://127.0.0.1:9"})
-	_, err := m.Read(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err := m.Read(ctx)
 	if meter.KindOf(err) != meter.Unreachable || !strings.Contains(err.Error(), "broker cannot be reached") {
 		t.Fatalf("broker down: %v", err)
 	}
@@ -294,4 +312,23 @@ func TestBrokerRestartReconnects(t *testing.T) {
 	}
 	b.Begin(t)
 	readUntil(t, m, pub)
+}
+
+// A first Read (the first round, `powermeter read`) waits for the first
+// message instead of failing at once.
+func TestFirstReadWaitsForTheFirstMessage(t *testing.T) {
+	broker := mqtttest.Shared(t)
+	topic := mqtttest.Prefix(t) + "/first"
+	c := newClient(t, broker)
+	m := newMeter(t, config.Meter{Name: "p", Format: "json", Topic: topic, URL: broker, JSON: &config.JSONPaths{Power: "p"}})
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		_ = c.Publish(context.Background(), mqttc.Message{Topic: topic, Payload: []byte(`{"p":7}`), QoS: 1})
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rs, err := m.Read(ctx)
+	if err != nil || rs[0].Power != 7 {
+		t.Fatalf("first read = %v, %v; want 7 W once the message came", rs, err)
+	}
 }
