@@ -1,7 +1,7 @@
 package scaleout_test
 
 // Legacy log.php ingest over real HTTP into each backend, durable, with 1,
-// 100 and 10 000 sources (keys):
+// 10 000 and 100 000 sources (keys):
 //
 //	POWERMETER_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
 //	  go test -run '^$' -bench LegacyIngest -benchtime 3000x ./internal/store/postgres/scaleout/
@@ -33,14 +33,18 @@ const clients = 64
 
 func BenchmarkLegacyIngest(b *testing.B) {
 	backends := []struct {
-		name string
-		url  func(b *testing.B) string
+		name    string
+		url     func(b *testing.B) string
+		sources []int
 	}{
-		{"sqlite", func(b *testing.B) string { return "sqlite://" + filepath.Join(b.TempDir(), "pm.db") }},
-		{"postgres", func(b *testing.B) string { return pgtest.URL(b) }},
+		// SQLite keeps a table per source: registering 100 000 took more
+		// than 17 minutes on the shared machine (docs/postgres.md), so it
+		// runs up to 10 000.
+		{"sqlite", func(b *testing.B) string { return "sqlite://" + filepath.Join(b.TempDir(), "pm.db") }, []int{1, 10000}},
+		{"postgres", func(b *testing.B) string { return pgtest.URL(b) }, []int{1, 10000, 100000}},
 	}
 	for _, be := range backends {
-		for _, n := range []int{1, 10000, 100000} {
+		for _, n := range be.sources {
 			b.Run(fmt.Sprintf("%s/sources=%d", be.name, n), func(b *testing.B) {
 				benchLegacy(b, be.url(b), n)
 			})
