@@ -269,7 +269,10 @@ func (s *Store) EnsureSources(ctx context.Context, specs []store.SourceSpec) err
 			ON CONFLICT (name) DO NOTHING`, names, tzs); err != nil {
 			return fmt.Errorf("ensure sources: registering %d sources: %w", len(part), err)
 		}
-		rows, err := s.pool.Query(ctx, `SELECT id, name, timezone FROM sources WHERE name = ANY ($1)`, names)
+		// A key lookup per name: "name = ANY ($1)" with a parameter array
+		// plans as a scan of sources comparing each row with every name.
+		rows, err := s.pool.Query(ctx, `SELECT s.id, s.name, s.timezone FROM unnest($1::text[]) AS u(n)
+			JOIN LATERAL (SELECT id, name, timezone FROM sources WHERE name = u.n) s ON true`, names)
 		if err != nil {
 			return fmt.Errorf("ensure sources: %w", err)
 		}
