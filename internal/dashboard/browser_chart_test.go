@@ -65,7 +65,7 @@ func newBrowser(t *testing.T, url string) *browser {
 	t.Cleanup(cancelA)
 	ctx, cancelC := chromedp.NewContext(actx)
 	t.Cleanup(cancelC)
-	ctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute) // -race on a busy machine
 	t.Cleanup(cancel)
 	return &browser{t: t, ctx: ctx, url: url, dir: artifactDir(t)}
 }
@@ -153,7 +153,7 @@ func TestBrowserDayChart(t *testing.T) {
 	yday := today.AddDate(0, 0, -1).Format("2006-01-02")
 	start := time.Date(today.Year(), today.Month(), today.Day()-1, 0, 0, 0, 0, berlin)
 	end := time.Date(today.Year(), today.Month(), today.Day(), 0, 0, 0, 0, berlin)
-	rs := threeDevices(start.AddDate(0, 0, -40), now.Add(-time.Minute))
+	rs := threeDevices(start.AddDate(0, 0, -2), now.Add(-time.Minute))
 	insert(t, st, "home", rs...)
 	d := newTestDashboard(t, st, Options{Now: time.Now})
 	srv := httptest.NewServer(mux(d))
@@ -299,7 +299,7 @@ func TestBrowserDayChart(t *testing.T) {
 		}
 		vp := []chromedp.EmulateViewportOption{chromedp.EmulateScale(1)}
 		if mode.w < 500 {
-			vp = []chromedp.EmulateViewportOption{chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulatePortrait}
+			vp = []chromedp.EmulateViewportOption{chromedp.EmulateScale(1.5), chromedp.EmulateMobile, chromedp.EmulatePortrait}
 		}
 		if err := chromedp.Do(b.ctx, chromedp.EmulateViewport(mode.w, mode.h, vp...)); err != nil {
 			t.Fatal(err)
