@@ -50,7 +50,7 @@ func TestDemoServesReadingsAndCleansUp(t *testing.T) {
 
 	urlRE := regexp.MustCompile(`dashboard at (http://127\.0\.0\.1:\d+/)\n\s+data in (\S+)`)
 	var base, dir string
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute) // the 14 days of history take a while under -race
 	for base == "" {
 		if m := urlRE.FindStringSubmatch(out.String()); m != nil {
 			base, dir = m[1], m[2]
@@ -61,7 +61,7 @@ func TestDemoServesReadingsAndCleansUp(t *testing.T) {
 	}
 	// The first round comes at the next 10-s mark: wait for all three
 	// devices in the server's store.
-	deadline = time.Now().Add(25 * time.Second)
+	deadline = time.Now().Add(time.Minute)
 	for {
 		var latest struct {
 			Readings []struct {
