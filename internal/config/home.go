@@ -184,10 +184,18 @@ func (c *Config) Home(name string) *household.Home {
 func (c *Config) Fields(name string) household.FieldMap {
 	if c.Server != nil {
 		if s, ok := c.Server.Source(name); ok {
-			if m, err := fieldsOf(s.Fields); err == nil {
-				return m
-			}
+			return SourceFields(s)
 		}
+	}
+	return household.DefaultFields()
+}
+
+// SourceFields is the field map of src (the default when it has none);
+// for a loop over all sources, where Fields' lookup by name would make the
+// loop quadratic (100 000 sources: a minute).
+func SourceFields(src Source) household.FieldMap {
+	if m, err := fieldsOf(src.Fields); err == nil {
+		return m
 	}
 	return household.DefaultFields()
 }

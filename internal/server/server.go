@@ -117,7 +117,7 @@ func New(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logg
 			zone = time.UTC
 		}
 		s.zones[src.Name] = zone
-		if f := cfg.Fields(src.Name); !f.IsDefault() {
+		if f := config.SourceFields(src); !f.IsDefault() {
 			if s.fields == nil {
 				s.fields = map[string]household.FieldMap{}
 			}
