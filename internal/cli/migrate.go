@@ -102,6 +102,9 @@ func runMigrate(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 			}
 			fmt.Fprintf(env.Stdout, "%s: %d read (%s), %d new, %d already there; %d in the source, %d in the target%s\n",
 				s.Name, s.Read, how, s.Inserted, s.Present, s.Source, s.Target, extra)
+			if s.Days > 0 {
+				fmt.Fprintf(env.Stdout, "%s: %d day summaries without readings (chart_stats.csv) copied\n", s.Name, s.Days)
+			}
 			if s.Skipped > 0 || s.Unfit > 0 {
 				fmt.Fprintf(env.Stdout, "%s: %d readings skipped: the target cannot hold them (%d such in the source)\n", s.Name, s.Skipped, max(s.Skipped, s.Unfit))
 				for _, m := range s.Invalid {

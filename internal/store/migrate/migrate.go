@@ -52,6 +52,9 @@ type SourceReport struct {
 	// Unfit counts every such reading in the source at the end (including
 	// ones skipped by an earlier run), when the counts differed.
 	Unfit int64
+	// Days counts the day summaries without readings (imported from a PHP
+	// app's chart_stats.csv) copied to the target.
+	Days int64
 }
 
 // Report is what Copy did.
@@ -128,6 +131,11 @@ func Copy(ctx context.Context, from, to store.Store, opt Options) (*Report, erro
 				return rep, err
 			}
 		}
+		n, err := copyImportedDays(ctx, from, to, s.Name)
+		if err != nil {
+			return rep, err
+		}
+		sr.Days = int64(n)
 		done += s.Count
 		if opt.Progress != nil {
 			opt.Progress(done, total, s.Name)
@@ -135,6 +143,30 @@ func Copy(ctx context.Context, from, to store.Store, opt Options) (*Report, erro
 		rep.Sources = append(rep.Sources, sr)
 	}
 	return rep, verify(ctx, from, to, rep)
+}
+
+// copyImportedDays copies a source's day summaries without readings when
+// both stores keep them; copying them again replaces them with the same.
+func copyImportedDays(ctx context.Context, from, to store.Store, source string) (int, error) {
+	src, ok := from.(store.DayImporter)
+	if !ok {
+		return 0, nil
+	}
+	days, err := src.ImportedDays(ctx, source, "0001-01-01", "9999-12-31")
+	if err != nil {
+		return 0, fmt.Errorf("reading the day summaries of %q: %w", source, err)
+	}
+	if len(days) == 0 {
+		return 0, nil
+	}
+	dst, ok := to.(store.DayImporter)
+	if !ok {
+		return 0, fmt.Errorf("copying %d day summaries of %q: the target does not keep day summaries", len(days), source)
+	}
+	if _, err := dst.PutImportedDays(ctx, source, days); err != nil {
+		return 0, fmt.Errorf("copying the day summaries of %q: %w", source, err)
+	}
+	return len(days), nil
 }
 
 func sourceMap(ctx context.Context, st store.Store) (map[string]store.SourceInfo, error) {

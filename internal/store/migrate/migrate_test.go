@@ -213,6 +213,46 @@ func TestPostgresToSQLite(t *testing.T) {
 	same(t, src, dst)
 }
 
+// TestCopyImportedDays: day summaries kept without readings (a PHP app's
+// chart_stats.csv) move with their source, both ways, and again unchanged.
+func TestCopyImportedDays(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	days := []store.ImportedDay{
+		{Day: "2019-05-01", InWh: 1234.5, OutWh: 310, PeakW: 612.5, PeakAt: "12:31:10", First: "06:02:00", Last: "20:45:30", Origin: "chart_stats.csv"},
+		{Day: "2019-05-02", InWh: 998, PeakW: 402, Origin: "chart_stats.csv"},
+	}
+	sq := openStore(t, sqliteURL(t, "from.db"))
+	fill(t, sq)
+	if _, err := sq.(store.DayImporter).PutImportedDays(ctx, "shed", days); err != nil {
+		t.Fatal(err)
+	}
+	pg := openStore(t, pgtest.URL(t))
+	back := openStore(t, sqliteURL(t, "back.db"))
+	for i, hop := range [][2]store.Store{{sq, pg}, {pg, back}, {sq, pg}} {
+		rep, err := migrate.Copy(ctx, hop[0], hop[1], migrate.Options{})
+		if err != nil {
+			t.Fatalf("hop %d: %v", i, err)
+		}
+		for _, sr := range rep.Sources {
+			want := int64(0)
+			if sr.Name == "shed" {
+				want = 2
+			}
+			if sr.Days != want {
+				t.Errorf("hop %d: %s: %d days copied, want %d", i, sr.Name, sr.Days, want)
+			}
+		}
+		got, err := hop[1].(store.DayImporter).ImportedDays(ctx, "shed", "2019-01-01", "2019-12-31")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(days) {
+			t.Errorf("hop %d: target has %+v, want %+v", i, got, days)
+		}
+	}
+}
+
 // TestCopySkipsWhatTheTargetCannotHold: an older SQLite file may hold a
 // device name with a NUL (refused since); migrate copies the rest, reports
 // the skipped readings by name and still verifies.
