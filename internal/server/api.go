@@ -150,6 +150,26 @@ func (s *Server) mayRead(w http.ResponseWriter, r *http.Request, source string) 
 	return true
 }
 
+// readableSource is the {name} of the request's path when the client may
+// read it, with the source's zone; otherwise it has answered (401/403, 404
+// for an unknown source, 503 when the store fails) and ok is false.
+func (s *Server) readableSource(w http.ResponseWriter, r *http.Request) (name string, zone *time.Location, ok bool) {
+	name = r.PathValue("name")
+	if !s.mayRead(w, r, name) {
+		return name, nil, false
+	}
+	zone, err := s.zone(r.Context(), name)
+	if errors.Is(err, store.ErrUnknownSource) {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "unknown source " + strconv.Quote(name)})
+		return name, nil, false
+	}
+	if err != nil {
+		s.storeFailed(w, "looking up the source", err)
+		return name, nil, false
+	}
+	return name, zone, true
+}
+
 // csvHeader is the first line of a CSV answer; phases_w holds the per-phase
 // values separated by spaces.
 var csvHeader = []string{"time", "device", "power_w", "energy_in_wh", "energy_out_wh", "temperature_c", "voltage_v", "phases_w", "backfilled"}
@@ -160,19 +180,11 @@ var csvHeader = []string{"time", "device", "power_w", "energy_in_wh", "energy_ou
 // The answer is streamed from store.Range: a JSON array written reading by
 // reading, or CSV with a header.
 func (s *Server) apiReadings(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if !s.mayRead(w, r, name) {
+	name, zone, ok := s.readableSource(w, r)
+	if !ok {
 		return
 	}
-	zone, err := s.zone(r.Context(), name)
-	if errors.Is(err, store.ErrUnknownSource) {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "unknown source " + strconv.Quote(name)})
-		return
-	}
-	if err != nil {
-		s.storeFailed(w, "looking up the source", err)
-		return
-	}
+	var err error
 	q := r.URL.Query()
 	now := time.Now().In(zone)
 	from := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, zone).UTC()

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"math"
 	"net/http"
 	"strconv"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/powermeter/powermeter/internal/energy"
 	"github.com/powermeter/powermeter/internal/household"
-	"github.com/powermeter/powermeter/internal/store"
 	"github.com/powermeter/powermeter/internal/tariff"
 )
 
@@ -91,17 +89,8 @@ type apiDevice struct {
 // local days (YYYY-MM-DD, inclusive; an RFC 3339 time counts as its local
 // day); from defaults to the first of this month, to to today.
 func (s *Server) apiEnergy(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if !s.mayRead(w, r, name) {
-		return
-	}
-	zone, err := s.zone(r.Context(), name)
-	if errors.Is(err, store.ErrUnknownSource) {
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "unknown source " + strconv.Quote(name)})
-		return
-	}
-	if err != nil {
-		s.storeFailed(w, "looking up the source", err)
+	name, zone, ok := s.readableSource(w, r)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()
@@ -118,7 +107,6 @@ func (s *Server) apiEnergy(w http.ResponseWriter, r *http.Request) {
 		}
 		return v, true
 	}
-	var ok bool
 	if v := q.Get("from"); v != "" {
 		if from, ok = day("from", v); !ok {
 			return
@@ -145,6 +133,7 @@ func (s *Server) apiEnergy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var days []energy.DaySummary
+	var err error
 	if step == "hour" {
 		days, err = calc.Totals(r.Context(), from, to)
 	} else {
