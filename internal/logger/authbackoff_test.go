@@ -117,10 +117,11 @@ func TestUplinkUnauthorizedBacksOffKeepsOutbox(t *testing.T) {
 	if !strings.Contains(logs.String(), "authentication refused since") {
 		t.Errorf("no back-off in the log:\n%s", logs.String())
 	}
+	// the same on the status listener (its /metrics: internal/promexp's tests)
 	rec := httptest.NewRecorder()
-	l.statusHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	if !strings.Contains(rec.Body.String(), `powermeter_logger_uplink_auth_refused_since_seconds{uplink="php"} `+fmt.Sprint(us.AuthRefusedSince.Unix())) {
-		t.Errorf("metrics lack the refusal:\n%s", rec.Body.String())
+	l.statusHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/status", nil))
+	if !strings.Contains(rec.Body.String(), `"auth_refused_since": "`+us.AuthRefusedSince.Format(time.RFC3339Nano)) {
+		t.Errorf("/status lacks the refusal:\n%s", rec.Body.String())
 	}
 
 	// the key fixed, restarted: the kept readings go out

@@ -2,8 +2,6 @@ package logger
 
 import (
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -144,10 +142,8 @@ type route struct {
 
 func (l *Logger) statusHandler() http.Handler {
 	mux := http.NewServeMux()
-	taken := map[string]bool{}
 	for _, r := range l.extra {
 		mux.Handle(r.pattern, r.h)
-		taken[r.pattern] = true
 	}
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -156,39 +152,5 @@ func (l *Logger) statusHandler() http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(l.Status())
 	})
-	if !taken["GET /metrics"] { // a route given with HandleStatus wins
-		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-			writeMetrics(w, l.Status())
-		})
-	}
 	return mux
-}
-
-// writeMetrics writes the status in the Prometheus text format.
-func writeMetrics(w io.Writer, st Status) {
-	unix := func(t time.Time) int64 {
-		if t.IsZero() {
-			return 0
-		}
-		return t.Unix()
-	}
-	fmt.Fprintf(w, "# HELP powermeter_logger_rounds_total Rounds taken.\n# TYPE powermeter_logger_rounds_total counter\npowermeter_logger_rounds_total %d\n", st.Counters.Rounds)
-	fmt.Fprintf(w, "# HELP powermeter_logger_readings_total Readings taken.\n# TYPE powermeter_logger_readings_total counter\npowermeter_logger_readings_total %d\n", st.Counters.Readings)
-	fmt.Fprintln(w, "# HELP powermeter_logger_meter_failures_in_a_row Failed reads in a row.\n# TYPE powermeter_logger_meter_failures_in_a_row gauge")
-	for _, m := range st.Meters {
-		fmt.Fprintf(w, "powermeter_logger_meter_failures_in_a_row{meter=%q} %d\n", m.Name, m.Failures)
-	}
-	fmt.Fprintln(w, "# HELP powermeter_logger_meter_auth_refused_since_seconds Unix time since when the meter refuses our login (0: it does not).\n# TYPE powermeter_logger_meter_auth_refused_since_seconds gauge")
-	for _, m := range st.Meters {
-		fmt.Fprintf(w, "powermeter_logger_meter_auth_refused_since_seconds{meter=%q} %d\n", m.Name, unix(m.AuthRefusedSince))
-	}
-	fmt.Fprintln(w, "# HELP powermeter_logger_uplink_backlog Readings waiting in the outbox for the uplink.\n# TYPE powermeter_logger_uplink_backlog gauge")
-	for _, u := range st.Uplinks {
-		fmt.Fprintf(w, "powermeter_logger_uplink_backlog{uplink=%q} %d\n", u.Name, u.Backlog)
-	}
-	fmt.Fprintln(w, "# HELP powermeter_logger_uplink_auth_refused_since_seconds Unix time since when the uplink's server refuses our key with 401/403 (0: it does not).\n# TYPE powermeter_logger_uplink_auth_refused_since_seconds gauge")
-	for _, u := range st.Uplinks {
-		fmt.Fprintf(w, "powermeter_logger_uplink_auth_refused_since_seconds{uplink=%q} %d\n", u.Name, unix(u.AuthRefusedSince))
-	}
 }

@@ -163,7 +163,7 @@ func TestLeanTextMatchesClientGolang(t *testing.T) {
 				{Name: "balcony", Reads: 7, LastReadings: []reading.Reading{{Device: "balcony", Time: at, Power: -412.5, EnergyOut: reading.F(88012.25), Temperature: reading.F(21.5)}}},
 				{Name: "odd \"name\"\\x", Errors: 3, ErrorsByKind: map[string]uint64{"unreachable": 2, "bad_answer": 1}},
 			},
-			Uplinks:  []logger.UplinkStatus{{Name: "mq", Backlog: 12, Sent: 100, LastSentAt: at, Failing: true}},
+			Uplinks:  []logger.UplinkStatus{{Name: "mq", Backlog: 12, Sent: 100, LastSentAt: at, Failing: true, AuthRefusedSince: at}},
 			Counters: logger.Counters{Rounds: 9, MissedRounds: 1},
 		}
 	})
@@ -204,6 +204,9 @@ func TestLeanTextMatchesClientGolang(t *testing.T) {
 	for _, fams := range []map[string]*dto.MetricFamily{a, b} {
 		if v, _ := promtest.Value(fams, "powermeter_meter_errors_total", map[string]string{"meter": "odd \"name\"\\x", "kind": "unreachable"}); v != 2 {
 			t.Errorf("escaped label: %v", v)
+		}
+		if v, _ := promtest.Value(fams, "powermeter_logger_uplink_auth_refused_since_seconds", map[string]string{"uplink": "mq"}); v != float64(at.Unix()) {
+			t.Errorf("uplink auth refused since %v, want %d", v, at.Unix())
 		}
 		if v, _ := promtest.Value(fams, "powermeter_round_duration_seconds", nil); v != 3 {
 			t.Errorf("round histogram count %v", v)
