@@ -727,7 +727,8 @@ func (l *Logger) newestRound() time.Time { return time.Unix(0, l.newest.Load()).
 // with exponential backoff and jitter.
 func (l *Logger) runSender(ctx context.Context, i int, ss *senderSlot) {
 	s := ss.s
-	wake := ss.wake
+	var wake <-chan struct{} = ss.wake
+	var ok bool
 	backoff := l.opts.BackoffMin
 	for ctx.Err() == nil {
 		notify := l.ob.Notify()
@@ -795,15 +796,8 @@ func (l *Logger) runSender(ctx context.Context, i int, ss *senderSlot) {
 			if !wasFailing {
 				l.resettle()
 			}
-			t := time.NewTimer(d)
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if wake, ok = pause(ctx, d, wake); !ok { // a wake-up at shutdown: one last try
 				return
-			case <-wake:
-				t.Stop()
-				wake = nil // shutdown: one last try
-			case <-t.C:
 			}
 			continue
 		}
@@ -816,17 +810,25 @@ func (l *Logger) runSender(ctx context.Context, i int, ss *senderSlot) {
 		// Sleep between backoff/2 and backoff, so many loggers do not
 		// return in step after a server outage.
 		d := backoff/2 + rand.N(backoff/2+1)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if wake, ok = pause(ctx, d, wake); !ok { // a wake-up: retry once at once, then back off again
 			return
-		case <-wake:
-			t.Stop()
-			wake = nil // retry once at once, then back off again
-		case <-t.C:
 		}
 		backoff = min(backoff*2, l.opts.BackoffMax)
+	}
+}
+
+// pause waits d, or until wake fires (then wake is nil from here on, so
+// it cuts short one wait only), or until ctx ends (ok false).
+func pause(ctx context.Context, d time.Duration, wake <-chan struct{}) (_ <-chan struct{}, ok bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return wake, false
+	case <-wake:
+		return nil, true
+	case <-t.C:
+		return wake, true
 	}
 }
 
