@@ -458,7 +458,8 @@ func (c *chartBuilder) reading(r reading.Reading) {
 	if !gap {
 		a, b := max(d.lastNs, c.o.dayStart.UnixNano()), min(t, c.o.dayE.UnixNano())
 		if b > a {
-			c.whSum += importWh(d.p, r.Power, float64(t-d.lastNs)/1e9) * float64(b-a) / float64(t-d.lastNs)
+			in, _ := energy.StepWh(d.p, r.Power, float64(t-d.lastNs)/1e9)
+			c.whSum += in * float64(b-a) / float64(t-d.lastNs)
 		}
 	}
 	d.lastNs, d.p = t, r.Power
@@ -499,20 +500,6 @@ func (c *chartBuilder) reading(r reading.Reading) {
 		}
 		d.phases[j].add(i, t, v, gap)
 	}
-}
-
-// importWh is the energy above zero of a linear step from p0 to p1 over
-// secs seconds.
-func importWh(p0, p1, secs float64) float64 {
-	switch {
-	case p0 >= 0 && p1 >= 0:
-		return (p0 + p1) / 2 * secs / 3600
-	case p0 <= 0 && p1 <= 0:
-		return 0
-	}
-	// crossing zero: the part above it
-	hi, lo := math.Max(p0, p1), math.Min(p0, p1)
-	return hi / 2 * secs * hi / (hi - lo) / 3600
 }
 
 // PhaseName names value i of n: L1–L3 for three phases, #1… otherwise.

@@ -509,6 +509,11 @@ func (d *Day) spread(st *devState, a, b int64, din, dout float64) {
 	}
 }
 
+// StepWh is the one integration of power into energy: the import and
+// export parts (Wh, both ≥ 0) of power moving linearly from p0 to p1 W
+// over secs seconds. Pages that draw a running energy use it too.
+func StepWh(p0, p1, secs float64) (in, out float64) { return split(p0, p1, secs) }
+
 // split integrates power falling linearly from p0 to p1 over secs seconds
 // and returns the import (p > 0) and export (p < 0) parts in Wh, both ≥ 0.
 func split(p0, p1, secs float64) (in, out float64) {
