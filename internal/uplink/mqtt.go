@@ -201,13 +201,15 @@ func (s *mqttSender) Send(ctx context.Context, items []outbox.Item, _ func() tim
 func (s *mqttSender) deliver(ctx context.Context, b []outbox.Item) (int, error) {
 	session := s.c.Session()
 	tokens := make([]mqttc.Token, len(b))
-	newest := map[string]int{} // device → index of its newest reading in b
+	payloads := make([][]byte, len(b)) // the retained state reuses its reading's payload
+	newest := map[string]int{}         // device → index of its newest reading in b
 	var order []string
 	for i, it := range b {
 		data, err := json.Marshal(Payload{Reading: it.Reading, Meter: it.Meter})
 		if err != nil {
 			return i, fmt.Errorf("uplink %s: encoding a reading: %w", s.cfg.Name, err)
 		}
+		payloads[i] = data
 		tokens[i] = s.c.PublishAsync(mqttc.Message{Topic: s.readingsTopic(it.Reading.Device), Payload: data, QoS: 1})
 		d := it.Reading.Device
 		if j, ok := newest[d]; !ok || !it.Reading.Time.Before(b[j].Reading.Time) {
@@ -220,7 +222,8 @@ func (s *mqttSender) deliver(ctx context.Context, b []outbox.Item) (int, error) 
 	var stateTokens []mqttc.Token
 	var stateErr error
 	for _, d := range order {
-		it := b[newest[d]]
+		i := newest[d]
+		it := b[i]
 		s.mu.Lock()
 		newer := it.Reading.Time.After(s.stateTime[d])
 		s.mu.Unlock()
@@ -236,11 +239,7 @@ func (s *mqttSender) deliver(ctx context.Context, b []outbox.Item) (int, error) 
 				stateErr = errors.Join(stateErr, err)
 			}
 		}
-		data, err := json.Marshal(Payload{Reading: it.Reading, Meter: it.Meter})
-		if err != nil {
-			continue
-		}
-		stateTokens = append(stateTokens, s.c.PublishAsync(mqttc.Message{Topic: s.stateTopic(d), Payload: data, QoS: 1, Retain: true}))
+		stateTokens = append(stateTokens, s.c.PublishAsync(mqttc.Message{Topic: s.stateTopic(d), Payload: payloads[i], QoS: 1, Retain: true}))
 		s.mu.Lock()
 		s.stateTime[d] = it.Reading.Time
 		s.mu.Unlock()
