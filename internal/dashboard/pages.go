@@ -110,16 +110,7 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, p, http.StatusInternalServerError, "server_error", err)
 		return
 	}
-	data := overviewData{Years: energy.Years(days), ExportFrom: shiftDay(p.Today, -6), ExportTo: p.Today}
-	for _, y := range data.Years {
-		data.All.InWh += y.InWh
-		data.All.OutWh += y.OutWh
-		data.All.Days += y.Days
-		data.All.Imported += y.Imported
-		if y.PeakW > data.All.PeakW {
-			data.All.PeakW, data.All.PeakAt = y.PeakW, y.PeakAt
-		}
-	}
+	data := overviewData{Years: energy.Years(days), All: energy.Sum(days), ExportFrom: shiftDay(p.Today, -6), ExportTo: p.Today}
 	q := r.URL.Query()
 	month, year := q.Get("month"), q.Get("year")
 	if len(days) > 0 {

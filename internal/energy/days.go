@@ -531,6 +531,16 @@ func Months(days []DaySummary) []Period { return group(days, 7) }
 // Years adds days (in order) up per year.
 func Years(days []DaySummary) []Period { return group(days, 4) }
 
+// Sum adds all days up into one period (Key ""), as Months and Years
+// add theirs.
+func Sum(days []DaySummary) Period {
+	var p Period
+	for i := range days {
+		p.add(&days[i])
+	}
+	return p
+}
+
 // TotalsWithin is Totals with a time budget: the cached days, plus as many
 // of the others as workers compute within budget (in parallel); the days
 // still to compute are returned in pending (in order), for a caller that

@@ -318,6 +318,9 @@ func TestMonthsYears(t *testing.T) {
 	if len(y) != 2 || y[1].Key != "2026" || y[1].InWh != 2600 || y[1].PeakW != 2000 || y[0].InWh != 1000 {
 		t.Errorf("years %+v", y)
 	}
+	if a := Sum(days); a.InWh != 3600 || a.OutWh != 35 || a.PeakW != 2000 || a.Days != 4 || !a.PeakAt.Equal(days[3].PeakAt) {
+		t.Errorf("sum %+v", a)
+	}
 }
 
 func TestBadDay(t *testing.T) {
