@@ -69,12 +69,8 @@ func (e *Emulator) Values(t time.Time) (panelP, panelV, panelI, batV, batI float
 }
 
 func (e *Emulator) all(w http.ResponseWriter, r *http.Request) {
-	if e.o.Password != "" {
-		if u, p, ok := r.BasicAuth(); !ok || u != e.o.Username || p != e.o.Password {
-			w.Header().Set("WWW-Authenticate", `Basic realm="ESP-Epever"`)
-			http.Error(w, "401 Unauthorized", http.StatusUnauthorized)
-			return
-		}
+	if e.o.Password != "" && !emulate.BasicAuth(w, r, e.o.Username, e.o.Password, "ESP-Epever") {
+		return
 	}
 	pp, pv, pi, bv, bi := e.Values(e.o.Now())
 	w.Header().Set("Content-Type", "application/json")

@@ -133,12 +133,8 @@ func (e *Emulator) poll(now time.Time) {
 func v(x float64, u string, d int) map[string]any { return map[string]any{"v": x, "u": u, "d": d} }
 
 func (e *Emulator) status(w http.ResponseWriter, r *http.Request) {
-	if e.o.Password != "" {
-		if u, p, ok := r.BasicAuth(); !ok || u != e.o.Username || p != e.o.Password {
-			w.Header().Set("WWW-Authenticate", `Basic realm="Login Required"`)
-			http.Error(w, "Unauthorized", http.StatusUnauthorized)
-			return
-		}
+	if e.o.Password != "" && !emulate.BasicAuth(w, r, e.o.Username, e.o.Password, "Login Required") {
+		return
 	}
 	now := e.o.Now()
 	e.mu.Lock()

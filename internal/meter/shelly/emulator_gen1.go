@@ -1,7 +1,6 @@
 package shelly
 
 import (
-	"crypto/subtle"
 	"fmt"
 	"math"
 	"net/http"
@@ -95,10 +94,7 @@ func (e *Gen1Emulator) auth(h http.HandlerFunc) http.HandlerFunc {
 		want = "admin"
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		u, p, ok := r.BasicAuth()
-		if !ok || subtle.ConstantTimeCompare([]byte(u), []byte(want)) != 1 || subtle.ConstantTimeCompare([]byte(p), []byte(e.opt.Password)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Basic realm="`+e.hostname+`"`)
-			http.Error(w, "401 Unauthorized", http.StatusUnauthorized)
+		if !emulate.BasicAuth(w, r, want, e.opt.Password, e.hostname) {
 			return
 		}
 		h(w, r)
