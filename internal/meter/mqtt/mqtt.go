@@ -130,7 +130,7 @@ func New(cfg config.Meter, deps meter.Deps) (meter.Meter, error) {
 func (m *Meter) subscribe(f *feed) {
 	base := m.base
 	rel := func(topic string) string { return strings.TrimPrefix(strings.TrimPrefix(topic, base), "/") }
-	now := func() time.Time { return time.Now() }
+	now := time.Now
 	switch m.cfg.Format {
 	case "tasmota":
 		m.cn.subscribe(base+"/SENSOR", func(_ string, p []byte) { f.set("SENSOR", p, now()) })
