@@ -21,12 +21,12 @@ import (
 
 // readGrant checks read access; it answers the request itself when refused.
 func (s *Server) readGrant(w http.ResponseWriter, r *http.Request) (grant, bool) {
-	addr := s.clientAddr(r)
-	user, cred := basicUser(r), credential(r)
 	if s.read.open {
 		g, _, _ := s.read.check(r)
 		return g, true
 	}
+	addr := s.clientAddr(r)
+	user, cred := basicUser(r), credential(r)
 	if d, blocked := s.blockedFor(addr, user, cred); blocked {
 		w.Header().Set("Retry-After", retryAfter(d))
 		writeJSON(w, http.StatusTooManyRequests, errorBody{Error: "too many wrong credentials from this address or for this user: try again later"})
