@@ -68,7 +68,7 @@ func runEmulate(ctx context.Context, env *Env, fs *flag.FlagSet) error {
 		Profile:  flagString(fs, "profile"),
 		Zone:     zone,
 	}
-	mq := mqttPublish{broker: flagString(fs, "mqtt"), topic: flagString(fs, "topic"), every: fs.Lookup("every").Value.(flag.Getter).Get().(time.Duration)}
+	mq := mqttPublish{broker: flagString(fs, "mqtt"), topic: flagString(fs, "topic"), every: flagDuration(fs, "every")}
 	if mq.broker != "" {
 		if _, ok := mqttmeter.PublishKinds[args[0]]; !ok {
 			return Usagef("--mqtt: %s cannot publish over MQTT (these can: tasmota, shelly-gen2, opendtu, ahoydtu)", args[0])
