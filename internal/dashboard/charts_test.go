@@ -229,6 +229,21 @@ func TestDayChartRolesAndFields(t *testing.T) {
 	if !found {
 		t.Errorf("the voltage field is not in the tooltip data: %+v", hd.S)
 	}
+	// the running consumption ends at the day's consumption: the grid's
+	// import, not the sum of the grid meter and the plugs behind it
+	wh, seen := whAttrs(r.body)["day-import"], false
+	for _, s := range hd.S {
+		if s.Key == "wh" {
+			last := *s.V[len(s.V)-1]
+			seen = true
+			if wh <= 0 || math.Abs(last-wh) > 0.01*wh {
+				t.Errorf("running consumption ends at %v Wh, the day's import is %v Wh", last, wh)
+			}
+		}
+	}
+	if !seen {
+		t.Error("no running consumption")
+	}
 }
 
 func TestMonthAndYearPages(t *testing.T) {

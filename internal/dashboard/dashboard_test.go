@@ -94,7 +94,7 @@ func TestLivePageAndStale(t *testing.T) {
 	}
 }
 
-var dataWh = regexp.MustCompile(`id="(day-in|day-out|all-in|all-out|month-in|month-out|year-in|year-out)" data-wh="([-0-9.e+]+)"`)
+var dataWh = regexp.MustCompile(`id="(day-in|day-out|day-import|all-in|all-out|month-in|month-out|year-in|year-out)" data-wh="([-0-9.e+]+)"`)
 
 func whAttrs(body string) map[string]float64 {
 	out := map[string]float64{}

@@ -135,6 +135,12 @@ func (d *Dashboard) build(ctx context.Context, v *dayView, wantHover bool) (ener
 	if home := d.homeOf(v.source); home.Configured() {
 		cb.roles = v.opts.Device == ""
 		cb.devLabel = func(name string) string { return home.Device(name).Title() }
+		if cb.roles && home.Has(household.Grid) {
+			// the day's consumption is the grid's import: so is its running line
+			cb.gridIn = func(name string, in, out float64) float64 {
+				return household.Balance([]household.Part{home.Orient(name, in, out)}).Import
+			}
+		}
 	}
 	if d.o.Fields != nil {
 		fm := d.o.Fields(v.source)

@@ -259,6 +259,11 @@ type chartBuilder struct {
 	roles      bool
 	prod, home *chartSeries
 	flow       household.Flow
+	// gridIn is, in a home with roles and a grid meter (no device
+	// filter), what a device's measured step adds to the home's import
+	// (the day's consumption): household.Balance of the oriented part;
+	// nil: every device's import counts.
+	gridIn func(device string, in, out float64) float64
 	// device labels (roles' labels); nil: the name
 	devLabel func(device string) string
 	// field labels of a device's phases (i of n values); nil: L1–L3 / #i
@@ -458,7 +463,10 @@ func (c *chartBuilder) reading(r reading.Reading) {
 	if !gap {
 		a, b := max(d.lastNs, c.o.dayStart.UnixNano()), min(t, c.o.dayE.UnixNano())
 		if b > a {
-			in, _ := energy.StepWh(d.p, r.Power, float64(t-d.lastNs)/1e9)
+			in, out := energy.StepWh(d.p, r.Power, float64(t-d.lastNs)/1e9)
+			if c.gridIn != nil {
+				in = c.gridIn(d.name, in, out)
+			}
 			c.whSum += in * float64(b-a) / float64(t-d.lastNs)
 		}
 	}
