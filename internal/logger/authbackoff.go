@@ -28,32 +28,25 @@ func (a *authBackoff) waiting(now time.Time) bool {
 // refused records a refusal at now and returns the wait. attempted is
 // false when no login was sent (the device still blocks): the schedule
 // does not advance then, only the device's wait counts.
-func (a *authBackoff) refused(now time.Time, attempted bool, deviceWait, min, max time.Duration) time.Duration {
+func (a *authBackoff) refused(now time.Time, attempted bool, deviceWait, lo, hi time.Duration) time.Duration {
 	if a.since.IsZero() {
 		a.since = now
 	}
-	d := min << a.step
-	if d > max || d <= 0 {
-		d = max
+	d := lo << a.step
+	if d > hi || d <= 0 {
+		d = hi
 	}
 	if attempted {
 		a.step++
 	} else {
 		d = 0
 	}
-	d = maxDur(d, deviceWait)
+	d = max(d, deviceWait)
 	if d <= 0 {
-		d = min
+		d = lo
 	}
 	a.next = now.Add(d)
 	return d
-}
-
-func maxDur(a, b time.Duration) time.Duration {
-	if a > b {
-		return a
-	}
-	return b
 }
 
 // authMessage is what the log and /status say.
