@@ -113,38 +113,22 @@ CREATE TABLE imported_days (
 // lets PostgreSQL read only the chunks it needs (docs/postgres.md).
 const readingsView = `
 CREATE VIEW readings AS
-SELECT c.hour + u.off * interval '1 second' AS "time",
-       s.name AS source, d.name AS device,
-       u.power / 1e3::float8 AS power_w,
-       u.energy_in / 1e3::float8 AS energy_in_wh,
-       u.energy_out / 1e3::float8 AS energy_out_wh,
-       u.temperature / 1e3::float8 AS temperature_c,
-       u.voltage / 1e3::float8 AS voltage_v,
-       (SELECT array_agg(p / 1e3::float8 ORDER BY i) FROM unnest(u.phases::bigint[]) WITH ORDINALITY AS x(p, i)) AS phases_w,
-       c.hour + u.off * interval '1 second' + u.device_ms * interval '1 millisecond' AS device_time,
-       coalesce(u.backfilled, false) AS backfilled,
-       c.hour
-FROM chunks c
-JOIN sources s ON s.id = c.source_id
-JOIN devices d ON d.id = c.device_id
-CROSS JOIN LATERAL unnest(c.offs, c.power, c.temperature, c.energy_in, c.energy_out, c.voltage, c.phases, c.device_ms, c.backfilled)
+` + readingsSelect + `CROSS JOIN LATERAL unnest(c.offs, c.power, c.temperature, c.energy_in, c.energy_out, c.voltage, c.phases, c.device_ms, c.backfilled)
 	AS u(off, power, temperature, energy_in, energy_out, voltage, phases, device_ms, backfilled)
-UNION ALL
-SELECT r.t, s.name, d.name,
-       r.power / 1e3::float8, r.energy_in / 1e3::float8, r.energy_out / 1e3::float8,
-       r.temperature / 1e3::float8, r.voltage / 1e3::float8,
-       (SELECT array_agg(p / 1e3::float8 ORDER BY i) FROM unnest(r.phases) WITH ORDINALITY AS x(p, i)),
-       r.device_time, r.backfilled, date_trunc('hour', r.t, 'UTC')
-FROM recent r
-JOIN sources s ON s.id = r.source_id
-JOIN devices d ON d.id = r.device_id;
-COMMENT ON VIEW readings IS 'powermeter readings, one row per reading (SI units). Filter on hour as well as time for speed: see docs/postgres.md';
+` + readingsRecent + `COMMENT ON VIEW readings IS 'powermeter readings, one row per reading (SI units). Filter on hour as well as time for speed: see docs/postgres.md';
 `
 
 // readingsView4 is the view of step 4: the same columns, faster.
 const readingsView4 = `
 CREATE OR REPLACE VIEW readings AS
-SELECT c.hour + u.off * interval '1 second' AS "time",
+` + readingsSelect + `CROSS JOIN LATERAL (SELECT unnest(c.offs) AS off, unnest(c.power) AS power, unnest(c.temperature) AS temperature,
+	unnest(c.energy_in) AS energy_in, unnest(c.energy_out) AS energy_out, unnest(c.voltage) AS voltage,
+	unnest(c.phases) AS phases, unnest(c.device_ms) AS device_ms, unnest(c.backfilled) AS backfilled) AS u
+` + readingsRecent
+
+// readingsSelect is the select list and joins of the chunks half of the
+// readings view; each step adds its own unnesting of the arrays.
+const readingsSelect = `SELECT c.hour + u.off * interval '1 second' AS "time",
        s.name AS source, d.name AS device,
        u.power / 1e3::float8 AS power_w,
        u.energy_in / 1e3::float8 AS energy_in_wh,
@@ -158,10 +142,10 @@ SELECT c.hour + u.off * interval '1 second' AS "time",
 FROM chunks c
 JOIN sources s ON s.id = c.source_id
 JOIN devices d ON d.id = c.device_id
-CROSS JOIN LATERAL (SELECT unnest(c.offs) AS off, unnest(c.power) AS power, unnest(c.temperature) AS temperature,
-	unnest(c.energy_in) AS energy_in, unnest(c.energy_out) AS energy_out, unnest(c.voltage) AS voltage,
-	unnest(c.phases) AS phases, unnest(c.device_ms) AS device_ms, unnest(c.backfilled) AS backfilled) AS u
-UNION ALL
+`
+
+// readingsRecent is the recent half of the readings view.
+const readingsRecent = `UNION ALL
 SELECT r.t, s.name, d.name,
        r.power / 1e3::float8, r.energy_in / 1e3::float8, r.energy_out / 1e3::float8,
        r.temperature / 1e3::float8, r.voltage / 1e3::float8,
