@@ -133,11 +133,18 @@ func TestBrowser(t *testing.T) {
 		}
 		t.Logf("screenshot %s", p)
 	}
+	// text reads an element's visible text in one step inside the page: the
+	// live page replaces its nodes as readings arrive, so a node looked up
+	// first may be gone by the time its text is asked for.
 	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		js := `(() => { const e = document.querySelector(` + strconv.Quote(sel) + `); return e === null ? "\u0000" : e.innerText; })()`
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
 		if err != nil {
 			t.Fatalf("text of %s: %v", sel, err)
+		}
+		if s == "\x00" {
+			t.Fatalf("text of %s: no such element", sel)
 		}
 		return s
 	}
