@@ -460,14 +460,24 @@ func (c *Client) Barrier(ctx context.Context, base string) error {
 		delete(c.barrier, marker)
 		c.mu.Unlock()
 	}()
-	if err := c.Publish(ctx, Message{Topic: topic, Payload: []byte(marker), QoS: 1}); err != nil {
-		return err
-	}
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("mqtt: waiting for the broker to deliver what it had queued: %w", ctx.Err())
+	// Just after a reconnect the subscription may not be restored yet on
+	// the broker, and a marker published then never comes back: publish
+	// it again now and then until one does (each is the same marker).
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		// a publish that fails while the connection is down is tried
+		// again at the next tick
+		if err := c.Publish(ctx, Message{Topic: topic, Payload: []byte(marker), QoS: 1}); err != nil && (ctx.Err() != nil || c.Connected()) {
+			return err
+		}
+		select {
+		case <-ch:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("mqtt: waiting for the broker to deliver what it had queued: %w", ctx.Err())
+		case <-tick.C:
+		}
 	}
 }
 
