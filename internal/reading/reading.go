@@ -38,6 +38,34 @@ type Reading struct {
 	DeviceTime *time.Time `json:"device_time,omitempty"`
 	// Backfilled marks a reading filled in later from a device's history.
 	Backfilled bool `json:"backfilled,omitempty"`
+	// Reduced is set on a reading that stands for one device's raw
+	// readings of one UTC minute [Time, Time+1m), kept in their place once
+	// the retention period has passed ([server.retention]). Power,
+	// Temperature, Voltage and Phases are then the means of the raw
+	// readings, EnergyIn and EnergyOut the counters of the minute's last
+	// raw reading, DeviceTime its device clock, Backfilled whether any of
+	// them was.
+	Reduced *Reduced `json:"reduced,omitempty"`
+}
+
+// Reduced is what a reduced reading keeps of a minute besides the means.
+type Reduced struct {
+	// Count is how many raw readings the minute had.
+	Count int `json:"count"`
+	// MinPower and MaxPower are the lowest and highest raw power in W.
+	MinPower float64 `json:"min_power_w"`
+	MaxPower float64 `json:"max_power_w"`
+	// InWh and OutWh are the device's energy within the minute (import
+	// and export, both ≥ 0) as the energy rules computed it from the raw
+	// readings (internal/energy), so a day's energy does not change when
+	// its readings are reduced.
+	InWh  float64 `json:"in_wh"`
+	OutWh float64 `json:"out_wh"`
+	// LastTime and LastPower are the minute's last raw reading's time and
+	// power: the next step of the device starts there (its counters are
+	// the reading's EnergyIn and EnergyOut).
+	LastTime  time.Time `json:"last_time"`
+	LastPower float64   `json:"last_power_w"`
 }
 
 // CheckName refuses a device name that not every store can hold or every

@@ -152,3 +152,40 @@ type Deleter interface {
 	// count and first/last times (Latest, Sources) follow.
 	Delete(ctx context.Context, source, device string, from, to time.Time) (int64, error)
 }
+
+// Reducer is implemented by stores that can thin out old readings
+// (retention, [server.retention]): raw readings older than a horizon are
+// replaced by one reduced reading (reading.Reduced) per device and UTC
+// minute.
+type Reducer interface {
+	// Reduce replaces the raw readings of source with Time < before
+	// (rounded down to a whole UTC minute) by the reduced readings fn
+	// returns, at most one per device and minute. It works in small
+	// transactions (ingest goes on meanwhile) and may stop after limit raw
+	// readings (0: no limit), so a caller can go on later; a run after an
+	// interruption continues where the last one stopped, and a second run
+	// over the same horizon changes nothing. The days it touched get a new
+	// version. Afterwards the source's reduced horizon is at least before:
+	// an Insert of a raw reading older than it stores nothing and counts
+	// the reading as present (the period is kept only as minutes); an
+	// Insert of a reduced reading (migrate) stores it as such.
+	Reduce(ctx context.Context, source string, before time.Time, limit int64, fn ReduceFunc) (ReduceResult, error)
+	// Horizon is the time before which source holds only reduced
+	// readings (zero when nothing was reduced).
+	Horizon(ctx context.Context, source string) (time.Time, error)
+}
+
+// ReduceFunc reduces the raw readings of one device over whole UTC
+// minutes, in time order: prev is the device's reading just before them
+// (raw or reduced; nil when there is none), next its first reading after
+// them (nil when there is none yet). It returns one reduced reading per
+// minute that had raw readings, in time order.
+type ReduceFunc func(prev *reading.Reading, raw []reading.Reading, next *reading.Reading) []reading.Reading
+
+// ReduceResult counts what a Reduce did.
+type ReduceResult struct {
+	Raw     int64     // raw readings replaced
+	Reduced int64     // reduced readings written
+	Done    bool      // everything before the horizon is reduced
+	Until   time.Time // the horizon reached so far
+}
