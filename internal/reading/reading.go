@@ -132,6 +132,32 @@ func (r *Reading) Validate() error {
 			return err
 		}
 	}
+	if x := r.Reduced; x != nil {
+		if x.Count < 1 {
+			return fmt.Errorf("reduced.count: %d, want at least 1", x.Count)
+		}
+		for _, c := range []struct {
+			name     string
+			v        float64
+			min, max float64
+		}{
+			{"reduced.min_power_w", x.MinPower, -MaxPower, MaxPower},
+			{"reduced.max_power_w", x.MaxPower, -MaxPower, MaxPower},
+			{"reduced.last_power_w", x.LastPower, -MaxPower, MaxPower},
+			{"reduced.in_wh", x.InWh, 0, MaxEnergy},
+			{"reduced.out_wh", x.OutWh, 0, MaxEnergy},
+		} {
+			if err := inRange(c.name, c.v, c.min, c.max); err != nil {
+				return err
+			}
+		}
+		if x.MinPower > x.MaxPower {
+			return fmt.Errorf("reduced: min_power_w %v above max_power_w %v", x.MinPower, x.MaxPower)
+		}
+		if x.LastTime.IsZero() {
+			return fmt.Errorf("reduced.last_time: missing")
+		}
+	}
 	return nil
 }
 

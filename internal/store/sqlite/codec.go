@@ -28,6 +28,9 @@ type row struct {
 	// decimals (in 0.01 °C: 2 bytes up to 327 °C; the common legacy
 	// reading); else a []byte from encodeExtra.
 	v any
+	// reduced: v holds a reduced reading (reading.Reduced), which Insert
+	// stores even before the source's reduced horizon
+	reduced bool
 }
 
 // milli converts a value in a unit to integer milli-units (mW, mWh, mV,
@@ -51,13 +54,25 @@ const (
 	xBackfilled
 	xPhases
 	xTemperature
-	xKnown = xEnergyIn | xEnergyOut | xVoltage | xDeviceTime | xBackfilled | xPhases | xTemperature
+	xReduced // schema 3: a reduced reading; its minute's summary follows the fields
+	xKnown   = xEnergyIn | xEnergyOut | xVoltage | xDeviceTime | xBackfilled | xPhases | xTemperature | xReduced
 )
+
+// micro converts energy in Wh to integer µWh (a reduced reading's energy
+// of its minute: a small device's minute is a few mWh, kept to 1e-6 Wh so
+// a day of 1440 of them still sums to the Wh).
+func micro(v float64) (int64, bool) {
+	m := math.Round(v * 1e6)
+	if math.IsNaN(m) || m < 0 || m > math.MaxInt64/2 {
+		return 0, false
+	}
+	return int64(m), true
+}
 
 // encodeRow converts a valid reading to its stored form.
 func encodeRow(r *reading.Reading) (row, error) {
 	sec := r.Time.Unix()
-	out := row{ts: sec - epoch, dev: r.Device}
+	out := row{ts: sec - epoch, dev: r.Device, reduced: r.Reduced != nil}
 	var ok bool
 	if out.p, ok = milli(r.Power); !ok {
 		return row{}, fmt.Errorf("power_w: %v out of range", r.Power)
@@ -84,7 +99,8 @@ func encodeRow(r *reading.Reading) (row, error) {
 // then, for each flag set, in this order: energy in and out (uvarint mWh),
 // temperature (varint m°C, given as temp), voltage (varint mV), device
 // time (varint ms relative to the reading's second), phases (uvarint
-// count, then varint mW each). Backfilled is the flag alone. A reading
+// count, then varint mW each), the reduced summary (see appendReduced).
+// Backfilled is the flag alone. A reading
 // without any rare field gets no blob (nil); its temperature, if any, is
 // then stored as a plain integer, unless fineTemp (a third decimal) asks
 // for the blob.
@@ -107,6 +123,9 @@ func encodeExtra(r *reading.Reading, sec, temp int64, fineTemp bool) ([]byte, er
 	}
 	if len(r.Phases) > 0 {
 		flags |= xPhases
+	}
+	if r.Reduced != nil {
+		flags |= xReduced
 	}
 	if flags == 0 && !fineTemp {
 		return nil, nil
@@ -152,6 +171,64 @@ func encodeExtra(r *reading.Reading, sec, temp int64, fineTemp bool) ([]byte, er
 			b = binary.AppendVarint(b, m)
 		}
 	}
+	if r.Reduced != nil {
+		var err error
+		if b, err = appendReduced(b, r, sec); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// appendReduced appends the summary of a reduced reading, relative to the
+// reading's own values where that makes it shorter: count (uvarint), mean
+// power minus minimum and maximum minus mean (varint mW, usually a few
+// bytes less than the absolute values), energy in and out (uvarint µWh),
+// the last raw reading's time (varint seconds after the reading's) and
+// power (varint mW minus the mean).
+func appendReduced(b []byte, r *reading.Reading, sec int64) ([]byte, error) {
+	x := r.Reduced
+	if x.Count < 1 {
+		return nil, fmt.Errorf("reduced.count: %d, want at least 1", x.Count)
+	}
+	p, _ := milli(r.Power) // checked by encodeRow
+	mw := func(name string, v float64) (int64, error) {
+		m, ok := milli(v)
+		if !ok {
+			return 0, fmt.Errorf("reduced.%s: %v out of range", name, v)
+		}
+		return m, nil
+	}
+	lo, err := mw("min_power_w", x.MinPower)
+	if err != nil {
+		return nil, err
+	}
+	hi, err := mw("max_power_w", x.MaxPower)
+	if err != nil {
+		return nil, err
+	}
+	last, err := mw("last_power_w", x.LastPower)
+	if err != nil {
+		return nil, err
+	}
+	in, ok := micro(x.InWh)
+	if !ok {
+		return nil, fmt.Errorf("reduced.in_wh: %v out of range", x.InWh)
+	}
+	out, ok := micro(x.OutWh)
+	if !ok {
+		return nil, fmt.Errorf("reduced.out_wh: %v out of range", x.OutWh)
+	}
+	if x.LastTime.IsZero() {
+		return nil, errors.New("reduced.last_time: missing")
+	}
+	b = binary.AppendUvarint(b, uint64(x.Count))
+	b = binary.AppendVarint(b, p-lo)
+	b = binary.AppendVarint(b, hi-p)
+	b = binary.AppendUvarint(b, uint64(in))
+	b = binary.AppendUvarint(b, uint64(out))
+	b = binary.AppendVarint(b, x.LastTime.Unix()-sec)
+	b = binary.AppendVarint(b, last-p)
 	return b, nil
 }
 
@@ -237,6 +314,35 @@ func decodeExtra(r *reading.Reading, b []byte, sec int64) error {
 				return err
 			}
 			r.Phases[i] = unmilli(v)
+		}
+	}
+	if flags&xReduced != 0 {
+		var v [7]int64
+		for i := range v {
+			var err error
+			if i == 0 || i == 3 || i == 4 {
+				var u uint64
+				u, err = uv()
+				v[i] = int64(u)
+				if u > math.MaxInt64/2 {
+					err = errBadExtra
+				}
+			} else {
+				v[i], err = sv()
+			}
+			if err != nil {
+				return err
+			}
+		}
+		p := int64(math.Round(r.Power * 1000))
+		r.Reduced = &reading.Reduced{
+			Count:     int(v[0]),
+			MinPower:  unmilli(p - v[1]),
+			MaxPower:  unmilli(p + v[2]),
+			InWh:      float64(v[3]) / 1e6,
+			OutWh:     float64(v[4]) / 1e6,
+			LastTime:  time.Unix(sec+v[5], 0).UTC(),
+			LastPower: unmilli(p + v[6]),
 		}
 	}
 	if len(b) != 0 {

@@ -53,6 +53,12 @@ CREATE TABLE imported_days (
 	PRIMARY KEY (src, day)
 ) WITHOUT ROWID;
 `,
+	// 3: retention. Before reduced_before (ts units) a source holds only
+	// reduced readings, one per device and UTC minute, in its readings
+	// table (the extra blob's xReduced flag); NULL: nothing reduced.
+	`
+ALTER TABLE sources ADD COLUMN reduced_before INTEGER;
+`,
 }
 
 // readingsTable is the DDL of the readings table of source id: one table

@@ -160,7 +160,7 @@ func OpenFile(ctx context.Context, path string) (*Store, error) {
 		preparedSrc: map[int64]struct{}{},
 		insQ:        map[int64][]string{},
 	}
-	if err := s.prepare(ctx, qSource, qDevStats, qClock, qDay, qClockExec, qDayClock, qSavepoint, qRollbackTo, qRelease); err != nil {
+	if err := s.prepare(ctx, qSource, qSourceTx, qDevStats, qClock, qDay, qClockExec, qDayClock, qSavepoint, qRollbackTo, qRelease); err != nil {
 		w.Close()
 		r.Close()
 		unlock()

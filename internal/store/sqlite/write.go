@@ -23,7 +23,10 @@ type batch struct {
 // the writer connection (at Open, and the insert of each source at
 // EnsureSource); devices are rare and parsed when they come.
 const (
-	qSource   = "SELECT id, timezone FROM sources WHERE name = ?"
+	qSource = "SELECT id, timezone FROM sources WHERE name = ?"
+	// the group commit's look-up also reads the reduced horizon, so a raw
+	// reading older than it is refused without a look at the readings
+	qSourceTx = "SELECT id, timezone, coalesce(reduced_before, -1 << 62) FROM sources WHERE name = ?"
 	qDevice   = "SELECT id FROM devices WHERE src = ? AND name = ?"
 	qAddDev   = "INSERT INTO devices (src, id, name) SELECT ?1, coalesce(max(id) + 1, 0), ?2 FROM devices WHERE src = ?1 RETURNING id"
 	qDevStats = `UPDATE devices SET n = n + ?1,
@@ -210,6 +213,9 @@ type txSource struct {
 	inserts []string // insertQueries of the source
 	loc     *time.Location
 	days    map[string]struct{} // local days that got a new reading
+	// horizon is the source's reduced horizon (ts units): a raw reading
+	// before it counts as present and is not stored
+	horizon int64
 	// the last day seen, to skip formatting for runs in one day
 	dayStart, dayEnd int64 // ts units
 	day              string
@@ -274,13 +280,13 @@ func (t *wtx) source(name string) (*txSource, error) {
 	if src, ok := t.srcs[name]; ok {
 		return src, nil
 	}
-	var id int64
+	var id, horizon int64
 	var zone string
-	q, err := t.stmt(qSource)
+	q, err := t.stmt(qSourceTx)
 	if err != nil {
 		return nil, err
 	}
-	err = q.QueryRowContext(t.ctx, name).Scan(&id, &zone)
+	err = q.QueryRowContext(t.ctx, name).Scan(&id, &zone, &horizon)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, groupcommit.Rejected(fmt.Errorf("source %q: %w", name, store.ErrUnknownSource))
 	}
@@ -291,7 +297,7 @@ func (t *wtx) source(name string) (*txSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source %q: %w", name, err)
 	}
-	src := &txSource{id: id, inserts: t.s.insertQueries(id), loc: loc, days: map[string]struct{}{}, dayStart: 1, dayEnd: 0, lastDevID: -1}
+	src := &txSource{id: id, inserts: t.s.insertQueries(id), loc: loc, days: map[string]struct{}{}, horizon: horizon, dayStart: 1, dayEnd: 0, lastDevID: -1}
 	t.srcs[name] = src
 	t.order = append(t.order, src)
 	return src, nil
@@ -373,6 +379,12 @@ func (t *wtx) Apply(_ context.Context, b *batch) (*store.InsertResult, error) {
 	res := &store.InsertResult{}
 	for i := range b.rows {
 		r := &b.rows[i]
+		if r.ts < src.horizon && !r.reduced {
+			// Its minute is kept only reduced (retention); the raw
+			// reading is as good as present.
+			res.Present++
+			continue
+		}
 		dev, err := t.device(src, r.dev)
 		if err != nil {
 			return nil, err

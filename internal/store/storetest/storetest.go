@@ -44,7 +44,8 @@ func Reopen(fn func(t *testing.T, closed store.Store) store.Store) Option {
 
 // Run runs every contract test against the backend. open must return a
 // fresh, empty store each call (and close it in t.Cleanup; Close must then
-// tolerate a store the suite already closed).
+// tolerate a store the suite already closed). The retention tests
+// (reduce.go) run when the stores open returns implement store.Reducer.
 func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 	var c config
 	for _, o := range opts {
@@ -79,6 +80,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"ImportedDays", testImportedDays},
 		{"DurableAfterReopen", testReopen},
 		{"Close", testClose},
+	}
+	// The retention tests, for a backend that reduces (store.Reducer).
+	if _, ok := open(t).(store.Reducer); ok {
+		tests = append(tests, reduceTests...)
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open, &c) })
@@ -201,6 +206,10 @@ func fmtReading(r reading.Reading) string {
 	if r.Backfilled {
 		b.WriteString(" backfilled")
 	}
+	if x := r.Reduced; x != nil {
+		fmt.Fprintf(&b, " reduced{n=%d min=%v max=%v in=%v out=%v last=%s/%v}", x.Count, x.MinPower, x.MaxPower,
+			x.InWh, x.OutWh, x.LastTime.Format(time.RFC3339Nano), x.LastPower)
+	}
 	b.WriteString("}")
 	return b.String()
 }
@@ -270,7 +279,7 @@ func sameReading(got, want reading.Reading) bool {
 			return false
 		}
 	}
-	return true
+	return sameReduced(got.Reduced, want.Reduced)
 }
 
 func checkReadings(t *testing.T, what string, got, want []reading.Reading) {
