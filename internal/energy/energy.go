@@ -17,8 +17,19 @@
 //     long): Calc fetches the device's reading on the other side of the gap.
 //   - The source's energy is the sum of its devices' energies, import and
 //     export kept apart per device before summing.
+//   - Within a day, a step's energy is split over the day's quarter hours
+//     (Slot) the same way: power interpolated linearly, counters in
+//     proportion to time.
 //   - The source's power at an instant (chart, peak, bands, feed-in times) is
 //     the sum of each device's latest power not older than the gap limit.
+//   - A reduced reading (reading.Reduced, retention) stands for a device's
+//     minute: its energy (InWh, OutWh, computed by Reducer with these same
+//     rules) is the device's energy of that minute, its mean power is the
+//     device's power for the minute plus the gap limit, its highest and
+//     lowest power count for the peaks, and the device's next step starts
+//     at the minute's last raw reading but counts only from the minute's
+//     end. Local days and slots start on whole minutes, so a day of reduced
+//     minutes adds up to the energy of its raw readings.
 //   - The home's flows (internal/household: import, export, production,
 //     battery, self-consumption, home consumption, appliances) are balanced
 //     per quarter hour (Slot) from each device's energy in it, by the roles
@@ -45,8 +56,10 @@ import (
 // across a gap spanning midnight are attributed. 3: the home's flows. 4:
 // first and last production. 5: a home with roles and a grid meter
 // counts the grid meter's import and export and power, and only its chosen
-// device's temperature.
-const FormatVersion = 5
+// device's temperature. 6: a power step crossing a slot boundary is split
+// with interpolated power (it was split in proportion to time), and
+// reduced minutes count (DeviceEnergy.Minutes).
+const FormatVersion = 6
 
 // Slot is the interval the home's flows are balanced over: a quarter hour,
 // the metering interval of grid operators. Within it the grid meter's own
@@ -85,12 +98,20 @@ type DeviceEnergy struct {
 	PowerSteps   int `json:"ps,omitempty"`
 	// Resets counts counter drops (device reboot, counter reset).
 	Resets int `json:"resets,omitempty"`
+	// Minutes counts the reduced minutes (reading.Reduced) whose energy
+	// was taken as the reducer computed it from the raw readings; their
+	// steps are not counted again in CounterSteps or PowerSteps.
+	Minutes int `json:"min,omitempty"`
 }
 
 // Method says how the device's energy was found: "counter", "power",
-// "mixed" or "" when no step was integrated.
+// "mixed", "minutes" when only reduced minutes counted, or "" when no step
+// was integrated. Reduced minutes beside steps do not change the method
+// of the steps.
 func (d DeviceEnergy) Method() string {
 	switch {
+	case d.CounterSteps == 0 && d.PowerSteps == 0 && d.Minutes > 0:
+		return "minutes"
 	case d.CounterSteps > 0 && d.PowerSteps > 0:
 		return "mixed"
 	case d.CounterSteps > 0:
@@ -210,14 +231,27 @@ const LookAround = 24 * time.Hour
 type devState struct {
 	name         string
 	have, listed bool
-	t            int64
-	p            float64
-	in, out      *float64
-	e            DeviceEnergy
-	// the device's first reading of the window
+	// where the device's next step starts: the last raw reading (of a
+	// reduced minute: its LastTime, LastPower and counters)
+	t       int64
+	p       float64
+	in, out *float64
+	// from is where the next step's energy starts to count: the end of a
+	// reduced minute (its energy holds the step's part before), else 0.
+	from    int64
+	reduced bool // the previous reading was a reduced minute
+	// the device's power for the source's points, valid up to until, and
+	// its highest and lowest power there (a reduced minute's mean, maximum
+	// and minimum)
+	pp, hi, lo float64
+	until      int64
+	e          DeviceEnergy
+	// the device's first reading of the window (of a reduced minute: its
+	// Time and energy, fred non-nil)
 	ft        int64
 	fp        float64
 	fin, fout *float64
+	fred      *reading.Reduced
 	// before and after are set once the readings beyond the window were
 	// taken (Day.Before, Day.After).
 	before, after bool
@@ -256,9 +290,10 @@ type Day struct {
 	tempSum   float64
 	tempN     int
 	// previous total point
-	prev     Point
-	prevNs   int64
-	havePrev bool
+	prev      Point
+	prevNs    int64
+	prevUntil int64 // the next point joins this one up to here
+	havePrev  bool
 }
 
 // NewDay starts the day (YYYY-MM-DD) in loc for readings taken every
@@ -286,10 +321,12 @@ func NewHomeDay(day string, loc *time.Location, interval time.Duration, home *ho
 }
 
 // Window is the time range to read: the day widened by the gap limit on both
-// sides, so steps crossing midnight are split correctly.
+// sides, so steps crossing midnight are split correctly, and by one more
+// minute before the start, so a reduced minute whose last raw reading lies
+// within the gap limit before midnight is read too.
 func (d *Day) Window() (from, to time.Time) {
 	g := time.Duration(d.gap)
-	return d.start.Add(-g), d.end.Add(g)
+	return d.start.Add(-g - time.Minute), d.end.Add(g)
 }
 
 func (d *Day) device(name string) *devState {
@@ -321,25 +358,127 @@ func (d *Day) Add(r reading.Reading) {
 	}
 	in := t >= d.s && t < d.e
 	if in {
-		d.sum.Readings++
+		if r.Reduced != nil {
+			d.sum.Readings += r.Reduced.Count
+		} else {
+			d.sum.Readings++
+		}
 		if r.Temperature != nil && (!d.home.Configured() || r.Device == d.tempDev) {
 			d.tempSum += *r.Temperature
 			d.tempN++
 		}
 	}
 	st := d.device(r.Device)
-	if st.have {
-		d.step(st, t, r.Power, r.EnergyIn, r.EnergyOut)
+	if r.Reduced != nil {
+		d.addReduced(st, r)
 	} else {
-		st.ft, st.fp, st.fin, st.fout = t, r.Power, r.EnergyIn, r.EnergyOut
+		if st.have {
+			d.step(st, t, r.Power, r.EnergyIn, r.EnergyOut)
+		} else {
+			st.ft, st.fp, st.fin, st.fout = t, r.Power, r.EnergyIn, r.EnergyOut
+		}
+		st.t, st.p, st.in, st.out, st.from, st.reduced = t, r.Power, r.EnergyIn, r.EnergyOut, 0, false
+		st.pp, st.hi, st.lo, st.until = r.Power, r.Power, r.Power, t+d.gap
 	}
-	st.t, st.p, st.in, st.out, st.have = t, r.Power, r.EnergyIn, r.EnergyOut, true
+	st.have = true
 	// a device seen only outside the day is not listed
 	if in {
 		st.listed = true
 	}
 	if d.OnReading != nil {
 		d.OnReading(r)
+	}
+}
+
+// addReduced takes a device's reduced minute: its energy counts as the
+// reducer computed it, and the device's next step starts at the minute's
+// last raw reading but counts only from the minute's end.
+func (d *Day) addReduced(st *devState, r reading.Reading) {
+	rd := r.Reduced
+	t := r.Time.UnixNano()
+	end := t + int64(time.Minute)
+	if st.have {
+		fi, fo := d.spans(st, t, r.EnergyIn, r.EnergyOut)
+		d.addMinute(st, fi, fo, t, end, rd.InWh, rd.OutWh, 1)
+	} else {
+		st.ft, st.fp, st.fin, st.fout, st.fred = t, r.Power, r.EnergyIn, r.EnergyOut, rd
+		d.addMinute(st, t, t, t, end, rd.InWh, rd.OutWh, 1)
+	}
+	st.t, st.p, st.in, st.out, st.from, st.reduced = rd.LastTime.UnixNano(), rd.LastPower, r.EnergyIn, r.EnergyOut, end, true
+	st.pp, st.hi, st.lo, st.until = r.Power, rd.MaxPower, rd.MinPower, end+d.gap
+}
+
+// countFrom is where a reduced minute after the device's state st starts
+// to hold energy: the end of the minute of the device's previous reading
+// (Reducer counts a step from a reading only after that reading's
+// minute). A reduced minute's energy also holds the steps' parts in the
+// minutes without readings before it.
+func countFrom(st *devState) int64 {
+	if st.reduced {
+		return st.from
+	}
+	return minuteEnd(st.t)
+}
+
+// spans returns where the import and export energy of a reduced minute
+// starting at t (with counters in, out) after the device's state st
+// begin: at the minute's start, unless minutes without readings lie
+// between and the step across them carried energy (a counter on both
+// sides, or a step short enough to bridge with power); then at the end of
+// the previous reading's minute.
+func (d *Day) spans(st *devState, t int64, in, out *float64) (fromIn, fromOut int64) {
+	cf := countFrom(st)
+	if cf >= t {
+		return t, t
+	}
+	bridge := t-st.t <= d.gap
+	fromIn, fromOut = t, t
+	if bridge || (st.in != nil && in != nil) {
+		fromIn = cf
+	}
+	if bridge || (st.out != nil && out != nil) {
+		fromOut = cf
+	}
+	return fromIn, fromOut
+}
+
+// minuteEnd is the end of the UTC minute holding t (Unix ns).
+func minuteEnd(t int64) int64 {
+	m := int64(time.Minute)
+	return (t/m + 1) * m
+}
+
+// addMinute adds sign times a reduced minute's energy (the minute starting
+// at t, ending at end): to the minute itself when its import (export)
+// starts there (fromIn, fromOut ≥ t, see spans), else spread over [from,
+// end) in proportion to time: it then holds a step across minutes without
+// readings, a counter's increase spread evenly over time. (The minute's
+// own part is spread with it, an approximation: where such a gap spans a
+// slot's or the day's boundary, the split between them can differ from
+// the raw readings' by up to the minute's own energy.) Only the part
+// inside the day counts.
+func (d *Day) addMinute(st *devState, fromIn, fromOut, t, end int64, in, out float64, sign float64) {
+	inside := false
+	add := func(from int64, e float64, isIn bool) {
+		lo := min(from, t)
+		a, b := max(lo, d.s), min(end, d.e)
+		if b <= a {
+			return
+		}
+		inside = true
+		v := sign * e * float64(b-a) / float64(end-lo)
+		if isIn {
+			st.e.InWh += v
+			d.spread(st, a, b, v, 0)
+		} else {
+			st.e.OutWh += v
+			d.spread(st, a, b, 0, v)
+		}
+	}
+	add(fromIn, in, true)
+	add(fromOut, out, false)
+	if inside {
+		st.e.Minutes += int(sign)
 	}
 }
 
@@ -361,7 +500,9 @@ func (d *Day) LookBack() []string {
 // Before takes a device's last reading before the window (see LookBack):
 // the counter increase from it to the device's first reading of the window
 // counts for the day in proportion to the time of the gap inside the day.
-// Only counters count across such a gap, as for any gap.
+// Only counters count across such a gap, as for any gap. When the first
+// reading of the window is a reduced minute, its energy already holds the
+// increase, and is spread over the gap from the end of r's minute instead.
 func (d *Day) Before(r reading.Reading) {
 	st := d.find(r.Device)
 	t := r.Time.UnixNano()
@@ -370,12 +511,24 @@ func (d *Day) Before(r reading.Reading) {
 	}
 	st.before = true
 	prev := devState{name: st.name, have: true, t: t, p: r.Power, in: r.EnergyIn, out: r.EnergyOut, slotIn: st.slotIn, slotOut: st.slotOut}
-	d.step(&prev, st.ft, st.fp, st.fin, st.fout)
+	if rd := r.Reduced; rd != nil {
+		prev.t, prev.p, prev.from, prev.reduced = rd.LastTime.UnixNano(), rd.LastPower, t+int64(time.Minute), true
+	}
+	if fr := st.fred; fr != nil {
+		// taken back from the minute alone, added again over the gap
+		end := st.ft + int64(time.Minute)
+		d.addMinute(st, st.ft, st.ft, st.ft, end, fr.InWh, fr.OutWh, -1)
+		fi, fo := d.spans(&prev, st.ft, st.fin, st.fout)
+		d.addMinute(&prev, fi, fo, st.ft, end, fr.InWh, fr.OutWh, 1)
+	} else {
+		d.step(&prev, st.ft, st.fp, st.fin, st.fout)
+	}
 	st.e.InWh += prev.e.InWh
 	st.e.OutWh += prev.e.OutWh
 	st.e.CounterSteps += prev.e.CounterSteps
 	st.e.PowerSteps += prev.e.PowerSteps
 	st.e.Resets += prev.e.Resets
+	st.e.Minutes += prev.e.Minutes
 }
 
 // LookAhead lists, after the window's readings were added, the devices
@@ -395,7 +548,8 @@ func (d *Day) LookAhead() []string {
 // After takes a device's first reading after the window (see LookAhead):
 // the counter increase from the device's last reading of the window to it
 // counts for the day in proportion to the time of the gap inside the day.
-// No reading may be added after it.
+// No reading may be added after it. A reduced minute's energy holds the
+// increase (spread over the gap from the end of the last reading's minute).
 func (d *Day) After(r reading.Reading) {
 	st := d.find(r.Device)
 	t := r.Time.UnixNano()
@@ -403,6 +557,11 @@ func (d *Day) After(r reading.Reading) {
 		return
 	}
 	st.after = true
+	if rd := r.Reduced; rd != nil {
+		fi, fo := d.spans(st, t, r.EnergyIn, r.EnergyOut)
+		d.addMinute(st, fi, fo, t, t+int64(time.Minute), rd.InWh, rd.OutWh, 1)
+		return
+	}
 	d.step(st, t, r.Power, r.EnergyIn, r.EnergyOut)
 }
 
@@ -414,6 +573,75 @@ func (d *Day) find(name string) *devState {
 		}
 	}
 	return nil
+}
+
+// stepEnds is one step of a device, from its reading at t0 to the next at
+// t1 (Unix ns), with the powers and counters at both ends.
+type stepEnds struct {
+	t0, t1               int64
+	p0, p1               float64
+	in0, out0, in1, out1 *float64
+	// bridge: the step is short enough to integrate power
+	bridge bool
+}
+
+// newStep makes the step from the device state st to (t1, p1, in1, out1)
+// for gap limit gap (ns).
+func newStep(t0 int64, p0 float64, in0, out0 *float64, t1 int64, p1 float64, in1, out1 *float64, gap int64) stepEnds {
+	return stepEnds{t0: t0, t1: t1, p0: p0, p1: p1, in0: in0, out0: out0, in1: in1, out1: out1, bridge: t1-t0 <= gap}
+}
+
+// kinds says how the step's energy is found: from a counter, from power,
+// and whether a counter dropped (a reset, counting 0).
+func (s *stepEnds) kinds() (counter, power, reset bool) {
+	if s.in0 != nil && s.in1 != nil {
+		counter = true
+		reset = *s.in1 < *s.in0
+	} else if s.bridge {
+		power = true
+	}
+	if s.out0 != nil && s.out1 != nil {
+		counter = true
+		reset = reset || *s.out1 < *s.out0
+	} else if s.bridge {
+		power = true
+	}
+	return counter, power, reset
+}
+
+// part returns the step's import and export energy (Wh) within [a,b]
+// (t0 ≤ a < b ≤ t1): the counters' increase in proportion to time (0 after
+// a reset), else, when the step is bridged, the trapezoid of the power
+// interpolated linearly to a and b.
+func (s *stepEnds) part(a, b int64) (din, dout float64) {
+	span := float64(s.t1 - s.t0)
+	frac := float64(b-a) / span
+	pin, pout := 0.0, 0.0
+	if s.bridge && (s.in0 == nil || s.in1 == nil || s.out0 == nil || s.out1 == nil) {
+		pa, pb := s.p0, s.p1
+		if a != s.t0 {
+			pa = s.p0 + (s.p1-s.p0)*float64(a-s.t0)/span
+		}
+		if b != s.t1 {
+			pb = s.p0 + (s.p1-s.p0)*float64(b-s.t0)/span
+		}
+		pin, pout = split(pa, pb, float64(b-a)/1e9)
+	}
+	if s.in0 != nil && s.in1 != nil {
+		if *s.in1 >= *s.in0 {
+			din = (*s.in1 - *s.in0) * frac
+		}
+	} else {
+		din = pin
+	}
+	if s.out0 != nil && s.out1 != nil {
+		if *s.out1 >= *s.out0 {
+			dout = (*s.out1 - *s.out0) * frac
+		}
+	} else {
+		dout = pout
+	}
+	return din, dout
 }
 
 // clip returns the part of [t0,t1] (ns) inside the day and the interpolated
@@ -432,47 +660,31 @@ func (d *Day) clip(t0, t1 int64, p0, p1 float64) (a, b int64, pa, pb float64, ok
 	return a, b, pa, pb, true
 }
 
-// step integrates one device step from its previous reading to (t1, p1).
+// step integrates one device step from its previous reading to (t1, p1):
+// the part inside the day and after st.from, split at the day's slot
+// boundaries.
 func (d *Day) step(st *devState, t1 int64, p1 float64, in1, out1 *float64) {
-	dt := t1 - st.t
-	if dt <= 0 {
+	if t1-st.t <= 0 {
 		return
 	}
-	a, b, pa, pb, ok := d.clip(st.t, t1, st.p, p1)
-	if !ok {
+	a, b := max(st.t, st.from, d.s), min(t1, d.e)
+	if b <= a {
 		return
 	}
-	secs := float64(b-a) / 1e9
-	frac := float64(b-a) / float64(dt)
-	bridge := dt <= d.gap
-	pin, pout := split(pa, pb, secs)
-	usedCounter, usedPower, reset := false, false, false
-	counter := func(c0, c1 *float64) float64 {
-		usedCounter = true
-		if *c1 < *c0 {
-			reset = true
-			return 0
-		}
-		return (*c1 - *c0) * frac
-	}
+	s := newStep(st.t, st.p, st.in, st.out, t1, p1, in1, out1, d.gap)
+	usedCounter, usedPower, reset := s.kinds()
 	e := &st.e
-	var din, dout float64
-	if st.in != nil && in1 != nil {
-		din = counter(st.in, in1)
-	} else if bridge {
-		din = pin
-		usedPower = true
-	}
-	if st.out != nil && out1 != nil {
-		dout = counter(st.out, out1)
-	} else if bridge {
-		dout = pout
-		usedPower = true
-	}
-	e.InWh += din
-	e.OutWh += dout
-	if din != 0 || dout != 0 {
-		d.spread(st, a, b, din, dout)
+	slot := int64(Slot)
+	for lo := a; lo < b; {
+		k := int((lo - d.s) / slot)
+		hi := min(b, d.s+int64(k+1)*slot)
+		k = min(k, len(st.slotIn)-1)
+		din, dout := s.part(lo, hi)
+		e.InWh += din
+		e.OutWh += dout
+		st.slotIn[k] += din
+		st.slotOut[k] += dout
+		lo = hi
 	}
 	if reset {
 		e.Resets++
@@ -540,11 +752,17 @@ func (d *Day) flushGroup() {
 	t := d.groupNs
 	total := 0.0
 	parts := d.parts[:0]
+	reduced := false
+	until := t + d.gap
 	for _, st := range d.devs {
-		if st.have && t-st.t <= d.gap {
-			total += st.p
-			in, out := household.Split(st.p)
+		if st.have && t <= st.until {
+			total += st.pp
+			in, out := household.Split(st.pp)
 			parts = append(parts, d.home.Orient(st.name, in, out))
+			if st.reduced {
+				reduced = true
+				until = max(until, st.until)
+			}
 		}
 	}
 	d.parts = parts
@@ -554,31 +772,63 @@ func (d *Day) flushGroup() {
 		// meter gave it: negative is feed-in
 		pt.Power = pt.Flow.Import - pt.Flow.Export
 	}
+	// the peaks: a reduced minute's highest and lowest power, as the
+	// mean hides them
+	hi, lo := pt.Power, pt.Power
+	if reduced {
+		hi, lo = d.powerWith(t, true), d.powerWith(t, false)
+	}
 	if d.tempN > 0 {
 		pt.Temp, pt.HasTemp = d.tempSum/float64(d.tempN), true
 	}
-	pt.Gap = !d.havePrev || t-d.prevNs > d.gap
+	pt.Gap = !d.havePrev || t > d.prevUntil
 	if !pt.Gap {
 		d.sourceStep(d.prevNs, t, d.prev.Power, total)
 	}
 	if t >= d.s && t < d.e {
-		d.atPoint(pt)
+		d.atPoint(pt, hi, lo)
 		if d.OnPoint != nil {
 			d.OnPoint(pt)
 		}
 	}
-	d.prev, d.prevNs, d.havePrev = pt, t, true
+	d.prev, d.prevNs, d.prevUntil, d.havePrev = pt, t, until, true
 }
 
-func (d *Day) atPoint(p Point) {
+// powerWith is the source's power at t (ns) with each device's highest
+// (hi) or lowest power since its previous point.
+func (d *Day) powerWith(t int64, hi bool) float64 {
+	total := 0.0
+	parts := d.parts[:0]
+	for _, st := range d.devs {
+		if st.have && t <= st.until {
+			p := st.lo
+			if hi {
+				p = st.hi
+			}
+			total += p
+			in, out := household.Split(p)
+			parts = append(parts, d.home.Orient(st.name, in, out))
+		}
+	}
+	d.parts = parts
+	if d.gridHome {
+		f := household.Balance(parts)
+		return f.Import - f.Export
+	}
+	return total
+}
+
+// atPoint takes a point of the day; hi and lo are the highest and lowest
+// power around it (its power unless a reduced minute contributes).
+func (d *Day) atPoint(p Point, hi, lo float64) {
 	s := &d.sum
-	if p.Power > s.PeakW || s.PeakAt.IsZero() {
-		s.PeakW, s.PeakAt = p.Power, p.Time
+	if hi > s.PeakW || s.PeakAt.IsZero() {
+		s.PeakW, s.PeakAt = hi, p.Time
+	}
+	if lo < 0 && -lo > s.FeedPeakW {
+		s.FeedPeakW, s.FeedPeakAt = -lo, p.Time
 	}
 	if p.Power < 0 {
-		if -p.Power > s.FeedPeakW {
-			s.FeedPeakW, s.FeedPeakAt = -p.Power, p.Time
-		}
 		if s.FirstFeed.IsZero() {
 			s.FirstFeed = p.Time
 		}
