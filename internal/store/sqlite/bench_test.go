@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/powermeter/powermeter/internal/reading"
+	"github.com/powermeter/powermeter/internal/store"
 	"github.com/powermeter/powermeter/internal/store/storetest"
 )
 
@@ -84,6 +85,66 @@ func BenchmarkYearBytesPerReading(b *testing.B) {
 	}
 	b.ReportMetric(float64(st.Size())/storetest.YearReadings, "bytes/reading")
 	b.ReportMetric(float64(st.Size())/(1<<20), "MiB")
+}
+
+// BenchmarkYearReduce reduces a copy of the year database (one device,
+// 10-s legacy readings) to 1-minute rows with storetest.ReduceMinutes, all
+// of it in one Reduce call, then vacuums it. It reports the file's bytes
+// per raw reading before, the time the reduction took, the file's bytes
+// per reduced row and per raw reading it replaced after the vacuum, and
+// the file sizes (before, after the reduction, after the vacuum). Run it
+// with -benchtime 1x: each iteration copies the year.
+func BenchmarkYearReduce(b *testing.B) {
+	src := yearDB(b)
+	ctx := b.Context()
+	var before, reduced, vacuumed int64
+	var res store.ReduceResult
+	var took time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		path := filepath.Join(b.TempDir(), "year.db")
+		if err := copyFile(src, path); err != nil {
+			b.Fatal(err)
+		}
+		s, err := OpenFile(ctx, path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		before = fileSize(b, path)
+		b.StartTimer()
+		start := time.Now()
+		res, err = s.Reduce(ctx, "home", storetest.YearStart.AddDate(1, 0, 0), 0, storetest.ReduceMinutes)
+		took = time.Since(start)
+		if err != nil || !res.Done || res.Raw != storetest.YearReadings {
+			b.Fatalf("Reduce: %+v %v", res, err)
+		}
+		b.StopTimer()
+		if err := s.Checkpoint(ctx); err != nil {
+			b.Fatal(err)
+		}
+		reduced = fileSize(b, path)
+		if err := s.Vacuum(ctx); err != nil {
+			b.Fatal(err)
+		}
+		vacuumed = fileSize(b, path)
+		s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(before)/storetest.YearReadings, "raw-bytes/reading")
+	b.ReportMetric(took.Seconds(), "reduce-s")
+	b.ReportMetric(float64(vacuumed)/float64(res.Reduced), "bytes/reduced-row")
+	b.ReportMetric(float64(vacuumed)/storetest.YearReadings, "bytes/raw-reading-after")
+	b.ReportMetric(float64(before)/(1<<20), "MiB-before")
+	b.ReportMetric(float64(reduced)/(1<<20), "MiB-reduced")
+	b.ReportMetric(float64(vacuumed)/(1<<20), "MiB-vacuumed")
+}
+
+func fileSize(b *testing.B, path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st.Size()
 }
 
 // BenchmarkRangeDay reads one local day (8640 readings) out of the year,

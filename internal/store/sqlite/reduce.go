@@ -67,6 +67,18 @@ func (s *Store) Reduce(ctx context.Context, source string, before time.Time, lim
 	return res, nil
 }
 
+// Vacuum rewrites the database file without its free pages (VACUUM), on
+// the writer: inserts wait until it is done (seconds per 100 MB). A
+// reduction frees most of the pages of the period it reduced; SQLite
+// reuses them for new readings, so the file stops growing for a while,
+// but it shrinks only with a vacuum (or a backup, which is compact).
+func (s *Store) Vacuum(ctx context.Context) error {
+	if _, err := s.w.ExecContext(ctx, "VACUUM"); err != nil {
+		return fmt.Errorf("vacuum %s: %w", s.path, err)
+	}
+	return s.Checkpoint(ctx)
+}
+
 // Horizon implements store.Reducer.
 func (s *Store) Horizon(ctx context.Context, source string) (time.Time, error) {
 	id, err := s.sourceID(ctx, source)
