@@ -67,6 +67,30 @@ type Server struct {
 	// TrustedProxies are the addresses or networks (CIDR) of reverse
 	// proxies whose X-Forwarded-For / Forwarded header names the client.
 	TrustedProxies []string `toml:"trusted_proxies"`
+	// Retention is [server.retention]: raw readings older than Raw are
+	// reduced to one row per device and minute.
+	Retention Retention `toml:"retention"`
+}
+
+// Retention is [server.retention].
+type Retention struct {
+	// Raw is how long raw readings are kept ("365d"); zero: forever.
+	Raw LongDuration `toml:"raw"`
+	// Every is how often the background job looks for readings to reduce
+	// (default 1h).
+	Every Duration `toml:"every"`
+	// Batch is how many raw readings one transaction reduces (default
+	// 8640: a day of one 10-s device).
+	Batch int `toml:"batch"`
+}
+
+// RetentionOf is how long source keeps raw readings: its own retention,
+// else [server.retention] raw; zero: forever.
+func (s *Server) RetentionOf(source string) time.Duration {
+	if src, ok := s.Source(source); ok && src.Retention.Set {
+		return src.Retention.Duration
+	}
+	return s.Retention.Raw.Duration
 }
 
 // Source is one home / logger that may send readings.
@@ -87,6 +111,9 @@ type Source struct {
 	ChartMaxW float64 `toml:"chart_max_w"`
 	// ChartTempRange fixes the day chart's temperature axis [min, max] °C.
 	ChartTempRange []float64 `toml:"chart_temp_range"`
+	// Retention overrides [server.retention] raw for this source ("30d";
+	// "forever" keeps every raw reading).
+	Retention LongDuration `toml:"retention"`
 }
 
 // SourceDevice is one [[server.sources.devices]] entry.
@@ -293,6 +320,49 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// LongDuration is a duration that may be written in days: "365d",
+// "1d12h", or as Duration ("36h"); "forever" (or "0") is zero. Set tells
+// a given value from an absent one.
+type LongDuration struct {
+	time.Duration
+	Set bool
+}
+
+var daysRE = regexp.MustCompile(`^([0-9]+)d(.*)$`)
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *LongDuration) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	bad := fmt.Errorf("not a duration %q (write it like \"365d\", \"90d\" or \"36h\"; \"forever\" keeps everything)", b)
+	var v time.Duration
+	switch m := daysRE.FindStringSubmatch(s); {
+	case s == "forever" || s == "0":
+	case m != nil:
+		n, err := strconv.Atoi(m[1])
+		if err != nil || n > 100*366 {
+			return bad
+		}
+		v = time.Duration(n) * 24 * time.Hour
+		if m[2] != "" {
+			rest, err := time.ParseDuration(m[2])
+			if err != nil || rest < 0 {
+				return bad
+			}
+			v += rest
+		}
+	default:
+		var err error
+		if v, err = time.ParseDuration(s); err != nil {
+			return bad
+		}
+		if v < 0 {
+			return fmt.Errorf("negative duration %q", b)
+		}
+	}
+	d.Duration, d.Set = v, true
+	return nil
+}
+
 // ParseNet reads an IP address (as a one-address network) or a CIDR network.
 func ParseNet(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
@@ -441,6 +511,12 @@ func (c *Config) applyDefaults() {
 		if s.MaxFuture.Duration == 0 {
 			s.MaxFuture.Duration = 24 * time.Hour
 		}
+		if s.Retention.Every.Duration == 0 {
+			s.Retention.Every.Duration = time.Hour
+		}
+		if s.Retention.Batch == 0 {
+			s.Retention.Batch = 8640
+		}
 		for i := range s.Sources {
 			if s.Sources[i].Timezone.Location == nil {
 				s.Sources[i].Timezone = c.Timezone
@@ -530,6 +606,21 @@ func (c *Config) validate(add func(key, format string, args ...any)) {
 			if _, err := ParseNet(p); err != nil {
 				add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q: want an IP address or a network like \"10.0.0.0/8\"", p)
 			}
+		}
+		checkRetention := func(key string, d LongDuration) {
+			if d.Duration != 0 && d.Duration < 24*time.Hour {
+				add(key, "%s is too short (at least 1d; \"forever\" or absent keeps every raw reading)", d.Duration)
+			}
+		}
+		checkRetention("server.retention.raw", s.Retention.Raw)
+		if r := s.Retention; r.Every.Duration < time.Minute || r.Every.Duration > 24*time.Hour {
+			add("server.retention.every", "%s: want 1m to 24h", r.Every.Duration)
+		}
+		if b := s.Retention.Batch; b < 60 || b > 1_000_000 {
+			add("server.retention.batch", "%d: want 60 to 1000000 raw readings per transaction", b)
+		}
+		for i, src := range s.Sources {
+			checkRetention(fmt.Sprintf("server.sources[%d].retention", i), src.Retention)
 		}
 		if s.MetricsToken != "" && len(s.MetricsToken) < 16 {
 			add("server.metrics_token", "too short (at least 16 characters)")

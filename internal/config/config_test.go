@@ -109,6 +109,11 @@ func TestErrorsNameKeyAndLine(t *testing.T) {
 		{"uplink typo", "[[uplinks]]\nname = \"u\"\nurl = \"http://y/\"\nkey = \"k\"\nprotocl = \"legacy\"\n", "uplinks[0].protocl", 5, "unknown key"},
 		{"uplink duration", "[[uplinks]]\nname = \"u\"\nurl = \"http://y/\"\nkey = \"k\"\ntimeout = 5\n", "uplinks[0].timeout", 5, "not a duration"},
 		{"database", "[server]\ndatabase = \"mysql://x\"\n", "server.database", 2, "sqlite"},
+		{"retention raw", "[server]\n[server.retention]\nraw = \"365\"\n", "server.retention.raw", 3, "not a duration"},
+		{"retention short", "[server]\n[server.retention]\nraw = \"2h\"\n", "server.retention.raw", 3, "at least 1d"},
+		{"retention every", "[server]\n[server.retention]\nraw = \"30d\"\nevery = \"1s\"\n", "server.retention.every", 4, "1m to 24h"},
+		{"retention batch", "[server]\n[server.retention]\nbatch = 5\n", "server.retention.batch", 3, "60 to"},
+		{"source retention", "[server]\n[[server.sources]]\nname = \"a\"\nkey = \"12345678\"\nretention = \"3x\"\n", "server.sources[0].retention", 5, "not a duration"},
 		{"wrong type", "[server]\nlisten = 8080\n", "", 2, "incompatible types"},
 		{"syntax", "[server\nlisten = 1\n", "", 2, "table name"},
 	}
@@ -215,5 +220,42 @@ func TestShortKeyWarns(t *testing.T) {
 	w := c.Warnings[0]
 	if w.Key != "server.sources[0].key" || w.Line != 4 || !strings.Contains(w.Error(), "only 3 characters") {
 		t.Errorf("warning = %v", w)
+	}
+}
+
+func TestRetention(t *testing.T) {
+	c, err := Parse("pm.toml", []byte(`[server]
+[server.retention]
+raw = "365d"
+[[server.sources]]
+name = "a"
+key = "12345678"
+[[server.sources]]
+name = "b"
+key = "87654321"
+retention = "30d12h"
+[[server.sources]]
+name = "c"
+key = "87654329"
+retention = "forever"
+`), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Server.Retention
+	if r.Raw.Duration != 365*24*time.Hour || r.Every.Duration != time.Hour || r.Batch != 8640 {
+		t.Errorf("[server.retention] = %+v, want raw 365d, every 1h, batch 8640", r)
+	}
+	for src, want := range map[string]time.Duration{"a": 365 * 24 * time.Hour, "b": 30*24*time.Hour + 12*time.Hour, "c": 0, "d": 365 * 24 * time.Hour} {
+		if got := c.Server.RetentionOf(src); got != want {
+			t.Errorf("RetentionOf(%s) = %s, want %s", src, got, want)
+		}
+	}
+	d, err := Parse("pm.toml", []byte("[server]\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Server.RetentionOf("x"); got != 0 {
+		t.Errorf("retention without [server.retention] = %s, want 0 (forever)", got)
 	}
 }
