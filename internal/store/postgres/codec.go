@@ -156,6 +156,7 @@ type scanned struct {
 	phases   []int64
 	devTime  pgtype.Timestamptz
 	backfill bool
+	red      *reducedVals // a reduced minute's own values; nil for a raw reading
 }
 
 // readingCols is the select list scanned into a scanned.
@@ -193,6 +194,9 @@ func (s *scanned) decode(device string) reading.Reading {
 	if s.devTime.Valid {
 		t := s.devTime.Time.UTC()
 		r.DeviceTime = &t
+	}
+	if s.red != nil {
+		r.Reduced = s.red.decode()
 	}
 	return r
 }

@@ -166,8 +166,13 @@ func (s *Store) foldSource(ctx context.Context, id int32, cutoff time.Time) (int
 }
 
 // partitionName is the chunks partition of the month of t (UTC).
-func partitionName(t time.Time) string {
-	return fmt.Sprintf("chunks_%04d_%02d", t.Year(), int(t.Month()))
+func partitionName(t time.Time) string { return partName("chunks", t) }
+
+// partName is the partition of table (chunks or minutes) for the month of
+// t (UTC).
+func partName(table string, t time.Time) string {
+	t = t.UTC()
+	return fmt.Sprintf("%s_%04d_%02d", table, t.Year(), int(t.Month()))
 }
 
 // monthOf is the first instant of t's UTC month.
@@ -177,13 +182,19 @@ func monthOf(t time.Time) time.Time {
 }
 
 // ensurePartitions creates the monthly partitions of chunks covering
-// from..to (UTC months). Servers creating the same one serialise on an
-// advisory lock; a partition is created once and cached.
+// from..to (UTC months).
 func (s *Store) ensurePartitions(ctx context.Context, from, to time.Time) error {
+	return s.ensureParts(ctx, "chunks", from, to)
+}
+
+// ensureParts creates the monthly partitions of table (chunks or minutes)
+// covering from..to (UTC months). Servers creating the same one serialise
+// on an advisory lock; a partition is created once and cached.
+func (s *Store) ensureParts(ctx context.Context, table string, from, to time.Time) error {
 	var need []time.Time
 	s.mu.RLock()
 	for m := monthOf(from); m.Before(to); m = m.AddDate(0, 1, 0) {
-		if !s.parts[m] {
+		if !s.parts[partName(table, m)] {
 			need = append(need, m)
 		}
 	}
@@ -196,7 +207,7 @@ func (s *Store) ensurePartitions(ctx context.Context, from, to time.Time) error 
 			return fmt.Errorf("taking the partition lock: %w", err)
 		}
 		for _, m := range need {
-			name := partitionName(m)
+			name := partName(table, m)
 			var exists bool
 			if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, name).Scan(&exists); err != nil {
 				return fmt.Errorf("looking for partition %s: %w", name, err)
@@ -204,8 +215,8 @@ func (s *Store) ensurePartitions(ctx context.Context, from, to time.Time) error 
 			if exists {
 				continue
 			}
-			sql := fmt.Sprintf(`CREATE TABLE %s PARTITION OF chunks FOR VALUES FROM ('%s') TO ('%s')`,
-				pgx.Identifier{name}.Sanitize(), m.Format(time.RFC3339), m.AddDate(0, 1, 0).Format(time.RFC3339))
+			sql := fmt.Sprintf(`CREATE TABLE %s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s')`,
+				pgx.Identifier{name}.Sanitize(), pgx.Identifier{table}.Sanitize(), m.Format(time.RFC3339), m.AddDate(0, 1, 0).Format(time.RFC3339))
 			if _, err := tx.Exec(ctx, sql); err != nil {
 				return fmt.Errorf("creating partition %s: %w", name, err)
 			}
@@ -217,7 +228,7 @@ func (s *Store) ensurePartitions(ctx context.Context, from, to time.Time) error 
 	}
 	s.mu.Lock()
 	for _, m := range need {
-		s.parts[m] = true
+		s.parts[partName(table, m)] = true
 	}
 	s.mu.Unlock()
 	return nil

@@ -79,7 +79,11 @@ type rowKey struct {
 // neither in recent nor folded into a chunk), gives each local day that got
 // a new one (the zone is the source's, applied in SQL) a new version, and
 // updates the per-device count, first and last time. It returns the keys
-// actually inserted.
+// actually inserted. A raw reading older than its source's reduced horizon
+// (sources.reduced_before: retention kept only minutes there) is not
+// inserted, so it counts as present; the horizon is read in the statement
+// itself, once per source ($14: the group's sources), so every server
+// sees a raised horizon at once, without a cache to keep in step.
 //
 // It runs after lockSQL in the same transaction: the shared per-source
 // locks keep the folder (which takes them exclusively) from moving rows of
@@ -102,8 +106,12 @@ WITH input AS (
 	SELECT * FROM unnest($1::int4[], $2::timestamptz[], $3::int4[], $4::int8[], $5::int8[], $6::int8[],
 	                     $7::int4[], $8::int4[], $9::text[], $10::timestamptz[], $11::bool[], $12::timestamptz[], $13::int2[])
 		AS u(source_id, t, device_id, power, energy_in, energy_out, temperature, voltage, phases, device_time, backfilled, hour, off)
+), hz AS MATERIALIZED (
+	SELECT u.id, coalesce((SELECT reduced_before FROM sources WHERE id = u.id), '-infinity') AS h
+	FROM unnest($14::int4[]) AS u(id)
 ), fresh AS (
 	SELECT i.* FROM input i
+	JOIN hz ON hz.id = i.source_id AND i.t >= hz.h
 	LEFT JOIN LATERAL (SELECT c.offs FROM chunks c
 		WHERE c.source_id = i.source_id AND c.hour = i.hour AND c.device_id = i.device_id LIMIT 1) c ON true
 	WHERE c.offs IS NULL OR NOT (i.off = ANY (c.offs))
@@ -142,9 +150,20 @@ SELECT source_id, t, device_id FROM ins`
 // ascending order ($2 is sorted).
 const lockSQL = `SELECT count(pg_advisory_xact_lock_shared($1::int4, s)) FROM unnest($2::int4[]) AS s`
 
+// batchSender sends a pipelined batch: the pool (its own implicit
+// transaction) or a transaction (an Insert with reduced readings).
+type batchSender interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
 // store runs one group as one statement (its own transaction). Readings
 // repeated within the group are sent once, credited to the first batch.
 func (s *Store) storeGroup(ctx context.Context, group []*batch) error {
+	return s.storeGroupOn(ctx, s.pool, group)
+}
+
+// storeGroupOn is storeGroup on a pool or in a transaction.
+func (s *Store) storeGroupOn(ctx context.Context, on batchSender, group []*batch) error {
 	var cols columns
 	owner := make(map[rowKey]int, len(group))
 	for gi, b := range group {
@@ -167,8 +186,8 @@ func (s *Store) storeGroup(ctx context.Context, group []*batch) error {
 	// One round trip, one implicit transaction: the locks, then the insert.
 	var pb pgx.Batch
 	pb.Queue(lockSQL, s.lockKey, srcs)
-	pb.Queue(insertSQL, cols.args()...)
-	br := s.pool.SendBatch(ctx, &pb)
+	pb.Queue(insertSQL, append(cols.args(), srcs)...)
+	br := on.SendBatch(ctx, &pb)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
 		return fmt.Errorf("storing %d readings: locking the sources: %w", len(cols.t), err)

@@ -51,7 +51,7 @@ type Store struct {
 	names   map[int32]string // device id → name
 	known   map[string]bool  // zones the server knows
 
-	parts map[time.Time]bool // chunks partitions known to exist (by month)
+	parts map[string]bool // partitions of chunks and minutes known to exist (by name)
 
 	// gcs are the group committers; a source always goes to the same one,
 	// so one process never contends with itself for a source's rows.
@@ -144,7 +144,7 @@ func OpenWith(ctx context.Context, url string, opts Options) (*Store, error) {
 		devices: map[devKey]int32{},
 		names:   map[int32]string{},
 		known:   map[string]bool{},
-		parts:   map[time.Time]bool{},
+		parts:   map[string]bool{},
 		opts:    opts,
 		stop:    make(chan struct{}),
 		folded:  make(chan struct{}),
@@ -352,13 +352,15 @@ func refileDays(ctx context.Context, tx pgx.Tx, id int32, timezone string) error
 	if _, err := tx.Exec(ctx, `DELETE FROM days WHERE source_id = $1`, id); err != nil {
 		return fmt.Errorf("refiling days: %w", err)
 	}
-	// A chunk spans less than a day, and local days are monotonic in time:
+	// A chunk (or a row of minutes) spans less than a day, and local days are monotonic in time:
 	// its first and last readings name every day it touches.
 	if _, err := tx.Exec(ctx, `INSERT INTO days (source_id, day, version)
 		SELECT $1, d, $3 FROM (
 			SELECT (t AT TIME ZONE $2)::date FROM recent WHERE source_id = $1
 			UNION SELECT ((hour + offs[1] * interval '1 second') AT TIME ZONE $2)::date FROM chunks WHERE source_id = $1
 			UNION SELECT ((hour + offs[array_upper(offs, 1)] * interval '1 second') AT TIME ZONE $2)::date FROM chunks WHERE source_id = $1
+			UNION SELECT ((hour + offs[1] * interval '1 second') AT TIME ZONE $2)::date FROM minutes WHERE source_id = $1
+			UNION SELECT ((hour + offs[array_upper(offs, 1)] * interval '1 second') AT TIME ZONE $2)::date FROM minutes WHERE source_id = $1
 		) AS x(d) GROUP BY d ORDER BY d`,
 		id, timezone, v); err != nil {
 		return fmt.Errorf("refiling days: %w", err)
@@ -499,6 +501,13 @@ func (s *Store) Insert(ctx context.Context, source string, rs []reading.Reading)
 	ids, err := s.deviceIDs(ctx, sid, names)
 	if err != nil {
 		return store.InsertResult{}, fmt.Errorf("insert into %q: %w", source, err)
+	}
+	if slices.ContainsFunc(rs, func(r reading.Reading) bool { return r.Reduced != nil }) {
+		res, err := s.insertReduced(ctx, sid, rs, ids)
+		if err != nil {
+			return store.InsertResult{}, fmt.Errorf("insert into %q: %w", source, err)
+		}
+		return res, nil
 	}
 	b := &batch{source: sid, rows: rows, devices: make([]int32, len(rs))}
 	for i := range rs {

@@ -87,7 +87,8 @@ func parsePhases(s string) ([]int64, error) {
 }
 
 // Latest returns the newest reading of every device of the source, by
-// device name: from recent where it is still there, else from its chunk.
+// device name: from recent where it is still there, else from its chunk,
+// else from its reduced minute.
 func (s *Store) Latest(ctx context.Context, source string) ([]reading.Reading, error) {
 	sid, err := s.sourceID(ctx, source)
 	if err != nil {
@@ -159,6 +160,46 @@ func (s *Store) Latest(ctx context.Context, source string) ([]reading.Reading, e
 				}
 			}
 			c = chunk{}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("latest of %q: %w", source, err)
+		}
+	}
+	// A device whose newest reading is a reduced minute (it sent nothing
+	// since the retention period began).
+	hours, devs = hours[:0], devs[:0]
+	for _, x := range all {
+		if !x.found {
+			hours = append(hours, x.last.UTC().Truncate(time.Hour))
+			devs = append(devs, x.sc.device)
+		}
+	}
+	if len(hours) > 0 {
+		rows, err := s.rpool.Query(ctx, `SELECT `+minuteCols+` FROM minutes m
+			JOIN unnest($2::timestamptz[], $3::int4[]) AS k(h, d) ON m.hour = k.h AND m.device_id = k.d
+			WHERE m.source_id = $1`, sid, hours, devs)
+		if err != nil {
+			return nil, fmt.Errorf("latest of %q: %w", source, err)
+		}
+		var m minuteRow
+		_, err = pgx.ForEachRow(rows, m.dest(), func() error {
+			for j := range all {
+				x := &all[j]
+				if x.found || x.sc.device != m.device || !x.last.UTC().Truncate(time.Hour).Equal(m.hour) {
+					continue
+				}
+				off := int16(x.last.Sub(m.hour) / time.Second)
+				if i := slices.Index(m.offs, off); i >= 0 {
+					e := m.at(i)
+					sc, err := e.scanned(m.hour, m.device)
+					if err != nil {
+						return err
+					}
+					x.sc, x.found = sc, true
+				}
+			}
+			m = minuteRow{}
 			return nil
 		})
 		if err != nil {
@@ -278,6 +319,8 @@ func (s *Store) readWindow(ctx context.Context, sid int32, from, to time.Time, p
 	b.Queue(`SELECT `+chunkCols+` FROM chunks c WHERE c.source_id = $1 AND c.hour >= $2 AND c.hour < $3`,
 		sid, from.Truncate(time.Hour), to)
 	b.Queue(`SELECT `+readingCols+` FROM recent r WHERE r.source_id = $1 AND r.t >= $2 AND r.t < $3`, sid, from, to)
+	b.Queue(`SELECT `+minuteCols+` FROM minutes m WHERE m.source_id = $1 AND m.hour >= $2 AND m.hour < $3`,
+		sid, from.Truncate(time.Hour), to)
 	br := s.rpool.SendBatch(ctx, &b)
 	defer br.Close()
 	rows, err := br.Query()
@@ -324,15 +367,44 @@ func (s *Store) readWindow(ctx context.Context, sid int32, from, to time.Time, p
 	if err != nil {
 		return page, err
 	}
+	rows, err = br.Query()
+	if err != nil {
+		return page, err
+	}
+	var m minuteRow
+	_, err = pgx.ForEachRow(rows, m.dest(), func() error {
+		name, err := s.deviceName(ctx, sid, m.device)
+		if err != nil {
+			return err
+		}
+		for i := range m.offs {
+			t := m.hour.Add(time.Duration(m.offs[i]) * time.Second)
+			if t.Before(from) || !t.Before(to) {
+				continue
+			}
+			e := m.at(i)
+			sc, err := e.scanned(m.hour, m.device)
+			if err != nil {
+				return err
+			}
+			page = append(page, named{sc, name})
+		}
+		m = minuteRow{}
+		return nil
+	})
+	if err != nil {
+		return page, err
+	}
 	return page, br.Close()
 }
 
 // nextTime is the time of the source's first reading at or after from
-// (before to), at hour precision for chunks.
+// (before to), at hour precision for chunks and minutes.
 func (s *Store) nextTime(ctx context.Context, sid int32, from, to time.Time) (time.Time, bool, error) {
 	var next *time.Time
 	err := s.rpool.QueryRow(ctx, `SELECT least(
 			(SELECT min(hour) FROM chunks WHERE source_id = $1 AND hour >= $2 AND hour < $3),
+			(SELECT min(hour) FROM minutes WHERE source_id = $1 AND hour >= $2 AND hour < $3),
 			(SELECT min(t) FROM recent WHERE source_id = $1 AND t >= $2 AND t < $3))`,
 		sid, from.Truncate(time.Hour), to).Scan(&next)
 	if err != nil || next == nil {

@@ -105,6 +105,37 @@ CREATE TABLE imported_days (
 	// ROWS FROM (each array copied into a tuple store first): a device-day
 	// in 2 ms instead of 25–50 (docs/postgres.md).
 	4: readingsView4,
+	// 5: retention (docs/postgres.md, "Retention"). Raw readings older
+	// than a source's horizon (sources.reduced_before) are replaced by one
+	// reduced reading per device and UTC minute, kept like chunks: one row
+	// per source, UTC hour and device holding the hour's minutes as arrays,
+	// partitioned by month. The view gains the reduced rows and their
+	// columns.
+	5: `
+ALTER TABLE sources ADD COLUMN reduced_before timestamptz;
+CREATE TABLE minutes (
+	source_id   integer NOT NULL,
+	hour        timestamptz NOT NULL,
+	device_id   integer NOT NULL,
+	offs        smallint[] NOT NULL,
+	n           smallint[] NOT NULL,
+	power       bigint[] NOT NULL,
+	power_min   bigint[] NOT NULL,
+	power_max   bigint[] NOT NULL,
+	in_uwh      bigint[] NOT NULL,
+	out_uwh     bigint[] NOT NULL,
+	last_offs   smallint[] NOT NULL,
+	last_power  bigint[] NOT NULL,
+	temperature integer[],
+	energy_in   bigint[],
+	energy_out  bigint[],
+	voltage     integer[],
+	phases      text[],
+	device_ms   bigint[],
+	backfilled  boolean[],
+	PRIMARY KEY (source_id, hour, device_id)
+) PARTITION BY RANGE (hour);
+` + readingsView5,
 }
 
 // readingsView is the plain-SQL view of all readings for people who bring
@@ -156,10 +187,90 @@ JOIN sources s ON s.id = r.source_id
 JOIN devices d ON d.id = r.device_id;
 `
 
+// readingsView5 is the view of step 5: the columns of step 4, the
+// reduced minutes as rows of their own (time: the minute's start), and
+// columns that say what a row stands for. A raw reading has reduced =
+// false, n = 1, power_min_w = power_max_w = power_w and no minute energy;
+// a reduced one has reduced = true, n raw readings, their lowest and
+// highest power, and the minute's energy in Wh (exact to 1e-6 Wh).
+const readingsView5 = `
+CREATE OR REPLACE VIEW readings AS
+SELECT c.hour + u.off * interval '1 second' AS "time",
+       s.name AS source, d.name AS device,
+       u.power / 1e3::float8 AS power_w,
+       u.energy_in / 1e3::float8 AS energy_in_wh,
+       u.energy_out / 1e3::float8 AS energy_out_wh,
+       u.temperature / 1e3::float8 AS temperature_c,
+       u.voltage / 1e3::float8 AS voltage_v,
+       (SELECT array_agg(p / 1e3::float8 ORDER BY i) FROM unnest(u.phases::bigint[]) WITH ORDINALITY AS x(p, i)) AS phases_w,
+       c.hour + u.off * interval '1 second' + u.device_ms * interval '1 millisecond' AS device_time,
+       coalesce(u.backfilled, false) AS backfilled,
+       c.hour,
+       false AS reduced,
+       1 AS n,
+       u.power / 1e3::float8 AS power_min_w,
+       u.power / 1e3::float8 AS power_max_w,
+       NULL::float8 AS minute_in_wh,
+       NULL::float8 AS minute_out_wh
+FROM chunks c
+JOIN sources s ON s.id = c.source_id
+JOIN devices d ON d.id = c.device_id
+CROSS JOIN LATERAL (SELECT unnest(c.offs) AS off, unnest(c.power) AS power, unnest(c.temperature) AS temperature,
+	unnest(c.energy_in) AS energy_in, unnest(c.energy_out) AS energy_out, unnest(c.voltage) AS voltage,
+	unnest(c.phases) AS phases, unnest(c.device_ms) AS device_ms, unnest(c.backfilled) AS backfilled) AS u
+UNION ALL
+SELECT r.t, s.name, d.name,
+       r.power / 1e3::float8, r.energy_in / 1e3::float8, r.energy_out / 1e3::float8,
+       r.temperature / 1e3::float8, r.voltage / 1e3::float8,
+       (SELECT array_agg(p / 1e3::float8 ORDER BY i) FROM unnest(r.phases) WITH ORDINALITY AS x(p, i)),
+       r.device_time, r.backfilled, date_trunc('hour', r.t, 'UTC'),
+       false, 1, r.power / 1e3::float8, r.power / 1e3::float8, NULL, NULL
+FROM recent r
+JOIN sources s ON s.id = r.source_id
+JOIN devices d ON d.id = r.device_id
+UNION ALL
+SELECT m.hour + u.off * interval '1 second', s.name, d.name,
+       u.power / 1e3::float8, u.energy_in / 1e3::float8, u.energy_out / 1e3::float8,
+       u.temperature / 1e3::float8, u.voltage / 1e3::float8,
+       (SELECT array_agg(p / 1e3::float8 ORDER BY i) FROM unnest(u.phases::bigint[]) WITH ORDINALITY AS x(p, i)),
+       m.hour + u.last_off * interval '1 second' + u.device_ms * interval '1 millisecond',
+       coalesce(u.backfilled, false), m.hour,
+       true, u.n, u.power_min / 1e3::float8, u.power_max / 1e3::float8, u.in_uwh / 1e6::float8, u.out_uwh / 1e6::float8
+FROM minutes m
+JOIN sources s ON s.id = m.source_id
+JOIN devices d ON d.id = m.device_id
+CROSS JOIN LATERAL (SELECT unnest(m.offs) AS off, unnest(m.n)::int AS n, unnest(m.power) AS power,
+	unnest(m.power_min) AS power_min, unnest(m.power_max) AS power_max, unnest(m.in_uwh) AS in_uwh, unnest(m.out_uwh) AS out_uwh,
+	unnest(m.last_offs) AS last_off, unnest(m.temperature) AS temperature,
+	unnest(m.energy_in) AS energy_in, unnest(m.energy_out) AS energy_out, unnest(m.voltage) AS voltage,
+	unnest(m.phases) AS phases, unnest(m.device_ms) AS device_ms, unnest(m.backfilled) AS backfilled) AS u;
+COMMENT ON VIEW readings IS 'powermeter readings, one row per reading or reduced minute (SI units). Filter on hour as well as time for speed: see docs/postgres.md';
+`
+
 // afterStep runs Go code at the end of a migration step, in its
 // transaction.
 var afterStep = map[int]func(ctx context.Context, tx pgx.Tx) error{
 	2: compressLZ4,
+	5: compressMinutesLZ4,
+}
+
+// compressMinutesLZ4 makes the reduced minutes' arrays compress with lz4
+// where the server has it, as the chunks' (compressLZ4).
+func compressMinutesLZ4(ctx context.Context, tx pgx.Tx) error {
+	var ok bool
+	if err := tx.QueryRow(ctx, `SELECT coalesce((SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'), false)`).Scan(&ok); err != nil {
+		return fmt.Errorf("checking for lz4: %w", err)
+	}
+	if !ok {
+		return nil
+	}
+	for _, c := range []string{"offs", "n", "power", "power_min", "power_max", "in_uwh", "out_uwh", "last_offs", "last_power",
+		"temperature", "energy_in", "energy_out", "voltage", "phases", "device_ms", "backfilled"} {
+		if _, err := tx.Exec(ctx, `ALTER TABLE minutes ALTER COLUMN `+c+` SET COMPRESSION lz4`); err != nil {
+			return fmt.Errorf("setting lz4 on minutes.%s: %w", c, err)
+		}
+	}
+	return nil
 }
 
 // compressLZ4 makes the chunk arrays compress with lz4 where the server

@@ -1,0 +1,448 @@
+package postgres
+
+import (
+	"encoding/json"
+	"math"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/powermeter/powermeter/internal/reading"
+	"github.com/powermeter/powermeter/internal/store"
+	"github.com/powermeter/powermeter/internal/store/postgres/pgtest"
+)
+
+// meanReduce is a ReduceFunc for these tests (the server uses the energy
+// package's): per minute the means, min and max power, the last raw
+// reading's counters, clock and power, and as energy the raw readings'
+// power × 10 s. It checks that prev lies before raw and next after it.
+func meanReduce(t *testing.T) store.ReduceFunc {
+	return func(prev *reading.Reading, raw []reading.Reading, next *reading.Reading) []reading.Reading {
+		if len(raw) == 0 {
+			t.Error("reduce function called without raw readings")
+			return nil
+		}
+		if prev != nil && !prev.Time.Before(raw[0].Time) {
+			t.Errorf("prev %s not before the first raw reading %s", prev.Time, raw[0].Time)
+		}
+		if next != nil && !next.Time.After(raw[len(raw)-1].Time) {
+			t.Errorf("next %s not after the last raw reading %s", next.Time, raw[len(raw)-1].Time)
+		}
+		var out []reading.Reading
+		for i := 0; i < len(raw); {
+			m := raw[i].Time.Truncate(time.Minute)
+			j := i
+			for j < len(raw) && raw[j].Time.Truncate(time.Minute).Equal(m) {
+				j++
+			}
+			rs := raw[i:j]
+			last := rs[len(rs)-1]
+			red := &reading.Reduced{Count: len(rs), MinPower: rs[0].Power, MaxPower: rs[0].Power,
+				LastTime: last.Time, LastPower: last.Power}
+			var sum, temp float64
+			var temps int
+			for _, r := range rs {
+				sum += r.Power
+				red.MinPower = min(red.MinPower, r.Power)
+				red.MaxPower = max(red.MaxPower, r.Power)
+				if r.Power > 0 {
+					red.InWh += r.Power * 10 / 3600
+				} else {
+					red.OutWh -= r.Power * 10 / 3600
+				}
+				if r.Temperature != nil {
+					temp += *r.Temperature
+					temps++
+				}
+			}
+			x := reading.Reading{Device: last.Device, Time: m, Power: sum / float64(len(rs)),
+				EnergyIn: last.EnergyIn, EnergyOut: last.EnergyOut, DeviceTime: last.DeviceTime, Reduced: red}
+			if temps > 0 {
+				x.Temperature = reading.F(temp / float64(temps))
+			}
+			out = append(out, x)
+			i = j
+		}
+		return out
+	}
+}
+
+// asJSON is readings as JSON, for comparing them whole.
+func asJSON(t *testing.T, rs []reading.Reading) string {
+	t.Helper()
+	b, err := json.Marshal(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// collect is every reading of the source.
+func collect(t *testing.T, s store.Store, source string) []reading.Reading {
+	t.Helper()
+	var out []reading.Reading
+	if err := s.Range(t.Context(), source, time.Unix(0, 0), time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC), func(r reading.Reading) error {
+		out = append(out, r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// rawCount is how many raw readings the readings stand for.
+func rawCount(rs []reading.Reading) int {
+	n := 0
+	for _, r := range rs {
+		if r.Reduced != nil {
+			n += r.Reduced.Count
+		} else {
+			n++
+		}
+	}
+	return n
+}
+
+// threeHours inserts 3 hours of 10-s readings of a plug and a meter, the
+// first two hours folded into chunks, the last in recent.
+func threeHours(t *testing.T, s *Store) {
+	t.Helper()
+	ctx := t.Context()
+	if err := s.EnsureSource(ctx, "home", "Europe/Berlin"); err != nil {
+		t.Fatal(err)
+	}
+	var rs []reading.Reading
+	for i := range 3 * 360 {
+		at := t0.Add(time.Duration(i) * 10 * time.Second)
+		dt := at.Add(1500 * time.Millisecond)
+		rs = append(rs,
+			reading.Reading{Device: "plug", Time: at, Power: float64(i%50) + 0.5, Temperature: reading.F(20 + float64(i%3))},
+			reading.Reading{Device: "meter", Time: at, Power: float64(i%7) - 3, EnergyIn: reading.F(float64(i) * 1.25),
+				EnergyOut: reading.F(float64(i) * 0.5), DeviceTime: &dt, Phases: []float64{1, float64(i % 5), -2}})
+	}
+	if res, err := s.Insert(ctx, "home", rs); err != nil || res.Inserted != len(rs) {
+		t.Fatalf("insert: %+v %v", res, err)
+	}
+	if _, err := s.Fold(ctx, t0.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReduce(t *testing.T) {
+	t.Parallel()
+	s := openNoFold(t, pgtest.URL(t))
+	ctx := t.Context()
+	threeHours(t, s)
+	before := collect(t, s, "home")
+	days0, err := s.Days(ctx, "home", "2026-03-28", "2026-03-30")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err := s.Horizon(ctx, "home"); err != nil || !h.IsZero() {
+		t.Fatalf("horizon before: %v %v", h, err)
+	}
+	// Up to 02:30:30 (rounded down to 02:30): 2.5 h of chunks and half an
+	// hour of recent.
+	horizon := t0.Add(150*time.Minute + 30*time.Second)
+	res, err := s.Reduce(ctx, "home", horizon, 0, meanReduce(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := store.ReduceResult{Raw: 2 * 900, Reduced: 2 * 150, Done: true, Until: t0.Add(150 * time.Minute)}
+	if res != want {
+		t.Fatalf("reduce: %+v, want %+v", res, want)
+	}
+	after := collect(t, s, "home")
+	if len(after) != 2*150+2*180 || rawCount(after) != len(before) {
+		t.Fatalf("after: %d readings standing for %d, want %d for %d", len(after), rawCount(after), 2*150+2*180, len(before))
+	}
+	// Reduced minutes come back as the function made them.
+	fn := meanReduce(t)
+	for i, r := range after {
+		if r.Time.Before(want.Until) != (r.Reduced != nil) {
+			t.Fatalf("reading %d at %s: reduced %v", i, r.Time, r.Reduced != nil)
+		}
+		if r.Reduced == nil {
+			continue
+		}
+		var raw []reading.Reading
+		for _, b := range before {
+			if b.Device == r.Device && b.Time.Truncate(time.Minute).Equal(r.Time) {
+				raw = append(raw, b)
+			}
+		}
+		w := fn(nil, raw, nil)[0]
+		if r.Reduced.Count != w.Reduced.Count || math.Abs(r.Reduced.InWh-w.Reduced.InWh) > 1e-6 ||
+			math.Abs(r.Reduced.OutWh-w.Reduced.OutWh) > 1e-6 || r.Reduced.MinPower != w.Reduced.MinPower ||
+			r.Reduced.MaxPower != w.Reduced.MaxPower || !r.Reduced.LastTime.Equal(w.Reduced.LastTime) ||
+			r.Reduced.LastPower != w.Reduced.LastPower || math.Abs(r.Power-w.Power) > 0.001 {
+			t.Fatalf("minute %s %s: %+v %+v, want %+v %+v", r.Device, r.Time, r, *r.Reduced, w, *w.Reduced)
+		}
+		if r.Device == "meter" && (*r.EnergyIn != *w.EnergyIn || !r.DeviceTime.Equal(*w.DeviceTime) || len(r.Phases) != 0 && r.Phases[0] != 1) {
+			t.Fatalf("minute %s %s: counters or clock lost: %+v", r.Device, r.Time, r)
+		}
+		if r.Device == "plug" && (r.Temperature == nil || math.Abs(*r.Temperature-*w.Temperature) > 0.001) {
+			t.Fatalf("minute %s %s: temperature %v", r.Device, r.Time, r.Temperature)
+		}
+	}
+	if h, err := s.Horizon(ctx, "home"); err != nil || !h.Equal(want.Until) {
+		t.Fatalf("horizon: %v %v", h, err)
+	}
+	// Days were renewed; counts and times follow.
+	days1, err := s.Days(ctx, "home", "2026-03-28", "2026-03-30")
+	if err != nil || len(days1) != len(days0) {
+		t.Fatalf("days: %v %v", days1, err)
+	}
+	for i := range days1 {
+		if days1[i].Version == days0[i].Version {
+			t.Errorf("day %s: version not renewed", days1[i].Day)
+		}
+	}
+	si, err := s.Sources(ctx)
+	if err != nil || si[0].Count != int64(len(after)) || !si[0].First.Equal(t0) {
+		t.Fatalf("sources: %+v %v", si, err)
+	}
+	// A second run over the same horizon changes nothing.
+	res, err = s.Reduce(ctx, "home", horizon, 0, meanReduce(t))
+	if err != nil || res != (store.ReduceResult{Done: true, Until: want.Until}) {
+		t.Fatalf("second reduce: %+v %v", res, err)
+	}
+	if days2, _ := s.Days(ctx, "home", "2026-03-28", "2026-03-30"); days2[0].Version != days1[0].Version {
+		t.Error("second reduce renewed a day")
+	}
+	// A raw reading older than the horizon is refused as present; a newer
+	// one is stored.
+	res2, err := s.Insert(ctx, "home", []reading.Reading{rd("plug", t0.Add(time.Minute+5*time.Second), 9), rd("new", t0.Add(5*time.Hour), 1),
+		rd("plug", want.Until, 7)})
+	if err != nil || res2 != (store.InsertResult{Inserted: 1, Present: 2}) {
+		t.Fatalf("insert below the horizon: %+v %v", res2, err)
+	}
+	if got := collect(t, s, "home"); len(got) != len(after)+1 {
+		t.Fatalf("after refused inserts: %d readings, want %d", len(got), len(after)+1)
+	}
+	// Latest of a device that has only reduced minutes.
+	if _, err := s.Delete(ctx, "home", "plug", want.Until, t0.Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Latest(ctx, "home")
+	if err != nil || len(l) != 3 || l[2].Device != "plug" || l[2].Reduced == nil || !l[2].Time.Equal(want.Until.Add(-time.Minute)) {
+		t.Fatalf("latest: %+v %v", l, err)
+	}
+	// Delete takes reduced minutes too.
+	n, err := s.Delete(ctx, "home", "plug", t0, t0.Add(30*time.Minute))
+	if err != nil || n != 30 {
+		t.Fatalf("delete of reduced minutes: %d %v", n, err)
+	}
+	if si, _ := s.Sources(ctx); si[0].Count != int64(len(after)+1-180-30) || !si[0].First.Equal(t0) {
+		t.Fatalf("sources after delete: %+v", si)
+	}
+}
+
+// TestReduceLimitAndCopy: reducing in small steps gives what one run
+// gives; the reduced source copied by Range + Insert (migrate) into a
+// second database stores the reduced minutes as such, moves its horizon,
+// and a second copy is all present.
+func TestReduceLimitAndCopy(t *testing.T) {
+	t.Parallel()
+	a := openNoFold(t, pgtest.URL(t))
+	b := openNoFold(t, pgtest.URL(t))
+	ctx := t.Context()
+	threeHours(t, a)
+	threeHours(t, b)
+	horizon := t0.Add(150 * time.Minute)
+	if _, err := a.Reduce(ctx, "home", horizon, 0, meanReduce(t)); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	var total store.ReduceResult
+	for {
+		res, err := b.Reduce(ctx, "home", horizon, 100, meanReduce(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls++
+		if res.Raw > 100+2*6 { // stops at the minute that reaches the limit
+			t.Fatalf("call %d: %d raw readings with limit 100", calls, res.Raw)
+		}
+		total.Raw += res.Raw
+		total.Reduced += res.Reduced
+		if res.Done {
+			break
+		}
+		if calls > 100 {
+			t.Fatal("no end")
+		}
+	}
+	if calls < 10 || total.Raw != 1800 || total.Reduced != 300 {
+		t.Fatalf("%d calls, %+v", calls, total)
+	}
+	ra, rb := collect(t, a, "home"), collect(t, b, "home")
+	if asJSON(t, ra) != asJSON(t, rb) {
+		t.Fatal("reducing in steps differs from one run")
+	}
+
+	c := openNoFold(t, pgtest.URL(t))
+	if err := c.EnsureSource(ctx, "home", "Europe/Berlin"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(ra); i += 97 { // batches straddle the horizon
+		res, err := c.Insert(ctx, "home", ra[i:min(i+97, len(ra))])
+		if err != nil || res.Inserted != min(97, len(ra)-i) {
+			t.Fatalf("copy: %+v %v", res, err)
+		}
+	}
+	if rc := collect(t, c, "home"); asJSON(t, rc) != asJSON(t, ra) {
+		t.Fatal("the copy differs")
+	}
+	if h, err := c.Horizon(ctx, "home"); err != nil || !h.Equal(horizon) {
+		t.Fatalf("horizon of the copy: %v %v", h, err)
+	}
+	if res, err := c.Insert(ctx, "home", ra); err != nil || res.Present != len(ra) {
+		t.Fatalf("copy again: %+v %v", res, err)
+	}
+	if _, err := c.Fold(ctx, t0.Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if rc := collect(t, c, "home"); asJSON(t, rc) != asJSON(t, ra) {
+		t.Fatal("the copy differs after folding")
+	}
+	// The view shows the reduced minutes with their extra columns.
+	var n, reduced int
+	var in float64
+	if err := c.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE reduced), coalesce(sum(minute_in_wh), 0)
+		FROM readings WHERE source = 'home' AND device = 'plug'`).Scan(&n, &reduced, &in); err != nil {
+		t.Fatal(err)
+	}
+	var wantIn float64
+	for _, r := range ra {
+		if r.Device == "plug" && r.Reduced != nil {
+			wantIn += r.Reduced.InWh
+		}
+	}
+	if n != 150+180 || reduced != 150 || math.Abs(in-wantIn) > 1e-6 {
+		t.Fatalf("view: %d rows, %d reduced, %v Wh (want %v)", n, reduced, in, wantIn)
+	}
+}
+
+// TestReduceUnderConcurrentIngest: two servers on one database reduce the
+// same source in small steps while both insert live readings (each
+// instant through both: one inserted, one present), replay old ones, and
+// fold. Nothing is lost or doubled: every raw reading ends up either raw or
+// counted in exactly one reduced minute, and the counts add up.
+func TestReduceUnderConcurrentIngest(t *testing.T) {
+	t.Parallel()
+	u := pgtest.URL(t)
+	a, b := openNoFold(t, u), openNoFold(t, u)
+	ctx := t.Context()
+	threeHours(t, a)
+	old := collect(t, a, "home")
+	const live = 600
+	liveAt := func(i int) reading.Reading {
+		return rd("plug", t0.Add(4*time.Hour+time.Duration(i)*10*time.Second), float64(i))
+	}
+	var inserted, present atomic.Int64
+	var writers sync.WaitGroup
+	for si, s := range []*Store{a, b} {
+		writers.Go(func() {
+			for i := range live {
+				k := i
+				if si == 1 {
+					k = live - 1 - i
+				}
+				// A live reading and a replay of an old one.
+				res, err := s.Insert(ctx, "home", []reading.Reading{liveAt(k), old[(k*7)%len(old)]})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				inserted.Add(int64(res.Inserted))
+				present.Add(int64(res.Present))
+			}
+		})
+	}
+	done := make(chan struct{})
+	var workers sync.WaitGroup
+	var reduced atomic.Int64
+	for si, s := range []*Store{a, b} {
+		workers.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if _, err := s.Fold(ctx, t0.Add(time.Duration(si+i%5)*time.Hour)); err != nil {
+					t.Error(err)
+					return
+				}
+				res, err := s.Reduce(ctx, "home", t0.Add(time.Duration(1+(i+si)%3)*time.Hour), 200, meanReduce(t))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				reduced.Add(res.Raw)
+			}
+		})
+	}
+	writers.Wait()
+	close(done)
+	workers.Wait()
+	if t.Failed() {
+		return
+	}
+	if _, err := a.Reduce(ctx, "home", t0.Add(3*time.Hour), 0, meanReduce(t)); err != nil {
+		t.Fatal(err)
+	}
+	if reduced.Load() == 0 {
+		t.Fatal("no reduction ran while inserting")
+	}
+	if inserted.Load() != live || present.Load() != live+2*live {
+		t.Fatalf("inserted %d, present %d; want %d, %d", inserted.Load(), present.Load(), live, 3*live)
+	}
+	got := collect(t, b, "home")
+	if rawCount(got) != len(old)+live {
+		t.Fatalf("%d readings stand for %d raw ones, want %d", len(got), rawCount(got), len(old)+live)
+	}
+	seen := map[string]bool{}
+	for _, r := range got {
+		k := r.Device + r.Time.String()
+		if seen[k] {
+			t.Fatalf("%s at %s twice", r.Device, r.Time)
+		}
+		seen[k] = true
+		if r.Time.Before(t0.Add(3*time.Hour)) != (r.Reduced != nil) {
+			t.Fatalf("%s at %s: reduced %v", r.Device, r.Time, r.Reduced != nil)
+		}
+	}
+	si, err := b.Sources(ctx)
+	if err != nil || si[0].Count != int64(len(got)) {
+		t.Fatalf("sources: %+v %v (have %d)", si, err, len(got))
+	}
+}
+
+// TestReduceAfterUpgrade: a database of schema step 4 (the compact layout
+// before retention) is upgraded by opening it and then reduced.
+func TestReduceAfterUpgrade(t *testing.T) {
+	t.Parallel()
+	u := pgtest.URL(t)
+	ctx := t.Context()
+	pool, err := pgxpool.New(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = migrateTo(ctx, pool, 4)
+	pool.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openNoFold(t, u)
+	threeHours(t, s)
+	if res, err := s.Reduce(ctx, "home", t0.Add(time.Hour), 0, meanReduce(t)); err != nil || res.Raw != 720 || res.Reduced != 120 {
+		t.Fatalf("reduce after upgrade: %+v %v", res, err)
+	}
+	if got := collect(t, s, "home"); len(got) != 120+2*720 {
+		t.Fatalf("%d readings", len(got))
+	}
+}
