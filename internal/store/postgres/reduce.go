@@ -504,9 +504,10 @@ type devKeyHour struct {
 // insertReduced is Insert for a batch that holds reduced readings (migrate
 // copying a database with retention): in one transaction of its own, with
 // the source's fold lock held exclusively, the reduced ones are merged into
-// minutes (a minute already stored counts as present), the source's
-// horizon moves up to their end, and the raw ones are stored as any
-// insert (those before the horizon count as present).
+// minutes (a minute already stored counts as present) and the raw ones are
+// stored as any insert (those before the horizon count as present). The
+// horizon stays where it is (the store contract): a later Reduce there
+// keeps the copied minutes and reduces the raw readings after them.
 func (s *Store) insertReduced(ctx context.Context, sid int32, rs []reading.Reading, ids map[string]int32) (store.InsertResult, error) {
 	var res store.InsertResult
 	type enc struct {
@@ -619,7 +620,6 @@ func (s *Store) insertReduced(ctx context.Context, sid int32, rs []reading.Readi
 			b.Queue(upsertMinutesSQL, row.args(sid)...)
 		}
 		if len(times) > 0 {
-			b.Queue(`UPDATE sources SET reduced_before = greatest(reduced_before, $2) WHERE id = $1`, sid, hi)
 			b.Queue(`INSERT INTO days AS d (source_id, day, version)
 				SELECT $1, (t AT TIME ZONE (SELECT timezone FROM sources WHERE id = $1))::date, nextval('day_versions')
 				FROM unnest($2::timestamptz[]) AS u(t) GROUP BY 2 ORDER BY 2
