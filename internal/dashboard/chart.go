@@ -71,7 +71,7 @@ func f1(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 // render draws the chart. Everything written into the SVG is numbers,
 // fixed names and escaped series keys; labels go through html/template.
 func (c *chartBuilder) render(l lang, zone *time.Location) chartView {
-	for _, s := range []*chartSeries{c.total, c.temp, c.wh} {
+	for _, s := range []*chartSeries{c.total, c.temp, c.wh, c.mm} {
 		s.finish()
 	}
 	for _, d := range c.devs {
@@ -91,10 +91,10 @@ func (c *chartBuilder) render(l lang, zone *time.Location) chartView {
 	}
 	// the power axis over the total and the lines
 	lo, hi := 0.0, 0.0
-	for _, s := range append([]*chartSeries{c.total}, lines...) {
+	for _, s := range append([]*chartSeries{c.total, c.mm}, lines...) {
 		for _, run := range s.runs {
 			for _, b := range run {
-				if raw {
+				if raw || s == c.mm {
 					lo, hi = math.Min(lo, b.min), math.Max(hi, b.max)
 				} else {
 					m := b.sum / float64(b.n)
@@ -237,6 +237,29 @@ func (c *chartBuilder) render(l lang, zone *time.Location) chartView {
 	b.WriteString(`</g><g clip-path="url(#c-plot)">`)
 
 	v.Legend = append(v.Legend, legendItem{Key: "total", Label: l.T("power_total"), Class: "total"})
+	if len(c.mm.runs) > 0 {
+		// reduced minutes: a light band from their lowest to their highest
+		// power behind the total, so their spikes still show
+		var d []byte
+		for _, run := range c.mm.runs {
+			for i, bk := range run {
+				cmd := byte('L')
+				if i == 0 {
+					cmd = 'M'
+				}
+				d = append(d, cmd)
+				d = pt(d, c.xOf(bk.i), y(bk.max))
+			}
+			for i := len(run) - 1; i >= 0; i-- {
+				d = append(d, 'L')
+				d = pt(d, c.xOf(run[i].i), y(run[i].min))
+			}
+			d = append(d, 'Z')
+		}
+		b.WriteString(`<path class="mm" data-s="total" d="`)
+		b.Write(d)
+		b.WriteString(`"/>`)
+	}
 	if len(c.total.runs) > 0 {
 		useCls := "band"
 		if !raw {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/powermeter/powermeter/internal/csvsafe"
 	"github.com/powermeter/powermeter/internal/legacy"
 	"github.com/powermeter/powermeter/internal/reading"
+	"github.com/powermeter/powermeter/internal/store"
 )
 
 // parseBound reads from= / to=: a local day (YYYY-MM-DD; to= includes the
@@ -150,8 +152,39 @@ func optF(v *float64) string {
 	return ff(*v)
 }
 
+// reducedColumns are the columns format=utc adds for a range that reaches
+// back before the source's reduced horizon (retention): a reduced
+// minute's raw readings count, lowest and highest power, energy, and its
+// last raw reading's time and power; empty on raw readings.
+const reducedColumns = ",reduced_count,min_power_w,max_power_w,reduced_in_wh,reduced_out_wh,last_time,last_power_w"
+
+// holdsReduced reports whether readings of source before end may be
+// reduced minutes.
+func (d *Dashboard) holdsReduced(ctx context.Context, source string, start time.Time) (bool, error) {
+	rd, ok := d.st.(store.Reducer)
+	if !ok {
+		return false, nil
+	}
+	h, err := rd.Horizon(ctx, source)
+	if errors.Is(err, store.ErrUnknownSource) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading the reduced horizon of %s: %w", source, err)
+	}
+	return !h.IsZero() && start.Before(h), nil
+}
+
 func (d *Dashboard) exportUTC(ctx context.Context, w *bufio.Writer, source, device string, start, end time.Time) error {
-	if _, err := w.WriteString("time,device,power_w,energy_in_wh,energy_out_wh,temperature_c,voltage_v,phases_w\n"); err != nil {
+	reduced, err := d.holdsReduced(ctx, source, start)
+	if err != nil {
+		return err
+	}
+	head := "time,device,power_w,energy_in_wh,energy_out_wh,temperature_c,voltage_v,phases_w"
+	if reduced {
+		head += reducedColumns
+	}
+	if _, err := w.WriteString(head + "\n"); err != nil {
 		return err
 	}
 	n := 0
@@ -171,6 +204,14 @@ func (d *Dashboard) exportUTC(ctx context.Context, w *bufio.Writer, source, devi
 				w.WriteByte(' ')
 			}
 			w.WriteString(ff(ph))
+		}
+		if reduced {
+			if rd := r.Reduced; rd != nil {
+				w.WriteString("," + strconv.Itoa(rd.Count) + "," + ff(rd.MinPower) + "," + ff(rd.MaxPower) + "," + ff(rd.InWh) + "," + ff(rd.OutWh) +
+					"," + rd.LastTime.UTC().Format(time.RFC3339Nano) + "," + ff(rd.LastPower))
+			} else {
+				w.WriteString(",,,,,,,")
+			}
 		}
 		_, err := w.WriteString("\n")
 		if n++; n%4096 == 0 {

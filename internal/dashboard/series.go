@@ -226,9 +226,16 @@ type devLine struct {
 	name   string
 	power  *chartSeries
 	phases []*chartSeries
-	lastNs int64
-	p      float64
-	ph     []float64
+	// the last reading's instant and power as drawn (of a reduced minute:
+	// its start and mean power), valid for the hover up to until
+	lastNs, until int64
+	p             float64
+	ph            []float64
+	// where the device's next step starts for the running energy, and
+	// from where it counts (the end of a reduced minute, whose energy
+	// holds the part before)
+	stepNs, fromNs int64
+	stepP          float64
 }
 
 // chartBuilder takes a day's points and readings and draws the chart.
@@ -241,7 +248,12 @@ type chartBuilder struct {
 	total *chartSeries
 	temp  *chartSeries
 	wh    *chartSeries
-	devs  []*devLine
+	// mm is the band between the lowest and highest power of the drawn
+	// total where reduced minutes (retention) give only its mean
+	mm          *chartSeries
+	lastReduced bool  // the previous total value was a reduced minute
+	tempUntil   int64 // the temperature line joins the next value up to here
+	devs        []*devLine
 	// running energy (consumption, from power)
 	whSum  float64
 	points int
@@ -282,6 +294,7 @@ func newChartBuilder(o chartOpts, interval time.Duration) *chartBuilder {
 	c.total = &chartSeries{Key: "total", Unit: "W", Class: "total"}
 	c.temp = &chartSeries{Key: "temp", Unit: "°C", Class: "temp"}
 	c.wh = &chartSeries{Key: "wh", Unit: "Wh", Class: "wh"}
+	c.mm = &chartSeries{Key: "total", Unit: "W", Class: "mm"}
 	c.prod = &chartSeries{Key: "prod", Unit: "W"}
 	c.home = &chartSeries{Key: "home", Unit: "W"}
 	c.hoverV = map[string][]float64{}
@@ -376,18 +389,19 @@ func (c *chartBuilder) point(p energy.Point) {
 			}
 		}
 	}
-	c.total1(t, p.Power, p.Gap, p.Temp, p.HasTemp)
+	c.total1(t, p.Power, p.Gap, p.Temp, p.HasTemp, p.Reduced, p.Min, p.Max)
 }
 
 // total1 adds one instant of the drawn total (the source, or the one
-// device of ?device=).
-func (c *chartBuilder) total1(t int64, power float64, gap bool, temp float64, hasTemp bool) {
+// device of ?device=); reduced says a reduced minute gives its mean power,
+// lo and hi the lowest and highest power around it.
+func (c *chartBuilder) total1(t int64, power float64, gap bool, temp float64, hasTemp bool, reduced bool, lo, hi float64) {
 	if k := int((t - c.o.dayStart.UnixNano()) / int64(5*time.Minute)); k >= 0 && k < len(c.act) {
 		a := &c.act[k]
 		if !a.ok {
-			a.min, a.max, a.ok = power, power, true
+			a.min, a.max, a.ok = lo, hi, true
 		} else {
-			a.min, a.max = math.Min(a.min, power), math.Max(a.max, power)
+			a.min, a.max = math.Min(a.min, lo), math.Max(a.max, hi)
 		}
 	}
 	i := c.idx(t)
@@ -396,9 +410,18 @@ func (c *chartBuilder) total1(t int64, power float64, gap bool, temp float64, ha
 	}
 	c.points++
 	c.total.add(i, t, power, gap)
+	if reduced {
+		c.mm.add(i, t, lo, gap || !c.lastReduced)
+		c.mm.add(i, t, hi, false)
+	}
+	c.lastReduced = reduced
 	c.wh.add(i, t, c.whSum, gap)
 	if hasTemp {
-		c.temp.add(i, t, temp, c.temp.have && t-c.temp.lastT > c.gap)
+		c.temp.add(i, t, temp, c.temp.have && t > c.tempUntil)
+		c.tempUntil = t + c.gap
+		if reduced {
+			c.tempUntil += int64(time.Minute)
+		}
 	}
 	if c.o.Res == 0 && c.wantHover {
 		c.hoverRow(t, power, temp, hasTemp)
@@ -430,13 +453,13 @@ func (c *chartBuilder) hoverRow(t int64, power, temp float64, hasTemp bool) {
 	}
 	if c.o.Device == "" {
 		for _, d := range c.devs {
-			if t-d.lastNs <= c.gap && d.lastNs <= t {
+			if t <= d.until && d.lastNs <= t {
 				set(d.power.Key, d.p)
 			}
 		}
 	}
 	for _, d := range c.devs {
-		if t-d.lastNs <= c.gap && d.lastNs <= t {
+		if t <= d.until && d.lastNs <= t {
 			for j, s := range d.phases {
 				if j < len(d.ph) {
 					set(s.Key, d.ph[j])
@@ -457,20 +480,36 @@ func (c *chartBuilder) reading(r reading.Reading) {
 	if d == nil {
 		return
 	}
-	gap := d.lastNs == 0 || t-d.lastNs > c.gap
+	gap := d.lastNs == 0 || t > d.until
+	rd := r.Reduced
 	// running consumption: each device's import, integrated from power
-	// within the day (as the day's consumption adds devices up)
-	if !gap {
-		a, b := max(d.lastNs, c.o.dayStart.UnixNano()), min(t, c.o.dayE.UnixNano())
+	// within the day (as the day's consumption adds devices up); a
+	// reduced minute brings its energy
+	switch {
+	case rd != nil:
+		if t >= c.o.dayStart.UnixNano() && t < c.o.dayE.UnixNano() {
+			in := rd.InWh
+			if c.gridIn != nil {
+				in = c.gridIn(d.name, rd.InWh, rd.OutWh)
+			}
+			c.whSum += in
+		}
+	case d.stepNs != 0 && t-d.stepNs <= c.gap:
+		a, b := max(d.stepNs, d.fromNs, c.o.dayStart.UnixNano()), min(t, c.o.dayE.UnixNano())
 		if b > a {
-			in, out := energy.StepWh(d.p, r.Power, float64(t-d.lastNs)/1e9)
+			in, out := energy.StepWh(d.stepP, r.Power, float64(t-d.stepNs)/1e9)
 			if c.gridIn != nil {
 				in = c.gridIn(d.name, in, out)
 			}
-			c.whSum += in * float64(b-a) / float64(t-d.lastNs)
+			c.whSum += in * float64(b-a) / float64(t-d.stepNs)
 		}
 	}
-	d.lastNs, d.p = t, r.Power
+	d.lastNs, d.p, d.until = t, r.Power, t+c.gap
+	d.stepNs, d.stepP, d.fromNs = t, r.Power, 0
+	if rd != nil {
+		d.until += int64(time.Minute)
+		d.stepNs, d.stepP, d.fromNs = rd.LastTime.UnixNano(), rd.LastPower, t+int64(time.Minute)
+	}
 	if k := int((t - c.o.dayStart.UnixNano()) / int64(5*time.Minute)); r.Power < 0 && t >= c.o.dayStart.UnixNano() && k < len(c.act) {
 		c.act[k].prod = true
 	}
@@ -480,7 +519,11 @@ func (c *chartBuilder) reading(r reading.Reading) {
 		if hasT {
 			temp = *r.Temperature
 		}
-		c.total1(t, r.Power, gap, temp, hasT)
+		lo, hi := r.Power, r.Power
+		if rd != nil {
+			lo, hi = rd.MinPower, rd.MaxPower
+		}
+		c.total1(t, r.Power, gap, temp, hasT, rd != nil, lo, hi)
 	}
 	i := c.idx(t)
 	if i < 0 {

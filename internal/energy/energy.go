@@ -210,6 +210,12 @@ type Point struct {
 	// Flow is the home's flows at this instant (W), balanced from each
 	// device's latest power by the day's roles.
 	Flow household.Flow
+	// Reduced is true when a reduced minute (reading.Reduced) gives a
+	// device's power here: Power then holds its mean, and Min and Max are
+	// the power with each such device at its lowest and highest of the
+	// minute (the chart's band). Otherwise Min and Max are Power.
+	Reduced  bool
+	Min, Max float64
 }
 
 // DayBounds returns the UTC instants a local day (YYYY-MM-DD) starts and
@@ -781,6 +787,7 @@ func (d *Day) flushGroup() {
 	if d.tempN > 0 {
 		pt.Temp, pt.HasTemp = d.tempSum/float64(d.tempN), true
 	}
+	pt.Reduced, pt.Min, pt.Max = reduced, lo, hi
 	pt.Gap = !d.havePrev || t > d.prevUntil
 	if !pt.Gap {
 		d.sourceStep(d.prevNs, t, d.prev.Power, total)
