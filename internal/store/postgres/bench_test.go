@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/powermeter/powermeter/internal/energy"
 	"github.com/powermeter/powermeter/internal/reading"
+	"github.com/powermeter/powermeter/internal/store"
 	"github.com/powermeter/powermeter/internal/store/postgres/pgtest"
 	"github.com/powermeter/powermeter/internal/store/storetest"
 )
@@ -133,7 +135,7 @@ func yearStore(b *testing.B) *Store {
 	}
 	b.Logf("generating the year fixture (%d readings) in schema %s", storetest.YearReadings, yearSchema)
 	start := time.Now()
-	if _, err := s.pool.Exec(ctx, `TRUNCATE recent, chunks, days, devices, sources`); err != nil {
+	if _, err := s.pool.Exec(ctx, `TRUNCATE recent, chunks, minutes, days, imported_days, devices, sources`); err != nil {
 		b.Fatal(err)
 	}
 	if err := s.EnsureSource(ctx, "home", "Europe/Berlin"); err != nil {
@@ -307,4 +309,80 @@ func BenchmarkGrafanaDay(b *testing.B) {
 		}
 		best = min(best, time.Since(start))
 	}
+}
+
+// relSize is the size (heap, TOAST, indexes) of the tables: chunks,
+// minutes and recent with all their partitions.
+func relSize(b *testing.B, s *Store, tables ...string) int64 {
+	b.Helper()
+	var size int64
+	if err := s.pool.QueryRow(context.Background(), `SELECT coalesce(sum(pg_total_relation_size(p.relid)), 0)::int8
+		FROM unnest($1::text[]) AS t(name), pg_partition_tree(t.name::regclass) p`, tables).Scan(&size); err != nil {
+		b.Fatal(err)
+	}
+	return size
+}
+
+// BenchmarkYearReduce: retention on the year fixture (one device, 3.15 M
+// readings of 10 s, folded into chunks): a copy of it in a schema of its
+// own is reduced to minutes with the energy rules, a day of chunks per
+// transaction. It reports the time, the bytes per raw reading before
+// (chunks) and after (minutes and what is left of chunks, after VACUUM),
+// and the bytes per reduced minute (the minutes table with its index).
+// Run it once:
+//
+//	go test -run '^$' -bench YearReduce -benchtime 1x ./internal/store/postgres/
+func BenchmarkYearReduce(b *testing.B) {
+	yearStore(b).Close()
+	u := pgtest.URL(b)
+	s, err := OpenWith(context.Background(), u, Options{FoldEvery: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	var res store.ReduceResult
+	var before, after, minutes int64
+	var took time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		if err := s.ensurePartitions(ctx, storetest.YearStart, storetest.YearStart.AddDate(1, 0, 0)); err != nil {
+			b.Fatal(err)
+		}
+		for _, q := range []string{
+			`TRUNCATE recent, chunks, minutes, days, imported_days, devices, sources`,
+			`INSERT INTO sources SELECT * FROM ` + yearSchema + `.sources`,
+			`INSERT INTO devices SELECT * FROM ` + yearSchema + `.devices`,
+			`INSERT INTO days SELECT * FROM ` + yearSchema + `.days`,
+			`INSERT INTO chunks SELECT * FROM ` + yearSchema + `.chunks`,
+			`SELECT setval('day_versions', (SELECT last_value FROM ` + yearSchema + `.day_versions))`,
+			`VACUUM ANALYZE`,
+		} {
+			if _, err := s.pool.Exec(ctx, q); err != nil {
+				b.Fatalf("%s: %v", q, err)
+			}
+		}
+		before = relSize(b, s, "chunks", "minutes", "recent")
+		b.StartTimer()
+		start := time.Now()
+		res, err = s.Reduce(ctx, "home", storetest.YearStart.AddDate(1, 0, 0), 0, energy.Reducer(10*time.Second))
+		took = time.Since(start)
+		if err != nil || !res.Done || res.Raw != storetest.YearReadings {
+			b.Fatalf("Reduce: %+v %v", res, err)
+		}
+		b.StopTimer()
+		if _, err := s.pool.Exec(ctx, `VACUUM ANALYZE`); err != nil {
+			b.Fatal(err)
+		}
+		after = relSize(b, s, "chunks", "minutes", "recent")
+		minutes = relSize(b, s, "minutes")
+		b.StartTimer()
+	}
+	b.ReportMetric(took.Seconds(), "reduce-s")
+	b.ReportMetric(float64(res.Raw)/took.Seconds(), "raw/s")
+	b.ReportMetric(float64(before)/storetest.YearReadings, "bytes/raw-reading-before")
+	b.ReportMetric(float64(after)/storetest.YearReadings, "bytes/raw-reading-after")
+	b.ReportMetric(float64(minutes)/float64(res.Reduced), "bytes/reduced-minute")
+	b.ReportMetric(float64(before)/(1<<20), "MiB-before")
+	b.ReportMetric(float64(after)/(1<<20), "MiB-after")
 }
