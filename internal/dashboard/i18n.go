@@ -94,6 +94,7 @@ var messages = map[string][2]string{ // key: {de, en}
 	"m_counter":       {"Zähler", "counter"},
 	"m_power":         {"Leistung integriert", "integrated power"},
 	"m_mixed":         {"Zähler und Leistung", "counter and power"},
+	"m_minutes":       {"reduzierte Minuten", "reduced minutes"},
 	"resets":          {"Zählerrücksetzungen", "Counter resets"},
 	"years":           {"Jahre", "Years"},
 	"months":          {"Monate", "Months"},

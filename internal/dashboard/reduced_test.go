@@ -61,6 +61,10 @@ func TestReducedDayChart(t *testing.T) {
 			t.Errorf("%s: raw %v Wh, reduced %v Wh", k, rawWh[k], redWh[k])
 		}
 	}
+	// the device's energy came from reduced minutes
+	if !strings.Contains(got.body, "reduced minutes") && !strings.Contains(got.body, "reduzierte Minuten") {
+		t.Error("the device's method is not shown as reduced minutes")
+	}
 	if !strings.Contains(got.body, `<path class="mm" data-s="total" d="M`) {
 		t.Error("no band of the reduced minutes")
 	}
