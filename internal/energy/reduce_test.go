@@ -378,3 +378,73 @@ func TestReducedCounterGapAcrossMidnight(t *testing.T) {
 		t.Errorf("day before: %v Wh, want 1200 ± 20", got[0].InWh)
 	}
 }
+
+// BenchmarkReducer reduces a day of the synthetic home (four devices,
+// ~34,000 readings) in calls of one device and hour, as a store makes
+// them (the cutting is not measured).
+func BenchmarkReducer(b *testing.B) {
+	start := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	rs := synthHome(start, start.Add(24*time.Hour), 3)
+	type call struct {
+		prev, next *reading.Reading
+		raw        []reading.Reading
+	}
+	var calls []call
+	byDev := map[string][]reading.Reading{}
+	for _, r := range rs {
+		byDev[r.Device] = append(byDev[r.Device], r)
+	}
+	for _, dev := range byDev {
+		for i := 0; i < len(dev); {
+			j := i
+			for j < len(dev) && dev[j].Time.Truncate(time.Hour).Equal(dev[i].Time.Truncate(time.Hour)) {
+				j++
+			}
+			c := call{raw: dev[i:j]}
+			if i > 0 {
+				c.prev = &dev[i-1]
+			}
+			if j < len(dev) {
+				c.next = &dev[j]
+			}
+			calls = append(calls, c)
+			i = j
+		}
+	}
+	fn := Reducer(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		for _, c := range calls {
+			fn(c.prev, c.raw, c.next)
+		}
+	}
+	b.ReportMetric(float64(len(rs)), "readings")
+}
+
+// BenchmarkDayRawVsReduced computes the same day from raw readings and
+// from reduced minutes.
+func BenchmarkDayRawVsReduced(b *testing.B) {
+	start := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	rs := synthHome(start.Add(-time.Hour), start.Add(25*time.Hour), 3)
+	red := reduceUntil(rs, start.Add(25*time.Hour), time.Hour, Reducer(0))
+	for _, c := range []struct {
+		name string
+		rs   []reading.Reading
+	}{{"raw", rs}, {"reduced", red}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				d, _ := NewDay("2026-06-01", time.UTC, 0)
+				from, to := d.Window()
+				for _, r := range c.rs {
+					if !r.Time.Before(from) && r.Time.Before(to) {
+						d.Add(r)
+					}
+				}
+				d.Summary()
+			}
+			b.ReportMetric(float64(len(c.rs)), "readings")
+		})
+	}
+}
