@@ -31,15 +31,28 @@ import (
 //     sharing the address cannot use them to test guesses at full speed.
 
 // goodCreds remembers which credentials succeeded from which address.
+//
+// It holds an entry per (address, credential) pair in use: with more
+// pairs than it can hold, every request of a logger would find its pair
+// forgotten, write a new one and evict another (100 000 sources sending
+// through one proxy made that a lock and a map sweep per request), and the
+// loggers would lose their way past a block. So it holds at least twice
+// as many entries as there are configured keys. An entry is a truncated
+// digest and a time in seconds, no pointers: the garbage collector does
+// not scan the map, however large.
 type goodCreds struct {
 	key [32]byte // HMAC key: the digests mean nothing outside this process
 	max int
 	now func() time.Time
 
 	mu      sync.RWMutex
-	seen    map[[32]byte]time.Time
+	seen    map[goodDigest]int64 // last success, Unix seconds
 	buckets map[string]*bucket
 }
+
+// goodDigest is an HMAC-SHA-256 of address and credential, truncated to 128
+// bits (plenty to tell a process's pairs apart).
+type goodDigest [16]byte
 
 // bucket is a token bucket of bypasses of one blocked address.
 type bucket struct {
@@ -54,21 +67,24 @@ const (
 	goodForget  = 30 * 24 * time.Hour
 )
 
-func newGoodCreds(now func() time.Time) *goodCreds {
-	g := &goodCreds{max: goodMax, now: now, seen: map[[32]byte]time.Time{}, buckets: map[string]*bucket{}}
+// newGoodCreds returns a cache for keys configured credentials (ingest
+// keys) besides the dashboard's users and tokens.
+func newGoodCreds(now func() time.Time, keys int) *goodCreds {
+	g := &goodCreds{max: goodMax + 2*keys, now: now, seen: map[goodDigest]int64{}, buckets: map[string]*bucket{}}
 	if _, err := rand.Read(g.key[:]); err != nil {
 		panic("reading random bytes: " + err.Error())
 	}
 	return g
 }
 
-func (g *goodCreds) digest(addr, cred string) [32]byte {
+func (g *goodCreds) digest(addr, cred string) goodDigest {
 	m := hmac.New(sha256.New, g.key[:])
 	m.Write([]byte(addr))
 	m.Write([]byte{0})
 	m.Write([]byte(cred))
-	var d [32]byte
-	m.Sum(d[:0])
+	var sum [sha256.Size]byte
+	var d goodDigest
+	copy(d[:], m.Sum(sum[:0]))
 	return d
 }
 
@@ -78,12 +94,12 @@ func (g *goodCreds) add(addr, cred string) {
 		return
 	}
 	d := g.digest(addr, cred)
-	now := g.now()
+	now := g.now().Unix()
 	// the common case, a logger sending every 10 s: seen lately, no write
 	g.mu.RLock()
 	t, ok := g.seen[d]
 	g.mu.RUnlock()
-	if ok && now.Sub(t) < time.Hour {
+	if ok && now-t < int64(time.Hour/time.Second) {
 		return
 	}
 	g.mu.Lock()
@@ -95,7 +111,7 @@ func (g *goodCreds) add(addr, cred string) {
 		// than goodMax walk 20 000 entries (100 000 sources: a third of
 		// the CPU).
 		for k, t := range g.seen {
-			if now.Sub(t) > goodForget || len(g.seen) >= g.max {
+			if now-t > int64(goodForget/time.Second) || len(g.seen) >= g.max {
 				delete(g.seen, k)
 			}
 			if len(g.seen) < g.max {
@@ -131,7 +147,7 @@ func (g *goodCreds) bypass(addr, cred string) bool {
 	}
 	b.tokens--
 	t, ok := g.seen[d]
-	return ok && now.Sub(t) <= goodForget
+	return ok && now.Unix()-t <= int64(goodForget/time.Second)
 }
 
 // userKey is the limiter's record of a claimed user name.

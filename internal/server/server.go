@@ -97,7 +97,7 @@ func New(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logg
 		now:       time.Now,
 	}
 	s.errs = newErrLimiter(log, func() time.Time { return s.now() })
-	s.good = newGoodCreds(func() time.Time { return s.lim.now() })
+	s.good = newGoodCreds(func() time.Time { return s.lim.now() }, len(cfg.Server.Sources))
 	s.proxies = newProxies(cfg.Server.TrustedProxies)
 	if s.maxBody <= 0 {
 		s.maxBody = 4 << 20
