@@ -108,6 +108,7 @@ func New(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logg
 		s.metricsToken = d[:]
 	}
 	specs := make([]store.SourceSpec, 0, len(cfg.Server.Sources))
+	names := make([]string, 0, len(cfg.Server.Sources))
 	for _, src := range cfg.Server.Sources {
 		zone := src.Timezone.Location
 		if zone == nil {
@@ -123,9 +124,10 @@ func New(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logg
 			}
 			s.fields[src.Name] = f
 		}
-		s.met.prepareIngest(src.Name)
+		names = append(names, src.Name)
 		specs = append(specs, store.SourceSpec{Name: src.Name, Timezone: zone.String()})
 	}
+	s.met.prepareIngest(names)
 	if err := store.EnsureSources(ctx, st, specs); err != nil {
 		return nil, fmt.Errorf("registering the sources in the store: %w", err)
 	}
