@@ -52,6 +52,9 @@ type Store struct {
 	known   map[string]bool  // zones the server knows
 
 	parts map[string]bool // partitions of chunks and minutes known to exist (by name)
+	// emptyChecked is when a chunks partition behind a horizon was last
+	// looked at for dropping (dropEmptyChunks), by name.
+	emptyChecked map[string]time.Time
 
 	// gcs are the group committers; a source always goes to the same one,
 	// so one process never contends with itself for a source's rows.
@@ -136,18 +139,19 @@ func OpenWith(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres %s: %w", store.Redact(url), err)
 	}
 	s := &Store{
-		pool:    pool,
-		rpool:   rpool,
-		log:     slog.Default().With("store", "postgres"),
-		sources: map[string]int32{},
-		zones:   map[string]string{},
-		devices: map[devKey]int32{},
-		names:   map[int32]string{},
-		known:   map[string]bool{},
-		parts:   map[string]bool{},
-		opts:    opts,
-		stop:    make(chan struct{}),
-		folded:  make(chan struct{}),
+		pool:         pool,
+		rpool:        rpool,
+		log:          slog.Default().With("store", "postgres"),
+		sources:      map[string]int32{},
+		zones:        map[string]string{},
+		devices:      map[devKey]int32{},
+		names:        map[int32]string{},
+		known:        map[string]bool{},
+		parts:        map[string]bool{},
+		emptyChecked: map[string]time.Time{},
+		opts:         opts,
+		stop:         make(chan struct{}),
+		folded:       make(chan struct{}),
 	}
 	if err := pool.QueryRow(mctx, `SELECT hashtext('powermeter fold ' || current_schema())`).Scan(&s.lockKey); err != nil {
 		pool.Close()

@@ -86,6 +86,9 @@ func (s *Store) Reduce(ctx context.Context, source string, before time.Time, lim
 		res.Until = st.horizon
 		if st.done {
 			res.Done = true
+			if err := s.dropEmptyChunks(ctx, st.horizon); err != nil {
+				s.log.Warn("dropping emptied chunks partitions", "err", err)
+			}
 			return res, nil
 		}
 		if limit > 0 && res.Raw >= limit {
@@ -493,6 +496,87 @@ func (s *Store) reduceSpan(ctx context.Context, tx pgx.Tx, sid int32, before tim
 	}
 	st.horizon = tmax(st.horizon, end)
 	return st, nil
+}
+
+// emptyCheckEvery is how often one server looks again at a chunks
+// partition behind a horizon that was not empty: it empties when the
+// last source reduces it, and a server with many sources reduces each of
+// them in turn.
+const emptyCheckEvery = time.Hour
+
+// dropEmptyChunks drops the partitions of chunks of the months before
+// horizon (a source's, after a Reduce) that reduction left empty: every
+// source reduced past them, so their rows were all deleted, yet their
+// files, indexes and TOAST tables remain until dropped. A partition is
+// dropped under an ACCESS EXCLUSIVE lock of chunks, taken with a short
+// lock timeout (inserts and folds wait for it a moment; when it cannot be
+// had at once, a later run tries again), and only when it is still empty
+// under that lock. A late reading that needs the month again gets a new
+// partition from the folder.
+func (s *Store) dropEmptyChunks(ctx context.Context, horizon time.Time) error {
+	rows, err := s.pool.Query(ctx, `SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'chunks'::regclass ORDER BY 1`)
+	if err != nil {
+		return fmt.Errorf("listing the partitions of chunks: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("listing the partitions of chunks: %w", err)
+	}
+	now := time.Now()
+	for _, name := range names {
+		var y, m int
+		if _, err := fmt.Sscanf(name, "chunks_%04d_%02d", &y, &m); err != nil {
+			continue // not one of ours
+		}
+		if time.Date(y, time.Month(m)+1, 1, 0, 0, 0, 0, time.UTC).After(horizon) {
+			continue
+		}
+		s.mu.Lock()
+		seen := now.Sub(s.emptyChecked[name]) < emptyCheckEvery
+		if !seen {
+			s.emptyChecked[name] = now
+		}
+		s.mu.Unlock()
+		if seen {
+			continue
+		}
+		id := pgx.Identifier{name}.Sanitize()
+		var used bool
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+id+`)`).Scan(&used); err != nil {
+			return fmt.Errorf("looking into %s: %w", name, err)
+		}
+		if used {
+			continue
+		}
+		dropped := false
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '1s'`); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `LOCK TABLE chunks IN ACCESS EXCLUSIVE MODE`); err != nil {
+				return fmt.Errorf("locking chunks: %w", err)
+			}
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+id+`)`).Scan(&used); err != nil || used {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `DROP TABLE `+id); err != nil {
+				return fmt.Errorf("dropping %s: %w", name, err)
+			}
+			dropped = true
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if dropped {
+			s.mu.Lock()
+			delete(s.parts, name)
+			s.mu.Unlock()
+			s.log.Info("dropped an emptied partition of chunks (all its readings reduced)", "partition", name)
+		}
+	}
+	return nil
 }
 
 // devKeyHour names a row of chunks or minutes of a source.

@@ -446,3 +446,63 @@ func TestReduceAfterUpgrade(t *testing.T) {
 		t.Fatalf("%d readings", len(got))
 	}
 }
+
+// TestReduceDropsEmptiedPartition: a month whose readings are all reduced
+// leaves its chunks partition empty, and it is dropped; a late reading of
+// another source for that month gets a new one from the folder, also on a
+// server that still thought the old one existed.
+func TestReduceDropsEmptiedPartition(t *testing.T) {
+	t.Parallel()
+	u := pgtest.URL(t)
+	a, b := openNoFold(t, u), openNoFold(t, u)
+	ctx := t.Context()
+	for _, src := range []string{"home", "other"} {
+		if err := a.EnsureSource(ctx, src, "UTC"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	feb := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	var rs []reading.Reading
+	for i := range 720 { // 23:00 to 01:00
+		rs = append(rs, rd("plug", feb.Add(-time.Hour+time.Duration(i)*10*time.Second), float64(i)))
+	}
+	if _, err := a.Insert(ctx, "home", rs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Fold(ctx, feb.Add(2*time.Hour)); err != nil { // b makes (and remembers) both partitions
+		t.Fatal(err)
+	}
+	exists := func(name string) bool {
+		var ok bool
+		if err := a.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, name).Scan(&ok); err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if res, err := a.Reduce(ctx, "home", feb.Add(30*time.Minute), 0, meanReduce(t)); err != nil || res.Raw != 540 {
+		t.Fatalf("reduce: %+v %v", res, err)
+	}
+	if exists("chunks_2026_01") || !exists("chunks_2026_02") {
+		t.Fatalf("after reducing January: chunks_2026_01 %v, chunks_2026_02 %v; want dropped, kept",
+			exists("chunks_2026_01"), exists("chunks_2026_02"))
+	}
+	if got := collect(t, a, "home"); len(got) != 90+180 || rawCount(got) != 720 {
+		t.Fatalf("after the drop: %d readings for %d", len(got), rawCount(got))
+	}
+	late := rd("plug", feb.Add(-time.Minute), 5)
+	if res, err := b.Insert(ctx, "other", []reading.Reading{late}); err != nil || res.Inserted != 1 {
+		t.Fatalf("late reading: %+v %v", res, err)
+	}
+	if _, err := b.Fold(ctx, feb.Add(2*time.Hour)); err == nil { // its partition was dropped behind its back
+		t.Log("first fold after the drop succeeded")
+	}
+	if _, err := b.Fold(ctx, feb.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := layoutCounts(t, b); r != 0 || !exists("chunks_2026_01") {
+		t.Fatalf("late reading not folded: %d in recent", r)
+	}
+	if got := collect(t, b, "other"); len(got) != 1 || !got[0].Time.Equal(late.Time) {
+		t.Fatalf("other: %v", got)
+	}
+}
