@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/powermeter/powermeter/internal/energy"
 	"github.com/powermeter/powermeter/internal/reading"
 	"github.com/powermeter/powermeter/internal/store"
 	"github.com/powermeter/powermeter/internal/store/postgres/pgtest"
@@ -505,4 +506,68 @@ func TestReduceDropsEmptiedPartition(t *testing.T) {
 	if got := collect(t, b, "other"); len(got) != 1 || !got[0].Time.Equal(late.Time) {
 		t.Fatalf("other: %v", got)
 	}
+}
+
+// TestReduceKeepsDayEnergy: every local day's energy (energy.Calc, the
+// dashboard's) is the same to the mWh after the days were reduced with the
+// energy rules, including the day the horizon cuts in two and the night
+// the clocks go forward.
+func TestReduceKeepsDayEnergy(t *testing.T) {
+	t.Parallel()
+	s := openNoFold(t, pgtest.URL(t))
+	ctx := t.Context()
+	if err := s.EnsureSource(ctx, "home", "Europe/Berlin"); err != nil {
+		t.Fatal(err)
+	}
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 3, 28, 0, 0, 0, 0, berlin)
+	var rs []reading.Reading
+	in := 5000.0
+	for i := range 3 * 8640 {
+		at := start.Add(time.Duration(i) * 10 * time.Second)
+		if i%8640 > 4000 && i%8640 < 4100 {
+			continue // a gap of a quarter of an hour each day
+		}
+		p := 300 + 250*math.Sin(float64(i)/300)
+		in += p * 10 / 3600
+		rs = append(rs,
+			reading.Reading{Device: "plug", Time: at, Power: math.Round(p*100) / 100},
+			reading.Reading{Device: "meter", Time: at.Add(3 * time.Second), Power: math.Round(p*1000) / 1000, EnergyIn: reading.F(math.Round(in*1000) / 1000)})
+	}
+	for i := 0; i < len(rs); i += 5000 {
+		if _, err := s.Insert(ctx, "home", rs[i:min(i+5000, len(rs))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Fold(ctx, start.Add(48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	days := []string{"2026-03-28", "2026-03-29", "2026-03-30"}
+	energyOf := func() []float64 {
+		calc := &energy.Calc{Store: s, Source: "home", Zone: berlin, Now: func() time.Time { return start.AddDate(0, 0, 10) }}
+		var out []float64
+		for _, d := range days {
+			sum, err := calc.Compute(ctx, d, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, sum.InWh, sum.OutWh)
+		}
+		return out
+	}
+	want := energyOf()
+	horizon := start.Add(2*24*time.Hour + 5*time.Hour + 17*time.Minute) // into the third day (the second has 23 hours)
+	if res, err := s.Reduce(ctx, "home", horizon, 0, energy.Reducer(10*time.Second)); err != nil || !res.Done {
+		t.Fatalf("reduce: %+v %v", res, err)
+	}
+	got := energyOf()
+	for i := range got {
+		if math.Abs(got[i]-want[i]) > 1e-3 {
+			t.Errorf("day %s %s: %.6f Wh after reduction, %.6f before", days[i/2], []string{"in", "out"}[i%2], got[i], want[i])
+		}
+	}
+	t.Logf("energy per day before %v, after %v", want, got)
 }
