@@ -69,6 +69,8 @@ type Server struct {
 	// metricsToken is the SHA-256 of [server] metrics_token (nil: none).
 	metricsToken []byte
 	handler      http.Handler
+	// retention is the [server.retention] job (nil: none), run by Serve
+	retention *Retention
 }
 
 // New builds a server for the [server] section of cfg on store st and
@@ -130,6 +132,9 @@ func New(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logg
 	s.met.prepareIngest(names)
 	if err := store.EnsureSources(ctx, st, specs); err != nil {
 		return nil, fmt.Errorf("registering the sources in the store: %w", err)
+	}
+	if s.retention = NewRetention(cfg, st, log); s.retention != nil {
+		s.retention.register(s.met.reg)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/readings", s.native)
@@ -212,6 +217,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	// The retention job runs beside serving and stops with it (a slice in
+	// flight is rolled back; the next start goes on from the last one).
+	jobCtx, endJobs := context.WithCancel(ctx)
+	defer endJobs()
+	jobsDone := make(chan struct{})
+	go func() {
+		defer close(jobsDone)
+		if s.retention != nil {
+			s.retention.Run(jobCtx)
+		}
+	}()
+	defer func() { endJobs(); <-jobsDone }()
 	s.warnIfOpen(ln.Addr())
 	s.log.Info("serving", "addr", ln.Addr().String(), "sources", len(s.cfg.Server.Sources))
 	select {

@@ -28,10 +28,10 @@ var ReduceStep = 8640
 
 // Reduce implements store.Reducer. It moves the source's horizon
 // (sources.reduced_before) forward one transaction at a time: each takes
-// up to ReduceStep raw readings from the horizon on (whole UTC minutes),
-// hands each device's to fn, replaces them by fn's reduced readings,
-// updates the device counters and day versions and stores the new
-// horizon, all or nothing. Reduced readings already in the window (a
+// up to ReduceStep raw readings (with a limit: up to the limit) from the
+// horizon on, in whole UTC minutes, hands each device's to fn, replaces
+// them by fn's reduced readings, updates the device counters and day
+// versions and stores the new horizon, all or nothing. Reduced readings already in the window (a
 // migrate) stay as they are.
 func (s *Store) Reduce(ctx context.Context, source string, before time.Time, limit int64, fn store.ReduceFunc) (store.ReduceResult, error) {
 	id, err := s.sourceID(ctx, source)
@@ -45,12 +45,14 @@ func (s *Store) Reduce(ctx context.Context, source string, before time.Time, lim
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("reduce %s: %w", source, err)
 		}
+		// With a limit, the call is one transaction of about limit raw
+		// readings (the caller chose the slice); without, ReduceStep ones.
 		n := int64(ReduceStep)
 		if limit > 0 {
 			if res.Raw >= limit {
 				break
 			}
-			n = min(n, limit-res.Raw)
+			n = limit - res.Raw
 		}
 		st, err := s.reduceStep(ctx, id, end, int(n), fn, prevs)
 		if err != nil {
