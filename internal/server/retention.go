@@ -11,6 +11,7 @@ import (
 
 	"github.com/powermeter/powermeter/internal/config"
 	"github.com/powermeter/powermeter/internal/energy"
+	"github.com/powermeter/powermeter/internal/reading"
 	"github.com/powermeter/powermeter/internal/store"
 )
 
@@ -20,6 +21,7 @@ import (
 // day's energy stays what it was), in slices of [server.retention] batch
 // raw readings, so ingest goes on between them.
 type Retention struct {
+	store   store.Store
 	st      store.Reducer
 	sources []retained
 	every   time.Duration
@@ -70,6 +72,7 @@ func NewRetention(cfg *config.Config, st store.Store, log *slog.Logger) *Retenti
 	}
 	r := cfg.Server.Retention
 	return &Retention{
+		store:   st,
 		st:      red,
 		sources: srcs,
 		every:   r.Every.Duration,
@@ -177,6 +180,39 @@ func (r *Retention) source(ctx context.Context, src retained) (RetentionResult, 
 	if out.Raw > 0 {
 		r.log.Info("retention: raw readings reduced to 1-minute rows", "source", src.name, "raw", out.Raw, "rows", out.Reduced,
 			"until", out.Until.Format(time.RFC3339), "took", out.Took.Round(time.Millisecond))
+	}
+	return out, nil
+}
+
+// Pending is what a pass would do now, without doing it: per source, the
+// raw readings (Raw) between its horizon and now minus its retention
+// (Until).
+func (r *Retention) Pending(ctx context.Context) ([]RetentionResult, error) {
+	var out []RetentionResult
+	for _, src := range r.sources {
+		before := r.now().Add(-src.keep).Truncate(time.Minute)
+		res := RetentionResult{Source: src.name}
+		res.Until = before
+		from, err := r.st.Horizon(ctx, src.name)
+		if errors.Is(err, store.ErrUnknownSource) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		if from.Before(before) {
+			err = r.store.Range(ctx, src.name, from, before, func(rd reading.Reading) error {
+				if rd.Reduced == nil {
+					res.Raw++
+				}
+				return nil
+			})
+			if err != nil {
+				return out, fmt.Errorf("counting the raw readings of %s: %w", src.name, err)
+			}
+		}
+		res.Done = res.Raw == 0
+		out = append(out, res)
 	}
 	return out, nil
 }
