@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/powermeter/powermeter/internal/energy"
+	"github.com/powermeter/powermeter/internal/reading"
 	"github.com/powermeter/powermeter/internal/store"
 )
 
@@ -60,6 +62,15 @@ func TestReducedDayChart(t *testing.T) {
 		if math.Abs(rawWh[k]-redWh[k]) > 0.005 || rawWh[k] == 0 {
 			t.Errorf("%s: raw %v Wh, reduced %v Wh", k, rawWh[k], redWh[k])
 		}
+	}
+	// with a second device, the grid's own line keeps the spike too
+	// (a reduced reading inserted as such, as migrate does)
+	pm := start.Add(15 * time.Hour).UTC()
+	insert(t, st, "home", reading.Reading{Device: "plug", Time: pm, Power: 1,
+		Reduced: &reading.Reduced{Count: 1, MinPower: 1, MaxPower: 1, LastTime: pm, LastPower: 1}})
+	two := get(t, h, "/s/home/day/"+day)
+	if top, mm := topY(two.body, `data-s="dev:grid" d="`), topY(two.body, `class="mm" data-s="total" d="`); math.IsInf(top, 0) || top != mm {
+		t.Errorf("the grid's line tops at y %v, the band at %v: the spike is missing", top, mm)
 	}
 	// the device's energy came from reduced minutes
 	if !strings.Contains(got.body, "reduced minutes") && !strings.Contains(got.body, "reduzierte Minuten") {
@@ -129,4 +140,23 @@ func TestReducedDayChart(t *testing.T) {
 	if !strings.HasPrefix(after.body, "time,device,power_w,energy_in_wh,energy_out_wh,temperature_c,voltage_v,phases_w\n") {
 		t.Errorf("export after the horizon: %q", after.body[:min(len(after.body), 120)])
 	}
+}
+
+// topY is the smallest y (the highest power) of the SVG path whose d
+// attribute follows marker.
+func topY(body, marker string) float64 {
+	i := strings.Index(body, marker)
+	if i < 0 {
+		return math.Inf(1)
+	}
+	d := body[i+len(marker):]
+	d = d[:strings.IndexByte(d, '"')]
+	top := math.Inf(1)
+	for _, p := range strings.FieldsFunc(d, func(r rune) bool { return r == 'M' || r == 'L' || r == 'Z' }) {
+		_, y, ok := strings.Cut(p, ",")
+		if v, err := strconv.ParseFloat(y, 64); ok && err == nil {
+			top = math.Min(top, v)
+		}
+	}
+	return top
 }

@@ -531,6 +531,12 @@ func (c *chartBuilder) reading(r reading.Reading) {
 	}
 	if c.o.Device == "" {
 		d.power.add(i, t, r.Power, gap)
+		if rd != nil && c.o.Res == 0 {
+			// a column keeps its lowest and highest value: a reduced
+			// minute's are its raw readings'
+			d.power.add(i, t, rd.MinPower, false)
+			d.power.add(i, t, rd.MaxPower, false)
+		}
 	}
 	for j, v := range r.Phases {
 		if j >= 16 {
