@@ -341,7 +341,8 @@ bench_outbox() {
 # PostgreSQL (needs POWERMETER_TEST_POSTGRES, e.g.
 # postgres://postgres@127.0.0.1:5432/test?sslmode=disable): the store's
 # benchmarks (inserts, a year in the compact layout: bytes/reading, a day's
-# range, the Grafana view's device-day), the dashboard's day page and year
+# range, the Grafana view's device-day, a copy of the year reduced to
+# minutes by retention), the dashboard's day page and year
 # overview on PostgreSQL, then legacy GET ingest over real HTTP with 1,
 # 10 000 and 100 000 sources on both backends. The year fixtures are built
 # once and kept in their own schemas (docs/postgres.md, "Benchmarks").
@@ -350,7 +351,7 @@ bench_postgres() {
 		echo "postgres: skipped (set POWERMETER_TEST_POSTGRES)"
 		return 0
 	fi
-	plain internal/store/postgres '.' 3000x "postgres: store (inserts, batches, day range, bytes/reading, Grafana view)" &&
+	plain internal/store/postgres '.' 3000x "postgres: store (inserts, batches, day range, bytes/reading, Grafana view, a year reduced to minutes)" &&
 		plain internal/dashboard 'Postgres' 40x "postgres: dashboard day page and year overview" &&
 		plain internal/store/postgres/scaleout 'LegacyIngest' 10000x "postgres vs sqlite: legacy GET ingest over HTTP by number of sources"
 }
