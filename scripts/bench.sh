@@ -11,7 +11,7 @@ set -eu
 
 cd "$(dirname "$0")/.."
 BENCHTIME="${BENCHTIME:-3s}"
-SECTIONS="server import store meters dashboard household logger outbox postgres ops mqtt"
+SECTIONS="server import store retention meters dashboard household logger outbox postgres ops mqtt"
 
 # have PKG: the package directory exists and holds a benchmark.
 have() {
@@ -271,6 +271,25 @@ plain() {
 bench_store() {
 	plain internal/store/sqlite 'InsertConcurrent' 20000x "store: SQLite, 64 goroutines inserting 1-reading batches" &&
 		plain internal/store/sqlite 'YearBytes|RangeDay' 200x "store: SQLite, a year of 10-s readings: bytes/reading, one day's range"
+}
+
+# Retention on SQLite: a copy of the store's year file (one device, 10-s
+# readings) reduced to 1-minute rows with energy.Reducer in one Reduce
+# call, then vacuumed: bytes per reading before, bytes per reduced row and
+# per raw reading after the vacuum, the file sizes, the time to reduce.
+bench_retention() {
+	echo "== retention: SQLite, a year of 10-s readings of one device reduced to 1-minute rows"
+	out=$(run_bench internal/store/sqlite 'YearReduce' 1x) || {
+		echo "$out"
+		return 1
+	}
+	echo "$out"
+	echo "$out" | awk '
+		/^Benchmark/ {
+			for (i = 2; i < NF; i++) v[$(i+1)] = $i
+			printf "   before %.1f MiB (%.1f bytes/reading); reduced in %.1f s; after VACUUM %.1f MiB (%.1f bytes/reduced row, %.2f bytes per raw reading); before VACUUM %.1f MiB\n",
+				v["MiB-before"], v["raw-bytes/reading"], v["reduce-s"], v["MiB-vacuumed"], v["bytes/reduced-row"], v["bytes/raw-reading-after"], v["MiB-reduced"]
+		}'
 }
 
 # One round over 50 emulated meters of all families (Tasmota plugs and SML

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/powermeter/powermeter/internal/energy"
 	"github.com/powermeter/powermeter/internal/reading"
 	"github.com/powermeter/powermeter/internal/store"
 	"github.com/powermeter/powermeter/internal/store/storetest"
@@ -88,7 +89,7 @@ func BenchmarkYearBytesPerReading(b *testing.B) {
 }
 
 // BenchmarkYearReduce reduces a copy of the year database (one device,
-// 10-s legacy readings) to 1-minute rows with storetest.ReduceMinutes, all
+// 10-s legacy readings) to 1-minute rows with energy.Reducer, all
 // of it in one Reduce call, then vacuums it. It reports the file's bytes
 // per raw reading before, the time the reduction took, the file's bytes
 // per reduced row and per raw reading it replaced after the vacuum, and
@@ -113,7 +114,7 @@ func BenchmarkYearReduce(b *testing.B) {
 		before = fileSize(b, path)
 		b.StartTimer()
 		start := time.Now()
-		res, err = s.Reduce(ctx, "home", storetest.YearStart.AddDate(1, 0, 0), 0, storetest.ReduceMinutes)
+		res, err = s.Reduce(ctx, "home", storetest.YearStart.AddDate(1, 0, 0), 0, energy.Reducer(10*time.Second))
 		took = time.Since(start)
 		if err != nil || !res.Done || res.Raw != storetest.YearReadings {
 			b.Fatalf("Reduce: %+v %v", res, err)
