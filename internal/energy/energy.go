@@ -430,19 +430,22 @@ func countFrom(st *devState) int64 {
 // starting at t (with counters in, out) after the device's state st
 // begin: at the minute's start, unless minutes without readings lie
 // between and the step across them carried energy (a counter on both
-// sides, or a step short enough to bridge with power); then at the end of
-// the previous reading's minute.
+// sides that did not drop, or a step short enough to bridge with power);
+// then at the end of the previous reading's minute.
 func (d *Day) spans(st *devState, t int64, in, out *float64) (fromIn, fromOut int64) {
 	cf := countFrom(st)
 	if cf >= t {
 		return t, t
 	}
 	bridge := t-st.t <= d.gap
+	// a counter lower than before was reset across the gap: the step
+	// counts 0, the minute holds only its own energy
+	counts := func(c0, c1 *float64) bool { return c0 != nil && c1 != nil && *c1 >= *c0 }
 	fromIn, fromOut = t, t
-	if bridge || (st.in != nil && in != nil) {
+	if bridge || counts(st.in, in) {
 		fromIn = cf
 	}
-	if bridge || (st.out != nil && out != nil) {
+	if bridge || counts(st.out, out) {
 		fromOut = cf
 	}
 	return fromIn, fromOut

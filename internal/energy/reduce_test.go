@@ -448,3 +448,22 @@ func BenchmarkDayRawVsReduced(b *testing.B) {
 		})
 	}
 }
+
+// TestReducedCounterResetAcrossGap: a meter offline 23:00–01:00 comes back
+// with its counter reset: the gap counts nothing, and the minute after it
+// keeps its own energy (it is not spread back over the gap).
+func TestReducedCounterResetAcrossGap(t *testing.T) {
+	var rs []reading.Reading
+	rs = append(rs, counterRun("meter", -2*3600, -3600+10, 5000)...) // last at 23:00:00
+	for s := 3600; s < 2*3600; s += 10 {
+		r := pw("meter", at(day0, s), 0)
+		r.EnergyIn = reading.F(float64(s-3600) / 10) // 1 Wh per 10 s from 0
+		rs = append(rs, r)
+	}
+	days := []string{"2026-05-31", "2026-06-01"}
+	raw := computeDays(t, rs, time.UTC, nil, days, nil)
+	red := computeDays(t, reduceUntil(rs, at(day0, 3*3600), time.Hour, Reducer(0)), time.UTC, nil, days, nil)
+	near(t, "day before", raw[0].InWh, 0)
+	near(t, "day after", raw[1].InWh, 359)
+	sameEnergy(t, "reset across a gap", raw, red)
+}
