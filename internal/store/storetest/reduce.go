@@ -28,6 +28,7 @@ var reduceTests = []struct {
 	{"ReduceLimit", testReduceLimit},
 	{"ReduceMigrate", testReduceMigrate},
 	{"ReduceDurable", testReduceReopen},
+	{"ReduceWhileInserting", testReduceWhileInserting},
 }
 
 // The retention data set: three hours of readings from 23:30 Berlin time
@@ -589,4 +590,66 @@ func testReduceReopen(t *testing.T, open func(*testing.T) store.Store, c *config
 	if !errors.Is(func() error { _, err := reducer(t, s2).Horizon(ctx, "nowhere"); return err }(), store.ErrUnknownSource) {
 		t.Error("Horizon of an unknown source: want store.ErrUnknownSource")
 	}
+}
+
+// testReduceWhileInserting: inserts of new readings go on while Reduce
+// works in small slices; every acknowledged one is stored, and the
+// reduced part is what one call gives.
+func testReduceWhileInserting(t *testing.T, open func(*testing.T) store.Store, _ *config) {
+	s := open(t)
+	red := reducer(t, s)
+	ctx := ctxOf(t)
+	ensure(t, s, "home", "Europe/Berlin")
+	data := reduceData()
+	insert(t, s, "home", data...)
+	h := reduceT0.Add(2 * time.Hour)
+	t1 := data[len(data)-1].Time.Add(time.Minute)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var acked []reading.Reading
+	stop, started := make(chan struct{}), make(chan struct{}, 4)
+	for g := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r := rd(fmt.Sprintf("new%d", g), t1.Add(time.Duration(i)*10*time.Second), float64(i))
+				if _, err := s.Insert(ctx, "home", []reading.Reading{r}); err != nil {
+					t.Errorf("insert during Reduce: %v", err)
+					return
+				}
+				mu.Lock()
+				acked = append(acked, r)
+				mu.Unlock()
+				if i == 0 {
+					started <- struct{}{}
+				}
+			}
+		})
+	}
+	select { // the inserts are under way
+	case <-started:
+	case <-ctx.Done():
+	}
+	for calls := 0; ; calls++ {
+		res, err := red.Reduce(ctx, "home", h, 100, reduceMinutes)
+		if err != nil {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("Reduce during inserts: %v", err)
+		}
+		if res.Done {
+			break
+		}
+		if calls > 1000 {
+			t.Fatal("Reduce: not done after 1000 calls of 100")
+		}
+	}
+	close(stop)
+	wg.Wait()
+	want := sortReadings(append(reduced(data, h), acked...))
+	checkReadings(t, "after Reduce during inserts", all(t, s, "home"), want)
 }
