@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/csv"
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -174,6 +176,13 @@ func (s *Server) readableSource(w http.ResponseWriter, r *http.Request) (name st
 // values separated by spaces.
 var csvHeader = []string{"time", "device", "power_w", "energy_in_wh", "energy_out_wh", "temperature_c", "voltage_v", "phases_w", "backfilled"}
 
+// csvReduced are the columns a CSV answer adds when its range reaches back
+// before the source's reduced horizon (retention): a reduced minute's raw
+// readings count, lowest and highest power, energy within the minute, and
+// its last raw reading's time and power; empty on raw readings. (Also in
+// the dashboard's export.csv?format=utc.)
+var csvReduced = []string{"reduced_count", "min_power_w", "max_power_w", "reduced_in_wh", "reduced_out_wh", "last_time", "last_power_w"}
+
 // apiReadings is GET /api/v1/sources/{name}/readings?from=&to=&device=&format=json|csv.
 // from/to are RFC 3339 or YYYY-MM-DD in the source's zone (a day as "to" is
 // inclusive); from defaults to today's local midnight, to to "no limit".
@@ -223,13 +232,25 @@ func (s *Server) apiReadings(w http.ResponseWriter, r *http.Request) {
 	var finish func() error
 	n := 0
 	if format == "csv" {
+		reduced, err := s.holdsReduced(r.Context(), name, from)
+		if err != nil {
+			s.storeFailed(w, "reading the reduced horizon", err)
+			return
+		}
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", csvsafe.Filename(name+".csv"))
 		c := csv.NewWriter(bw)
-		_ = c.Write(csvHeader)
-		rec := make([]string, len(csvHeader))
+		head := csvHeader
+		if reduced {
+			head = append(slices.Clip(csvHeader), csvReduced...)
+		}
+		_ = c.Write(head)
+		rec := make([]string, len(head))
 		fn = func(rd reading.Reading) error {
 			csvRecord(rec, rd)
+			if reduced {
+				csvReducedRecord(rec[len(csvHeader):], rd.Reduced)
+			}
 			return c.Write(rec)
 		}
 		finish = func() error { c.Flush(); return c.Error() }
@@ -302,6 +323,39 @@ func csvRecord(rec []string, rd reading.Reading) {
 	if rd.Backfilled {
 		rec[8] = "1"
 	}
+}
+
+// csvReducedRecord fills rec with the reduced columns of one reading
+// (empty for a raw one).
+func csvReducedRecord(rec []string, rd *reading.Reduced) {
+	if rd == nil {
+		clear(rec)
+		return
+	}
+	rec[0] = strconv.Itoa(rd.Count)
+	rec[1] = num(rd.MinPower)
+	rec[2] = num(rd.MaxPower)
+	rec[3] = num(rd.InWh)
+	rec[4] = num(rd.OutWh)
+	rec[5] = rd.LastTime.UTC().Format(time.RFC3339Nano)
+	rec[6] = num(rd.LastPower)
+}
+
+// holdsReduced reports whether readings of source from start on may be
+// reduced minutes (the range reaches back before its horizon).
+func (s *Server) holdsReduced(ctx context.Context, source string, start time.Time) (bool, error) {
+	rd, ok := s.st.(store.Reducer)
+	if !ok {
+		return false, nil
+	}
+	h, err := rd.Horizon(ctx, source)
+	if errors.Is(err, store.ErrUnknownSource) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return !h.IsZero() && start.Before(h), nil
 }
 
 func num(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }

@@ -226,8 +226,26 @@ func TestRetentionServe(t *testing.T) {
 	if len(got) != 120 || got[0].Reduced == nil || got[0].Reduced.Count != 6 {
 		t.Fatalf("after the job: %d readings (%+v), want 120 reduced minutes", len(got), got)
 	}
+	// The read API's CSV carries the reduced minutes' columns for a range
+	// before the horizon, and keeps its usual header after it.
+	q := "?format=csv&from=" + old.UTC().Format(time.RFC3339) + "&to=" + old.Add(2*time.Hour).UTC().Format(time.RFC3339)
+	code, body, _ := do(t, "GET", ts.base+"/api/v1/sources/home/readings"+q, "", "")
+	lines := strings.Split(strings.TrimSpace(body), "\n")
+	wantHead := strings.Join(append(append([]string{}, csvHeader...), csvReduced...), ",")
+	if code != 200 || len(lines) != 121 || lines[0] != wantHead {
+		t.Fatalf("CSV before the horizon: %d, %d lines, header %q", code, len(lines), lines[0])
+	}
+	// the first minute: 100..105 W, mean 102.5, its last raw reading at +50 s
+	wantRow := old.UTC().Format(time.RFC3339) + ",plug,102.5,,,,,,,6,100,105,"
+	if !strings.HasPrefix(lines[1], wantRow) || !strings.HasSuffix(lines[1], ","+old.Add(50*time.Second).UTC().Format(time.RFC3339)+",105") {
+		t.Errorf("CSV reduced row %q, want %s…", lines[1], wantRow)
+	}
+	q = "?format=csv&from=" + time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	if code, body, _ := do(t, "GET", ts.base+"/api/v1/sources/home/readings"+q, "", ""); code != 200 || !strings.HasPrefix(body, strings.Join(csvHeader, ",")+"\n") {
+		t.Errorf("CSV after the horizon: %d %q", code, body)
+	}
 	// ingest goes on
-	code, body, _ := do(t, "POST", ts.base+"/api/v1/readings", "application/json",
+	code, body, _ = do(t, "POST", ts.base+"/api/v1/readings", "application/json",
 		fmt.Sprintf(`{"readings":[{"device":"plug","time":%q,"power_w":5}]}`, time.Now().UTC().Format(time.RFC3339)), "Authorization", "Bearer "+homeKey)
 	if code != 200 {
 		t.Fatalf("ingest after the job: %d %s", code, body)
