@@ -1,11 +1,11 @@
 package mqtt
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"time"
@@ -74,14 +74,44 @@ func (p *Publisher) Run(ctx context.Context, every time.Duration) error {
 	}
 }
 
+// recorder keeps an in-process answer of the emulated device (what
+// net/http/httptest's recorder does, without pulling a test package into
+// the logger's build).
+type recorder struct {
+	h    http.Header
+	code int
+	body bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.h }
+
+func (r *recorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	return r.body.Write(b)
+}
+
 // get asks the emulated device.
 func (p *Publisher) get(path string, v any) error {
-	rec := httptest.NewRecorder()
-	p.Device.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
-	if rec.Code != http.StatusOK {
-		return fmt.Errorf("emulated %s answered %d to %s", p.Kind, rec.Code, path)
+	req, err := http.NewRequest(http.MethodGet, path, nil)
+	if err != nil {
+		return fmt.Errorf("emulated %s: %s: %w", p.Kind, path, err)
 	}
-	if err := json.Unmarshal(rec.Body.Bytes(), v); err != nil {
+	req.RemoteAddr = "127.0.0.1:1"
+	rec := &recorder{h: http.Header{}}
+	p.Device.ServeHTTP(rec, req)
+	if rec.code == 0 {
+		rec.code = http.StatusOK
+	}
+	if rec.code != http.StatusOK {
+		return fmt.Errorf("emulated %s answered %d to %s", p.Kind, rec.code, path)
+	}
+	if err := json.Unmarshal(rec.body.Bytes(), v); err != nil {
 		return fmt.Errorf("emulated %s: %s: %w", p.Kind, path, err)
 	}
 	return nil
