@@ -49,18 +49,20 @@ SELECT coalesce(sum(gone), 0)::int8, (SELECT count(*) FROM del), (SELECT count(*
 // deleteMinutesSQL removes from the device's reduced minutes those whose
 // minute starts in [$3, $4), as deleteChunksSQL does with raw readings.
 const deleteMinutesSQL = `
-WITH hit AS (
+WITH hit0 AS (
+	SELECT m.hour, m.device_id, coalesce(m.offs, ` + fullHour + `) AS offs FROM minutes m
+	WHERE m.source_id = $1 AND m.device_id = $2 AND m.hour >= date_trunc('hour', $3::timestamptz, 'UTC') AND m.hour < $4
+), hit AS (
 	SELECT m.hour, m.device_id,
 		(SELECT count(*) FROM unnest(m.offs) o WHERE m.hour + o * interval '1 second' >= $3 AND m.hour + o * interval '1 second' < $4) AS gone,
 		cardinality(m.offs) AS n
-	FROM minutes m
-	WHERE m.source_id = $1 AND m.device_id = $2 AND m.hour >= date_trunc('hour', $3::timestamptz, 'UTC') AND m.hour < $4
+	FROM hit0 m
 ), del AS (
 	DELETE FROM minutes m USING hit
 	WHERE m.source_id = $1 AND m.device_id = hit.device_id AND m.hour = hit.hour AND hit.gone = hit.n AND hit.gone > 0
 	RETURNING 1
 ), upd AS (
-	UPDATE minutes m SET (offs, n, power, power_min, power_max, in_uwh, out_uwh, last_offs, last_power,
+	UPDATE minutes m SET (offs, n, power, power_min, power_max, in_uwh, out_uwh, last_secs, last_power,
 		temperature, energy_in, energy_out, voltage, phases, device_ms, backfilled) = (
 		SELECT array_agg(o ORDER BY o), array_agg(k ORDER BY o), array_agg(p ORDER BY o), array_agg(pl ORDER BY o),
 			array_agg(pu ORDER BY o), array_agg(iu ORDER BY o), array_agg(ou ORDER BY o), array_agg(lo ORDER BY o),
@@ -72,7 +74,7 @@ WITH hit AS (
 			CASE WHEN count(ph) > 0 THEN array_agg(ph ORDER BY o) END,
 			CASE WHEN count(dm) > 0 THEN array_agg(dm ORDER BY o) END,
 			CASE WHEN bool_or(bf) THEN array_agg(coalesce(bf, false) ORDER BY o) END
-		FROM unnest(m.offs, m.n, m.power, m.power_min, m.power_max, m.in_uwh, m.out_uwh, m.last_offs, m.last_power,
+		FROM unnest(coalesce(m.offs, ` + fullHour + `), m.n, m.power, m.power_min, m.power_max, m.in_uwh, m.out_uwh, m.last_secs, m.last_power,
 			m.temperature, m.energy_in, m.energy_out, m.voltage, m.phases, m.device_ms, m.backfilled)
 			AS x(o, k, p, pl, pu, iu, ou, lo, lp, tp, ei, eo, v, ph, dm, bf)
 		WHERE NOT (m.hour + o * interval '1 second' >= $3 AND m.hour + o * interval '1 second' < $4))
@@ -90,11 +92,11 @@ UPDATE devices SET n = n + $3,
 	first_t = least(
 		(SELECT min(t) FROM recent WHERE source_id = $1 AND device_id = $2),
 		(SELECT c.hour + c.offs[1] * interval '1 second' FROM chunks c WHERE c.source_id = $1 AND c.device_id = $2 ORDER BY c.hour LIMIT 1),
-		(SELECT m.hour + m.offs[1] * interval '1 second' FROM minutes m WHERE m.source_id = $1 AND m.device_id = $2 ORDER BY m.hour LIMIT 1)),
+		(SELECT m.hour + coalesce(m.offs[1], 0) * interval '1 second' FROM minutes m WHERE m.source_id = $1 AND m.device_id = $2 ORDER BY m.hour LIMIT 1)),
 	last_t = greatest(
 		(SELECT max(t) FROM recent WHERE source_id = $1 AND device_id = $2),
 		(SELECT c.hour + c.offs[cardinality(c.offs)] * interval '1 second' FROM chunks c WHERE c.source_id = $1 AND c.device_id = $2 ORDER BY c.hour DESC LIMIT 1),
-		(SELECT m.hour + m.offs[cardinality(m.offs)] * interval '1 second' FROM minutes m WHERE m.source_id = $1 AND m.device_id = $2 ORDER BY m.hour DESC LIMIT 1))
+		(SELECT m.hour + coalesce(m.offs[cardinality(m.offs)], 3540) * interval '1 second' FROM minutes m WHERE m.source_id = $1 AND m.device_id = $2 ORDER BY m.hour DESC LIMIT 1))
 WHERE source_id = $1 AND id = $2`
 
 // daysSQL gives the days of the source from $2 to $3 a new version, and
@@ -109,7 +111,7 @@ WITH d AS (
 	  AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.source_id = $1 AND c.hour >= date_trunc('hour', d.lo, 'UTC') AND c.hour < d.hi
 		AND EXISTS (SELECT 1 FROM unnest(c.offs) o WHERE c.hour + o * interval '1 second' >= d.lo AND c.hour + o * interval '1 second' < d.hi))
 	  AND NOT EXISTS (SELECT 1 FROM minutes m WHERE m.source_id = $1 AND m.hour >= date_trunc('hour', d.lo, 'UTC') AND m.hour < d.hi
-		AND EXISTS (SELECT 1 FROM unnest(m.offs) o WHERE m.hour + o * interval '1 second' >= d.lo AND m.hour + o * interval '1 second' < d.hi))
+		AND EXISTS (SELECT 1 FROM unnest(coalesce(m.offs, ` + fullHour + `)) o WHERE m.hour + o * interval '1 second' >= d.lo AND m.hour + o * interval '1 second' < d.hi))
 ), gone AS (
 	DELETE FROM days WHERE source_id = $1 AND day IN (SELECT day FROM empty) RETURNING 1
 )

@@ -17,27 +17,32 @@ import (
 // those of the minute's last raw reading), a row holds per minute the
 // count n of raw readings, power_min and power_max, the minute's energy
 // in_uwh and out_uwh in µWh (1e-6 Wh, so a day's energy is kept to well
-// below a Wh), and the last raw reading's second (last_offs) and power.
+// below a Wh), and the last raw reading's second within its minute
+// (last_secs) and power. An hour with all 60 minutes has offs NULL (its
+// offsets are 0, 60, …, 3540): regular offsets do not compress, and
+// without them a row of a 10-s device fits four to a page.
 
 // energyMicro is the scale of a reduced minute's energy: µWh.
 const energyMicro = 1e6
 
 // minuteCols is the select list scanned into a minuteRow.
 const minuteCols = `m.hour, m.device_id, m.offs, m.n, m.power, m.power_min, m.power_max, m.in_uwh, m.out_uwh,
-	m.last_offs, m.last_power, m.temperature, m.energy_in, m.energy_out, m.voltage, m.phases, m.device_ms, m.backfilled`
+	m.last_secs, m.last_power, m.temperature, m.energy_in, m.energy_out, m.voltage, m.phases, m.device_ms, m.backfilled`
 
 // upsertMinutesSQL writes a whole row of minutes (merged in Go).
 const upsertMinutesSQL = `INSERT INTO minutes (source_id, hour, device_id, offs, n, power, power_min, power_max, in_uwh, out_uwh,
-	last_offs, last_power, temperature, energy_in, energy_out, voltage, phases, device_ms, backfilled)
+	last_secs, last_power, temperature, energy_in, energy_out, voltage, phases, device_ms, backfilled)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 ON CONFLICT (source_id, hour, device_id) DO UPDATE SET
-	(offs, n, power, power_min, power_max, in_uwh, out_uwh, last_offs, last_power,
+	(offs, n, power, power_min, power_max, in_uwh, out_uwh, last_secs, last_power,
 	 temperature, energy_in, energy_out, voltage, phases, device_ms, backfilled) =
 	(excluded.offs, excluded.n, excluded.power, excluded.power_min, excluded.power_max, excluded.in_uwh, excluded.out_uwh,
-	 excluded.last_offs, excluded.last_power, excluded.temperature, excluded.energy_in, excluded.energy_out,
+	 excluded.last_secs, excluded.last_power, excluded.temperature, excluded.energy_in, excluded.energy_out,
 	 excluded.voltage, excluded.phases, excluded.device_ms, excluded.backfilled)`
 
-// minuteRow is one row of minutes.
+// minuteRow is one row of minutes, with offs and lastOffs both seconds in
+// the hour once scanned and expanded (expand); args stores them in the
+// table's form.
 type minuteRow struct {
 	hour      time.Time
 	device    int32
@@ -64,10 +69,33 @@ func (m *minuteRow) dest() []any {
 		&m.lastOffs, &m.lastPower, &m.temp, &m.eIn, &m.eOut, &m.volt, &m.phases, &m.devMs, &m.backfill}
 }
 
-// args are upsertMinutesSQL's parameters for the row.
+// expand turns a scanned row into the form the code uses: offs filled in
+// for a full hour, lastOffs seconds in the hour.
+func (m *minuteRow) expand() {
+	if m.offs == nil {
+		m.offs = make([]int16, len(m.n))
+		for i := range m.offs {
+			m.offs[i] = int16(i * 60)
+		}
+	}
+	for i := range m.lastOffs {
+		m.lastOffs[i] += m.offs[i]
+	}
+}
+
+// args are upsertMinutesSQL's parameters for the row, in the table's
+// form (see expand).
 func (m *minuteRow) args(source int32) []any {
-	return []any{source, m.hour, m.device, m.offs, m.n, m.power, m.pmin, m.pmax, m.inU, m.outU,
-		m.lastOffs, m.lastPower, m.temp, m.eIn, m.eOut, m.volt, m.phases, m.devMs, m.backfill}
+	offs := m.offs
+	if len(offs) == 60 { // 60 different minutes of one hour: all of them
+		offs = nil
+	}
+	secs := make([]int16, len(m.lastOffs))
+	for i := range secs {
+		secs[i] = m.lastOffs[i] - m.offs[i]
+	}
+	return []any{source, m.hour, m.device, offs, m.n, m.power, m.pmin, m.pmax, m.inU, m.outU,
+		secs, m.lastPower, m.temp, m.eIn, m.eOut, m.volt, m.phases, m.devMs, m.backfill}
 }
 
 // minute is one reduced reading in its stored form.

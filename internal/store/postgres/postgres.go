@@ -363,8 +363,8 @@ func refileDays(ctx context.Context, tx pgx.Tx, id int32, timezone string) error
 			SELECT (t AT TIME ZONE $2)::date FROM recent WHERE source_id = $1
 			UNION SELECT ((hour + offs[1] * interval '1 second') AT TIME ZONE $2)::date FROM chunks WHERE source_id = $1
 			UNION SELECT ((hour + offs[array_upper(offs, 1)] * interval '1 second') AT TIME ZONE $2)::date FROM chunks WHERE source_id = $1
-			UNION SELECT ((hour + offs[1] * interval '1 second') AT TIME ZONE $2)::date FROM minutes WHERE source_id = $1
-			UNION SELECT ((hour + offs[array_upper(offs, 1)] * interval '1 second') AT TIME ZONE $2)::date FROM minutes WHERE source_id = $1
+			UNION SELECT ((hour + coalesce(offs[1], 0) * interval '1 second') AT TIME ZONE $2)::date FROM minutes WHERE source_id = $1
+			UNION SELECT ((hour + coalesce(offs[array_upper(offs, 1)], 3540) * interval '1 second') AT TIME ZONE $2)::date FROM minutes WHERE source_id = $1
 		) AS x(d) GROUP BY d ORDER BY d`,
 		id, timezone, v); err != nil {
 		return fmt.Errorf("refiling days: %w", err)

@@ -184,6 +184,7 @@ func (s *Store) Latest(ctx context.Context, source string) ([]reading.Reading, e
 		}
 		var m minuteRow
 		_, err = pgx.ForEachRow(rows, m.dest(), func() error {
+			m.expand()
 			for j := range all {
 				x := &all[j]
 				if x.found || x.sc.device != m.device || !x.last.UTC().Truncate(time.Hour).Equal(m.hour) {
@@ -377,6 +378,7 @@ func (s *Store) readWindow(ctx context.Context, sid int32, from, to time.Time, p
 		if err != nil {
 			return err
 		}
+		m.expand()
 		for i := range m.offs {
 			t := m.hour.Add(time.Duration(m.offs[i]) * time.Second)
 			if t.Before(from) || !t.Before(to) {

@@ -281,6 +281,7 @@ func (s *Store) reduceSpan(ctx context.Context, tx pgx.Tx, sid int32, before tim
 	}
 	var m minuteRow
 	_, err = pgx.ForEachRow(rows, m.dest(), func() error {
+		m.expand()
 		existing[devKeyHour{m.device, m.hour.UTC()}] = m.all()
 		m = minuteRow{}
 		return nil
@@ -299,6 +300,7 @@ func (s *Store) reduceSpan(ctx context.Context, tx pgx.Tx, sid int32, before tim
 		}
 		var m minuteRow
 		_, err = pgx.ForEachRow(rows, m.dest(), func() error {
+			m.expand()
 			for i := len(m.offs) - 1; i >= 0 && prev[d] == nil; i-- {
 				e := m.at(i)
 				sc, err := e.scanned(m.hour.UTC(), d)
@@ -659,6 +661,7 @@ func (s *Store) insertReduced(ctx context.Context, sid int32, rs []reading.Readi
 		stored := map[devKeyHour][]minute{}
 		var m minuteRow
 		_, err = pgx.ForEachRow(rows, m.dest(), func() error {
+			m.expand()
 			stored[devKeyHour{m.device, m.hour.UTC()}] = m.all()
 			m = minuteRow{}
 			return nil

@@ -3,6 +3,7 @@ package postgres
 import (
 	"encoding/json"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -570,4 +571,72 @@ func TestReduceKeepsDayEnergy(t *testing.T) {
 		}
 	}
 	t.Logf("energy per day before %v, after %v", want, got)
+}
+
+// TestUpgradeMinutesStep6: reduced minutes stored by schema step 5 (offs
+// always, the last reading's second in the hour) read the same after
+// step 6 (offs NULL for a full hour, that second within its minute).
+func TestUpgradeMinutesStep6(t *testing.T) {
+	t.Parallel()
+	u := pgtest.URL(t)
+	ctx := t.Context()
+	pool, err := pgxpool.New(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrateTo(ctx, pool, 5); err != nil {
+		pool.Close()
+		t.Fatal(err)
+	}
+	// A full hour and one of 2 minutes, as step 5 stored them: minute i
+	// with power i W, its last raw reading at second 50, 6 readings.
+	for _, q := range []string{
+		`INSERT INTO sources (id, name, timezone) VALUES (1, 'home', 'UTC')`,
+		`INSERT INTO devices (id, source_id, name, n, first_t, last_t) VALUES (1, 1, 'plug', 62, $1, $1::timestamptz + interval '1 hour 1 minute')`,
+		`CREATE TABLE minutes_2026_03 PARTITION OF minutes FOR VALUES FROM ('2026-03-01 00:00Z') TO ('2026-04-01 00:00Z')`,
+		`INSERT INTO minutes (source_id, hour, device_id, offs, n, power, power_min, power_max, in_uwh, out_uwh, last_offs, last_power)
+			SELECT 1, $1::timestamptz + h * interval '1 hour', 1, array_agg((i * 60)::int2 ORDER BY i), array_agg(6::int2 ORDER BY i),
+				array_agg(i * 1000::int8 ORDER BY i), array_agg(i * 1000::int8 ORDER BY i), array_agg(i * 1000::int8 ORDER BY i),
+				array_agg(i * 1000000::int8 ORDER BY i), array_agg(0::int8 ORDER BY i), array_agg((i * 60 + 50)::int2 ORDER BY i),
+				array_agg(i * 1000::int8 ORDER BY i)
+			FROM generate_series(0, 1) h, generate_series(0, 59) i WHERE h = 0 OR i < 2 GROUP BY h`,
+		`INSERT INTO days (source_id, day, version) VALUES (1, $1::timestamptz::date, nextval('day_versions'))`,
+	} {
+		var args []any
+		if strings.Contains(q, "$1") {
+			args = append(args, t0)
+		}
+		if _, err := pool.Exec(ctx, q, args...); err != nil {
+			pool.Close()
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	pool.Close()
+	s := openNoFold(t, u)
+	got := collect(t, s, "home")
+	if len(got) != 62 {
+		t.Fatalf("%d readings after the upgrade, want 62", len(got))
+	}
+	for k, r := range got {
+		i := k % 60
+		at := t0.Add(time.Duration(k/60)*time.Hour + time.Duration(i)*time.Minute)
+		if r.Reduced == nil || !r.Time.Equal(at) || r.Power != float64(i) || r.Reduced.Count != 6 ||
+			!r.Reduced.LastTime.Equal(at.Add(50*time.Second)) || r.Reduced.InWh != float64(i) {
+			t.Fatalf("reading %d: %+v %+v", k, r, r.Reduced)
+		}
+	}
+	var nulls int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE offs IS NULL) FROM minutes`).Scan(&nulls); err != nil || nulls != 1 {
+		t.Fatalf("rows without offs: %d %v; want the full hour's", nulls, err)
+	}
+	var viewN int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM readings WHERE reduced AND n = 6`).Scan(&viewN); err != nil || viewN != 62 {
+		t.Fatalf("view: %d reduced rows, %v", viewN, err)
+	}
+	if n, err := s.Delete(ctx, "home", "plug", t0.Add(30*time.Minute), t0.Add(90*time.Minute)); err != nil || n != 32 {
+		t.Fatalf("delete: %d %v", n, err)
+	}
+	if got := collect(t, s, "home"); len(got) != 30 || !got[29].Reduced.LastTime.Equal(t0.Add(29*time.Minute+50*time.Second)) {
+		t.Fatalf("after delete: %d readings", len(got))
+	}
 }
