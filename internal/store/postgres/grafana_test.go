@@ -15,7 +15,8 @@ import (
 // TestGrafanaDashboard runs every query of the example Grafana dashboard
 // (docs/grafana-dashboard.json) with its macros and variables expanded as
 // Grafana's PostgreSQL data source does, against readings both folded and
-// recent, and checks what comes back.
+// recent, then with the first hour reduced to minutes, and checks what
+// comes back.
 func TestGrafanaDashboard(t *testing.T) {
 	t.Parallel()
 	raw, err := os.ReadFile("../../../docs/grafana-dashboard.json")
@@ -64,31 +65,41 @@ func TestGrafanaDashboard(t *testing.T) {
 	if len(dash.Panels) == 0 {
 		t.Fatal("no panels")
 	}
-	for _, p := range dash.Panels {
-		for _, q := range p.Targets {
-			rows, err := s.pool.Query(ctx, expand(q.RawSQL))
-			if err != nil {
-				t.Fatalf("panel %q: %v", p.Title, err)
-			}
-			n := 0
-			var last []any
-			for rows.Next() {
-				if last, err = rows.Values(); err != nil {
-					t.Fatal(err)
+	check := func(when string, wantRows int, wantWh float64) {
+		t.Helper()
+		for _, p := range dash.Panels {
+			for _, q := range p.Targets {
+				rows, err := s.pool.Query(ctx, expand(q.RawSQL))
+				if err != nil {
+					t.Fatalf("%s: panel %q: %v", when, p.Title, err)
 				}
-				n++
-			}
-			if rows.Err() != nil {
-				t.Fatalf("panel %q: %v", p.Title, rows.Err())
-			}
-			switch {
-			case strings.HasPrefix(p.Title, "Energy"):
-				if e, ok := last[0].(float64); n != 1 || !ok || math.Abs(e-719*10*1000/3600.0) > 1e-6 {
-					t.Errorf("panel %q: %v, want 719 intervals of 10 s at 1000 W\n%s", p.Title, last, expand(q.RawSQL))
+				n := 0
+				var last []any
+				for rows.Next() {
+					if last, err = rows.Values(); err != nil {
+						t.Fatal(err)
+					}
+					n++
 				}
-			case n != len(rs):
-				t.Errorf("panel %q: %d rows, want %d", p.Title, n, len(rs))
+				if rows.Err() != nil {
+					t.Fatalf("%s: panel %q: %v", when, p.Title, rows.Err())
+				}
+				switch {
+				case strings.HasPrefix(p.Title, "Energy"):
+					if e, ok := last[0].(float64); n != 1 || !ok || math.Abs(e-wantWh) > 1e-4 { // a minute's energy is kept to the µWh
+						t.Errorf("%s: panel %q: %v, want %v Wh\n%s", when, p.Title, last, wantWh, expand(q.RawSQL))
+					}
+				case n != wantRows:
+					t.Errorf("%s: panel %q: %d rows, want %d", when, p.Title, n, wantRows)
+				}
 			}
 		}
 	}
+	check("raw", len(rs), 719*10*1000/3600.0)
+	// The first hour reduced to minutes: their energy (360 readings of
+	// 10 s at 1000 W), then 359 steps of the raw readings.
+	if _, err := s.Reduce(ctx, "home", t0.Add(time.Hour), 0, meanReduce(t)); err != nil {
+		t.Fatal(err)
+	}
+	check("reduced", 60+360, (360+359)*10*1000/3600.0)
 }
