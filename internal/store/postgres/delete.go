@@ -115,7 +115,7 @@ WITH d AS (
 ), gone AS (
 	DELETE FROM days WHERE source_id = $1 AND day IN (SELECT day FROM empty) RETURNING 1
 )
-UPDATE days SET version = nextval('day_versions')
+UPDATE days SET version = ` + newDayVersion + `
 WHERE source_id = $1 AND day BETWEEN $2::date AND $3::date AND day NOT IN (SELECT day FROM empty)`
 
 // Delete implements store.Deleter in one transaction that holds the

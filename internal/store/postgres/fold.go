@@ -41,11 +41,20 @@ type FoldStats struct {
 
 // foldSQL moves a source's readings before $2 from recent into chunks,
 // merging them into chunks that already exist (late readings), all in
-// array order of time. It reports the readings moved.
+// array order of time, and adds the readings moved of each day to the
+// day's base, so its version stays the same (see dayversion.go). It
+// reports the readings moved.
 const foldSQL = `
 WITH del AS (
 	DELETE FROM recent WHERE source_id = $1 AND t < $2
 	RETURNING source_id, t, device_id, power, energy_in, energy_out, temperature, voltage, phases, device_time, backfilled
+), moved AS (
+	SELECT (t AT TIME ZONE (SELECT timezone FROM sources WHERE id = $1))::date AS day, count(*) AS k
+	FROM del GROUP BY 1
+), dv AS (
+	UPDATE days d SET version = CASE WHEN (d.version & 16777215) + m.k < 8388608 THEN d.version + m.k
+		ELSE ` + newDayVersion + ` END
+	FROM moved m WHERE d.source_id = $1 AND d.day = m.day
 ), g AS (
 	SELECT source_id, hour, device_id,
 		array_agg(extract(epoch FROM t - hour)::int2 ORDER BY t) AS offs,

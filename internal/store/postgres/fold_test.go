@@ -356,3 +356,74 @@ func TestReadingsView(t *testing.T) {
 		t.Fatalf("em folded: %v %v %v", phases, volt, devTime)
 	}
 }
+
+// TestDayVersionsAcrossFolds: a day's version counts its readings in recent
+// on top of the stored one (dayversion.go). Folding moves readings out of
+// recent without changing the day, so the version and a summary stored
+// under it stay current; a reading inserted after the fold (into the
+// folded hour: a late one) changes the version, and a summary computed
+// before is refused.
+func TestDayVersionsAcrossFolds(t *testing.T) {
+	t.Parallel()
+	s := openNoFold(t, pgtest.URL(t))
+	ctx := t.Context()
+	if err := s.EnsureSource(ctx, "home", "Europe/Berlin"); err != nil {
+		t.Fatal(err)
+	}
+	day := t0.In(time.FixedZone("CET", 3600)).Format(dayLayout)
+	version := func() int64 {
+		t.Helper()
+		ds, err := s.Days(ctx, "home", day, day)
+		if err != nil || len(ds) != 1 {
+			t.Fatalf("days: %v %v", ds, err)
+		}
+		return ds[0].Version
+	}
+	for i := range 30 {
+		if _, err := s.Insert(ctx, "home", []reading.Reading{rd("a", t0.Add(time.Duration(i)*time.Minute), float64(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := version()
+	if ok, err := s.PutDaySummary(ctx, "home", day, v, []byte("sum")); !ok || err != nil {
+		t.Fatalf("put summary: %v %v", ok, err)
+	}
+	st, err := s.Fold(ctx, t0.Add(2*time.Hour))
+	if err != nil || st.Readings != 30 {
+		t.Fatalf("fold: %+v %v", st, err)
+	}
+	if r, c := layoutCounts(t, s); r != 0 || c != 30 {
+		t.Fatalf("after fold: %d in recent, %d in chunks", r, c)
+	}
+	ds, _ := s.Days(ctx, "home", day, day)
+	if ds[0].Version != v || ds[0].SummaryVersion != v || string(ds[0].Summary) != "sum" {
+		t.Fatalf("after fold: %+v, want version %d with its summary", ds[0], v)
+	}
+	// a replay changes nothing; a late reading does
+	if _, err := s.Insert(ctx, "home", []reading.Reading{rd("a", t0, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := version(); got != v {
+		t.Fatalf("replay: version %d → %d", v, got)
+	}
+	if _, err := s.Insert(ctx, "home", []reading.Reading{rd("a", t0.Add(30*time.Second), 7)}); err != nil {
+		t.Fatal(err)
+	}
+	v2 := version()
+	if v2 == v {
+		t.Fatal("late reading after a fold: version stayed")
+	}
+	if ok, _ := s.PutDaySummary(ctx, "home", day, v, []byte("stale")); ok {
+		t.Fatal("summary at the version before the late reading stored")
+	}
+	// folding the late reading keeps the new version
+	if _, err := s.Fold(ctx, t0.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := version(); got != v2 {
+		t.Fatalf("second fold: version %d → %d", v2, got)
+	}
+	if ok, err := s.PutDaySummary(ctx, "home", day, v2, []byte("sum2")); !ok || err != nil {
+		t.Fatalf("put current summary: %v %v", ok, err)
+	}
+}

@@ -76,9 +76,11 @@ type rowKey struct {
 }
 
 // insertSQL inserts the readings into recent (those not stored yet:
-// neither in recent nor folded into a chunk), gives each local day that got
-// a new one (the zone is the source's, applied in SQL) a new version, and
-// updates the per-device count, first and last time. It returns the keys
+// neither in recent nor folded into a chunk), makes sure each local day
+// that got a new one (the zone is the source's, applied in SQL) is listed
+// in days — without writing a day that is listed already: its version
+// follows from the day's readings in recent (dayversion.go) — and updates
+// the per-device count, first and last time. It returns the keys
 // actually inserted. A raw reading older than its source's reduced horizon
 // (sources.reduced_before: retention kept only minutes there) is not
 // inserted, so it counts as present; the horizon is read in the statement
@@ -125,13 +127,13 @@ WITH input AS (
 	SELECT s.source_id AS id, (SELECT timezone FROM sources WHERE id = s.source_id) AS timezone
 	FROM (SELECT DISTINCT source_id FROM ins) s
 ), ver AS (
-	SELECT nextval('day_versions') AS v
+	SELECT ` + newDayVersion + ` AS v
 ), dd AS (
 	INSERT INTO days AS d (source_id, day, version)
 	SELECT i.source_id, (i.t AT TIME ZONE src.timezone)::date, max(ver.v)
 	FROM ins i JOIN src ON src.id = i.source_id CROSS JOIN ver
 	GROUP BY 1, 2 ORDER BY 1, 2
-	ON CONFLICT (source_id, day) DO UPDATE SET version = excluded.version
+	ON CONFLICT (source_id, day) DO NOTHING
 	RETURNING 1
 ), dv AS (
 	INSERT INTO devices AS d (id, source_id, name, n, first_t, last_t)

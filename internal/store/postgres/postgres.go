@@ -349,7 +349,7 @@ func refileDays(ctx context.Context, tx pgx.Tx, id int32, timezone string) error
 		return fmt.Errorf("locking days: %w", err)
 	}
 	var v int64
-	if err := tx.QueryRow(ctx, `UPDATE sources SET timezone = $2 WHERE id = $1 RETURNING nextval('day_versions')`,
+	if err := tx.QueryRow(ctx, `UPDATE sources SET timezone = $2 WHERE id = $1 RETURNING `+newDayVersion,
 		id, timezone).Scan(&v); err != nil {
 		return fmt.Errorf("changing the zone: %w", err)
 	}
@@ -593,10 +593,7 @@ func (s *Store) Days(ctx context.Context, source, from, to string) ([]store.Day,
 	}
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	rows, err := s.rpool.Query(ctx, `
-		SELECT to_char(day, 'YYYY-MM-DD'), version, summary, summary_version FROM days
-		WHERE source_id = $1 AND day BETWEEN $2::date AND $3::date ORDER BY day`,
-		sid, f.Format(dayLayout), t.Format(dayLayout))
+	rows, err := s.rpool.Query(ctx, listDaysSQL, sid, f.Format(dayLayout), t.Format(dayLayout))
 	if err != nil {
 		return nil, fmt.Errorf("days of %q: %w", source, err)
 	}
@@ -627,8 +624,7 @@ func (s *Store) PutDaySummary(ctx context.Context, source, day string, version i
 	}
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	tag, err := s.rpool.Exec(ctx, `UPDATE days SET summary = $4, summary_version = $3
-		WHERE source_id = $1 AND day = $2::date AND version = $3`, sid, day, version, summary)
+	tag, err := s.rpool.Exec(ctx, putSummarySQL, sid, day, version, summary)
 	if err != nil {
 		return false, fmt.Errorf("put day summary %s of %q: %w", day, source, err)
 	}

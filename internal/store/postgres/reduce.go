@@ -487,7 +487,7 @@ func (s *Store) reduceSpan(ctx context.Context, tx pgx.Tx, sid int32, before tim
 	}
 	b.Queue(`DELETE FROM recent WHERE source_id = $1 AND t >= $2 AND t < $3`, sid, lo, end)
 	b.Queue(`UPDATE sources SET reduced_before = greatest(reduced_before, $2) WHERE id = $1`, sid, end)
-	b.Queue(`UPDATE days SET version = nextval('day_versions')
+	b.Queue(`UPDATE days SET version = `+newDayVersion+`
 		WHERE source_id = $1 AND day BETWEEN ($2::timestamptz AT TIME ZONE $4)::date AND ($3::timestamptz AT TIME ZONE $4)::date`,
 		sid, lo, end.Add(-time.Second), zone)
 	for _, d := range devs {
@@ -708,7 +708,7 @@ func (s *Store) insertReduced(ctx context.Context, sid int32, rs []reading.Readi
 		}
 		if len(times) > 0 {
 			b.Queue(`INSERT INTO days AS d (source_id, day, version)
-				SELECT $1, (t AT TIME ZONE (SELECT timezone FROM sources WHERE id = $1))::date, nextval('day_versions')
+				SELECT $1, (t AT TIME ZONE (SELECT timezone FROM sources WHERE id = $1))::date, `+newDayVersion+`
 				FROM unnest($2::timestamptz[]) AS u(t) GROUP BY 2 ORDER BY 2
 				ON CONFLICT (source_id, day) DO UPDATE SET version = excluded.version`, sid, times)
 			ds := make([]int32, 0, len(stats))
