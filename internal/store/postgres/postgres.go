@@ -55,6 +55,7 @@ type Store struct {
 	// emptyChecked is when a chunks partition behind a horizon was last
 	// looked at for dropping (dropEmptyChunks), by name.
 	emptyChecked map[string]time.Time
+	dropListed   time.Time // when dropEmptyChunks last listed the partitions
 
 	// gcs are the group committers; a source always goes to the same one,
 	// so one process never contends with itself for a source's rows.

@@ -516,6 +516,17 @@ const emptyCheckEvery = time.Hour
 // under that lock. A late reading that needs the month again gets a new
 // partition from the folder.
 func (s *Store) dropEmptyChunks(ctx context.Context, horizon time.Time) error {
+	// With many sources every one's Reduce ends here: list the partitions
+	// at most once a minute.
+	s.mu.Lock()
+	listed := time.Since(s.dropListed) < time.Minute
+	if !listed {
+		s.dropListed = time.Now()
+	}
+	s.mu.Unlock()
+	if listed {
+		return nil
+	}
 	rows, err := s.pool.Query(ctx, `SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 		WHERE i.inhparent = 'chunks'::regclass ORDER BY 1`)
 	if err != nil {

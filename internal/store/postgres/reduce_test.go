@@ -134,9 +134,16 @@ func threeHours(t *testing.T, s *Store) {
 
 func TestReduce(t *testing.T) {
 	t.Parallel()
-	s := openNoFold(t, pgtest.URL(t))
+	u := pgtest.URL(t)
+	s, other := openNoFold(t, u), openNoFold(t, u)
 	ctx := t.Context()
 	threeHours(t, s)
+	if err := other.EnsureSource(ctx, "home", "Europe/Berlin"); err != nil {
+		t.Fatal(err) // the other server knows the source before the reduction
+	}
+	if _, err := other.Latest(ctx, "home"); err != nil {
+		t.Fatal(err) // and its devices
+	}
 	before := collect(t, s, "home")
 	days0, err := s.Days(ctx, "home", "2026-03-28", "2026-03-30")
 	if err != nil {
@@ -220,6 +227,12 @@ func TestReduce(t *testing.T) {
 		rd("plug", want.Until, 7)})
 	if err != nil || res2 != (store.InsertResult{Inserted: 1, Present: 2}) {
 		t.Fatalf("insert below the horizon: %+v %v", res2, err)
+	}
+	// The other server refuses them too: it reads the horizon the first
+	// one moved.
+	res2, err = other.Insert(ctx, "home", []reading.Reading{rd("plug", t0.Add(2*time.Minute+5*time.Second), 9), rd("meter", t0.Add(149*time.Minute), 9)})
+	if err != nil || res2 != (store.InsertResult{Present: 2}) {
+		t.Fatalf("insert below the horizon through the other server: %+v %v", res2, err)
 	}
 	if got := collect(t, s, "home"); len(got) != len(after)+1 {
 		t.Fatalf("after refused inserts: %d readings, want %d", len(got), len(after)+1)
