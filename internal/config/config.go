@@ -616,8 +616,8 @@ func (c *Config) validate(add func(key, format string, args ...any)) {
 		if r := s.Retention; r.Every.Duration < time.Minute || r.Every.Duration > 24*time.Hour {
 			add("server.retention.every", "%s: want 1m to 24h", r.Every.Duration)
 		}
-		if b := s.Retention.Batch; b < 60 || b > 1_000_000 {
-			add("server.retention.batch", "%d: want 60 to 1000000 raw readings per transaction", b)
+		if b := s.Retention.Batch; b < 60 || b > 100_000 {
+			add("server.retention.batch", "%d: want 60 to 100000 raw readings per transaction", b)
 		}
 		for i, src := range s.Sources {
 			checkRetention(fmt.Sprintf("server.sources[%d].retention", i), src.Retention)

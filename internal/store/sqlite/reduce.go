@@ -20,6 +20,10 @@ var _ store.Reducer = (*Store)(nil)
 // into the next group commit.
 var ReduceStep = 8640
 
+// maxReduceStep bounds a transaction whatever the limit: a step holds its
+// readings in memory (about 250 bytes each).
+const maxReduceStep = 1 << 17
+
 // Reduced readings live in the source's readings table like raw ones, at
 // the start of their minute, with the xReduced flag in their extra blob
 // (codec.go): Range, Latest, LastTime, Delete and the day list need no
@@ -52,7 +56,7 @@ func (s *Store) Reduce(ctx context.Context, source string, before time.Time, lim
 			if res.Raw >= limit {
 				break
 			}
-			n = limit - res.Raw
+			n = min(limit-res.Raw, maxReduceStep)
 		}
 		st, err := s.reduceStep(ctx, id, end, int(n), fn, prevs)
 		if err != nil {
