@@ -369,8 +369,46 @@ func BenchmarkYearReduce(b *testing.B) {
 	}
 	after := relSize(b, s, "chunks", "minutes", "recent")
 	minutes := relSize(b, s, "minutes")
+	// Reading the reduced year: 20 local days through Range (1 440 minutes
+	// each) and through the Grafana view; the fastest of each.
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		b.Fatal(err)
+	}
+	rangeBest, viewBest := time.Hour, time.Hour
+	for i := range 20 {
+		d := time.Date(2025, 1, 2+(i*37)%360, 0, 0, 0, 0, berlin)
+		n := 0
+		t0 := time.Now()
+		if err := s.Range(ctx, "home", d, d.AddDate(0, 0, 1), func(r reading.Reading) error {
+			if r.Reduced == nil {
+				return fmt.Errorf("a raw reading at %s", r.Time)
+			}
+			n++
+			return nil
+		}); err != nil || n < 1380 {
+			b.Fatalf("day %s: %d minutes, %v", d.Format(time.DateOnly), n, err)
+		}
+		rangeBest = min(rangeBest, time.Since(t0))
+		du := time.Date(2025, 1, 2+(i*37)%360, 0, 0, 0, 0, time.UTC)
+		t0 = time.Now()
+		q := fmt.Sprintf(grafanaDaySQL, du.Format(time.RFC3339), du.Add(24*time.Hour-time.Second).Format(time.RFC3339))
+		rows, err := s.rpool.Query(ctx, q, pgx.QueryExecModeSimpleProtocol)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = 0
+		var at time.Time
+		var p float64
+		if _, err := pgx.ForEachRow(rows, []any{&at, &p}, func() error { n++; return nil }); err != nil || n != 1440 {
+			b.Fatalf("view, day %s: %d rows, %v", du.Format(time.DateOnly), n, err)
+		}
+		viewBest = min(viewBest, time.Since(t0))
+	}
 	for b.Loop() {
 	}
+	b.ReportMetric(float64(rangeBest.Microseconds())/1000, "rangeday-reduced-min-ms")
+	b.ReportMetric(float64(viewBest.Microseconds())/1000, "grafanaday-reduced-min-ms")
 	b.ReportMetric(took.Seconds(), "reduce-s")
 	b.ReportMetric(float64(res.Raw)/took.Seconds(), "raw/s")
 	b.ReportMetric(float64(before)/storetest.YearReadings, "bytes/raw-reading-before")
