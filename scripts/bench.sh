@@ -276,16 +276,22 @@ bench_store() {
 # Retention on SQLite: a copy of the store's year file (one device, 10-s
 # readings) reduced to 1-minute rows with energy.Reducer in one Reduce
 # call, then vacuumed: bytes per reading before, bytes per reduced row and
-# per raw reading after the vacuum, the file sizes, the time to reduce.
+# per raw reading after the vacuum, the file sizes, the time to reduce;
+# then the latency of 8 goroutines inserting while the year is reduced.
 bench_retention() {
 	echo "== retention: SQLite, a year of 10-s readings of one device reduced to 1-minute rows"
-	out=$(run_bench internal/store/sqlite 'YearReduce' 1x) || {
+	out=$(run_bench internal/store/sqlite 'YearReduce|InsertDuringReduce' 1x) || {
 		echo "$out"
 		return 1
 	}
 	echo "$out"
 	echo "$out" | awk '
-		/^Benchmark/ {
+		/^BenchmarkInsertDuringReduce/ {
+			for (i = 2; i < NF; i++) v[$(i+1)] = $i
+			printf "   inserts while reducing: median %.1f ms, p99 %.1f ms (alone: %.1f / %.1f ms)\n",
+				v["reducing-p50-ms"], v["reducing-p99-ms"], v["alone-p50-ms"], v["alone-p99-ms"]
+		}
+		/^BenchmarkYearReduce/ {
 			for (i = 2; i < NF; i++) v[$(i+1)] = $i
 			printf "   before %.1f MiB (%.1f bytes/reading); reduced in %.1f s; after VACUUM %.1f MiB (%.1f bytes/reduced row, %.2f bytes per raw reading); before VACUUM %.1f MiB\n",
 				v["MiB-before"], v["raw-bytes/reading"], v["reduce-s"], v["MiB-vacuumed"], v["bytes/reduced-row"], v["bytes/raw-reading-after"], v["MiB-reduced"]

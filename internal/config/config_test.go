@@ -243,8 +243,8 @@ retention = "forever"
 		t.Fatal(err)
 	}
 	r := c.Server.Retention
-	if r.Raw.Duration != 365*24*time.Hour || r.Every.Duration != time.Hour || r.Batch != 8640 {
-		t.Errorf("[server.retention] = %+v, want raw 365d, every 1h, batch 8640", r)
+	if r.Raw.Duration != 365*24*time.Hour || r.Every.Duration != time.Hour || r.Batch != 1000 {
+		t.Errorf("[server.retention] = %+v, want raw 365d, every 1h, batch 1000", r)
 	}
 	for src, want := range map[string]time.Duration{"a": 365 * 24 * time.Hour, "b": 30*24*time.Hour + 12*time.Hour, "c": 0, "d": 365 * 24 * time.Hour} {
 		if got := c.Server.RetentionOf(src); got != want {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -138,6 +140,79 @@ func BenchmarkYearReduce(b *testing.B) {
 	b.ReportMetric(float64(before)/(1<<20), "MiB-before")
 	b.ReportMetric(float64(reduced)/(1<<20), "MiB-reduced")
 	b.ReportMetric(float64(vacuumed)/(1<<20), "MiB-vacuumed")
+}
+
+// BenchmarkInsertDuringReduce measures what retention costs ingest: 8
+// goroutines insert 1-reading batches (each durable) into a copy of the
+// year database, first alone for 3 s, then while the year is reduced (in
+// transactions of ReduceStep raw readings, as the server's job does). It
+// reports the inserts' median and 99th percentile latency in both phases.
+// Run it with -benchtime 1x.
+func BenchmarkInsertDuringReduce(b *testing.B) {
+	src := yearDB(b)
+	ctx := b.Context()
+	for b.Loop() {
+		b.StopTimer()
+		path := filepath.Join(b.TempDir(), "year.db")
+		if err := copyFile(src, path); err != nil {
+			b.Fatal(err)
+		}
+		s, err := OpenFile(ctx, path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		measure := func(while func() bool) []time.Duration {
+			var mu sync.Mutex
+			var lat []time.Duration
+			var wg sync.WaitGroup
+			var next atomic.Int64
+			t0 := storetest.YearStart.AddDate(2, 0, 0).Add(time.Duration(len(lat)) * time.Hour)
+			for g := range 8 {
+				wg.Go(func() {
+					for while() {
+						i := next.Add(1)
+						r := reading.Reading{Device: fmt.Sprint("live", g), Time: t0.Add(time.Duration(i) * time.Second), Power: 1}
+						start := time.Now()
+						if _, err := s.Insert(ctx, "home", []reading.Reading{r}); err != nil {
+							b.Error(err)
+							return
+						}
+						d := time.Since(start)
+						mu.Lock()
+						lat = append(lat, d)
+						mu.Unlock()
+					}
+				})
+			}
+			wg.Wait()
+			return lat
+		}
+		deadline := time.Now().Add(3 * time.Second)
+		alone := measure(func() bool { return time.Now().Before(deadline) })
+		var done atomic.Bool
+		start := time.Now()
+		var took time.Duration
+		go func() {
+			defer done.Store(true)
+			defer func() { took = time.Since(start) }()
+			if _, err := s.Reduce(ctx, "home", storetest.YearStart.AddDate(1, 0, 0), 0, energy.Reducer(10*time.Second)); err != nil {
+				b.Error(err)
+			}
+		}()
+		during := measure(func() bool { return !done.Load() })
+		s.Close()
+		q := func(l []time.Duration, p float64) float64 {
+			slices.Sort(l)
+			return float64(l[int(p*float64(len(l)-1))].Microseconds()) / 1000
+		}
+		b.ReportMetric(q(alone, 0.5), "alone-p50-ms")
+		b.ReportMetric(q(alone, 0.99), "alone-p99-ms")
+		b.ReportMetric(q(during, 0.5), "reducing-p50-ms")
+		b.ReportMetric(q(during, 0.99), "reducing-p99-ms")
+		b.ReportMetric(float64(len(during)), "inserts-while-reducing")
+		b.ReportMetric(took.Seconds(), "reduce-s")
+		b.StartTimer()
+	}
 }
 
 func fileSize(b *testing.B, path string) int64 {
