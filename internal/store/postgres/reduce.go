@@ -60,7 +60,7 @@ func (s *Store) Reduce(ctx context.Context, source string, before time.Time, lim
 		// The partitions of minutes the next span needs, made outside the
 		// span's transaction (it retries when a late reading moved its
 		// start into a month not made yet).
-		first, ok, err := s.firstRaw(ctx, s.pool, sid, before)
+		first, ok, err := s.firstRaw(ctx, s.rpool, sid, before)
 		if err != nil {
 			return res, fmt.Errorf("reduce %q: %w", source, err)
 		}
@@ -69,8 +69,11 @@ func (s *Store) Reduce(ctx context.Context, source string, before time.Time, lim
 				return res, fmt.Errorf("reduce %q: %w", source, err)
 			}
 		}
+		// On the readers' pool: while a span holds the source's fold lock,
+		// the committer that waits for it holds one writer connection; the
+		// others must stay free for the other sources' inserts.
 		var st spanStats
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err = pgx.BeginFunc(ctx, s.rpool, func(tx pgx.Tx) error {
 			var err error
 			st, err = s.reduceSpan(ctx, tx, sid, before, limit-res.Raw, limit > 0, fn)
 			return err
@@ -527,7 +530,7 @@ func (s *Store) dropEmptyChunks(ctx context.Context, horizon time.Time) error {
 	if listed {
 		return nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+	rows, err := s.rpool.Query(ctx, `SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 		WHERE i.inhparent = 'chunks'::regclass ORDER BY 1`)
 	if err != nil {
 		return fmt.Errorf("listing the partitions of chunks: %w", err)
@@ -556,14 +559,14 @@ func (s *Store) dropEmptyChunks(ctx context.Context, horizon time.Time) error {
 		}
 		id := pgx.Identifier{name}.Sanitize()
 		var used bool
-		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+id+`)`).Scan(&used); err != nil {
+		if err := s.rpool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+id+`)`).Scan(&used); err != nil {
 			return fmt.Errorf("looking into %s: %w", name, err)
 		}
 		if used {
 			continue
 		}
 		dropped := false
-		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := pgx.BeginFunc(ctx, s.rpool, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '1s'`); err != nil {
 				return err
 			}
