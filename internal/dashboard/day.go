@@ -14,6 +14,7 @@ import (
 
 	"github.com/powermeter/powermeter/internal/energy"
 	"github.com/powermeter/powermeter/internal/household"
+	"github.com/powermeter/powermeter/internal/store"
 )
 
 type dayData struct {
@@ -116,17 +117,14 @@ func (d *Dashboard) dayKey(kind string, v *dayView, version int64) string {
 	return strings.Join([]string{kind, v.source, v.day, strconv.FormatInt(version, 10), settled, string(v.p.lang), v.p.Today, v.opts.query(false, "ymax", f1(v.opts.YMax), "tmin", f1(v.opts.TMin), "tmax", f1(v.opts.TMax))}, "\x00")
 }
 
-// build computes the day and its chart.
-func (d *Dashboard) build(ctx context.Context, v *dayView, wantHover bool) (energy.DaySummary, *chartBuilder, error) {
+// build computes the day and its chart. at is the day as looked up
+// before (dayLookup): its version is the one the page is cached under.
+func (d *Dashboard) build(ctx context.Context, v *dayView, at dayAt, wantHover bool) (energy.DaySummary, *chartBuilder, error) {
 	calc := d.calc(v.source, v.p.Zone)
-	entry, cached, err := calc.Lookup(ctx, v.day)
-	if err != nil {
-		return energy.DaySummary{}, nil, err
-	}
 	// the chart needs the readings anyway; the summary comes with them and
 	// is written to the cache only when the cached one is not current
-	version := entry.Version
-	if cached != nil {
+	version := at.entry.Version
+	if at.cached != nil {
 		version = 0
 	}
 	cb := newChartBuilder(v.opts, d.o.Interval)
@@ -169,10 +167,19 @@ func (d *Dashboard) build(ctx context.Context, v *dayView, wantHover bool) (ener
 	return s, cb, err
 }
 
-// dayVersion is the day's version in the store (0: no readings).
-func (d *Dashboard) dayVersion(ctx context.Context, v *dayView) (int64, error) {
-	e, _, err := d.calc(v.source, v.p.Zone).Lookup(ctx, v.day)
-	return e.Version, err
+// dayAt is a day as the store has it: its entry (version 0: no
+// readings) and its cached summary when that is current.
+type dayAt struct {
+	entry  store.Day
+	cached *energy.DaySummary
+}
+
+// dayLookup looks the day up once per request: the page cache's key and
+// the summary's caching both take this version (on PostgreSQL each
+// look-up is a round trip).
+func (d *Dashboard) dayLookup(ctx context.Context, v *dayView) (dayAt, error) {
+	e, cached, err := d.calc(v.source, v.p.Zone).Lookup(ctx, v.day)
+	return dayAt{e, cached}, err
 }
 
 func (d *Dashboard) day(w http.ResponseWriter, r *http.Request) {
@@ -183,17 +190,17 @@ func (d *Dashboard) day(w http.ResponseWriter, r *http.Request) {
 	p := v.p
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	version, err := d.dayVersion(ctx, v)
+	at, err := d.dayLookup(ctx, v)
 	if err != nil {
 		d.fail(w, r, p, http.StatusInternalServerError, "server_error", err)
 		return
 	}
-	key := d.dayKey("page", v, version)
+	key := d.dayKey("page", v, at.entry.Version)
 	if b, ok := d.rendered.get(key); ok {
 		writeHTML(w, http.StatusOK, b)
 		return
 	}
-	s, cb, err := d.build(ctx, v, false)
+	s, cb, err := d.build(ctx, v, at, false)
 	if err != nil {
 		d.fail(w, r, p, http.StatusInternalServerError, "server_error", err)
 		return
@@ -291,15 +298,15 @@ func (d *Dashboard) dayData(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	version, err := d.dayVersion(ctx, v)
+	at, err := d.dayLookup(ctx, v)
 	if err != nil {
 		d.fail(w, r, v.p, http.StatusInternalServerError, "server_error", err)
 		return
 	}
-	key := d.dayKey("data", v, version)
+	key := d.dayKey("data", v, at.entry.Version)
 	b, ok := d.rendered.get(key)
 	if !ok {
-		_, cb, err := d.build(ctx, v, true)
+		_, cb, err := d.build(ctx, v, at, true)
 		if err != nil {
 			d.fail(w, r, v.p, http.StatusInternalServerError, "server_error", err)
 			return
