@@ -113,8 +113,11 @@ type querier interface {
 // (chunks or recent).
 func (s *Store) firstRaw(ctx context.Context, q querier, sid int32, before time.Time) (time.Time, bool, error) {
 	var first *time.Time
+	// The earliest of the first hour's chunks (one per device, each
+	// starting where its device does).
 	err := q.QueryRow(ctx, `SELECT least(
-			(SELECT c.hour + c.offs[1] * interval '1 second' FROM chunks c WHERE c.source_id = $1 AND c.hour < $2 ORDER BY c.hour LIMIT 1),
+			(SELECT min(c.hour + c.offs[1] * interval '1 second') FROM chunks c
+			 WHERE c.source_id = $1 AND c.hour = (SELECT min(hour) FROM chunks WHERE source_id = $1 AND hour < $2)),
 			(SELECT min(t) FROM recent WHERE source_id = $1 AND t < $2))`, sid, before).Scan(&first)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("finding the first raw reading: %w", err)
@@ -208,8 +211,9 @@ func (s *Store) reduceSpan(ctx context.Context, tx pgx.Tx, sid int32, before tim
 			if err != nil {
 				return err
 			}
-			if sc.t.Before(lo) {
-				continue // cannot be: lo is the first raw reading
+			if sc.t.Before(lo) { // lo is the first raw reading: rewriting the chunk would lose this one
+				return fmt.Errorf("chunk %s of device %d: a reading at %s before the span's start %s",
+					c.hour.Format(time.RFC3339), c.device, sc.t.Format(time.RFC3339), lo.Format(time.RFC3339))
 			}
 			raws[c.device] = append(raws[c.device], rawOf{sc, ci})
 		}
@@ -451,6 +455,13 @@ func (s *Store) reduceSpan(ctx context.Context, tx pgx.Tx, sid int32, before tim
 			added[k] = append(added[k], e)
 			st.reduced++
 			delta[d]++
+		}
+		// Every minute that had raw readings must have its reduced one:
+		// the raw readings are deleted.
+		for _, r := range in {
+			if m := r.Time.Truncate(time.Minute); !seen[m] {
+				return st, fmt.Errorf("reduce function returned no reading of %q for the minute %s", name, m.Format(time.RFC3339))
+			}
 		}
 	}
 

@@ -653,3 +653,41 @@ func TestUpgradeMinutesStep6(t *testing.T) {
 		t.Fatalf("after delete: %d readings", len(got))
 	}
 }
+
+// TestReduceDevicesStartingApart: the first chunks of an hour start at
+// different minutes (a device that came on late in the hour has the lower
+// id): the reduction starts at the earliest of them, nothing is lost.
+func TestReduceDevicesStartingApart(t *testing.T) {
+	t.Parallel()
+	s := openNoFold(t, pgtest.URL(t))
+	ctx := t.Context()
+	if err := s.EnsureSource(ctx, "home", "UTC"); err != nil {
+		t.Fatal(err)
+	}
+	// "late" is registered first (lower device id) but sends from 00:40.
+	if _, err := s.Insert(ctx, "home", []reading.Reading{rd("late", t0.Add(40*time.Minute), 1)}); err != nil {
+		t.Fatal(err)
+	}
+	var rs []reading.Reading
+	for i := range 720 {
+		rs = append(rs, rd("early", t0.Add(time.Duration(i)*10*time.Second), float64(i)))
+		if i >= 241 {
+			rs = append(rs, rd("late", t0.Add(time.Duration(i)*10*time.Second), 1))
+		}
+	}
+	if _, err := s.Insert(ctx, "home", rs); err != nil {
+		t.Fatal(err)
+	}
+	total := len(rs) + 1
+	if _, err := s.Fold(ctx, t0.Add(3*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []time.Duration{50 * time.Minute, 2 * time.Hour} {
+		if _, err := s.Reduce(ctx, "home", t0.Add(h), 0, meanReduce(t)); err != nil {
+			t.Fatal(err)
+		}
+		if got := collect(t, s, "home"); rawCount(got) != total {
+			t.Fatalf("reduced up to %s: %d readings stand for %d raw ones, want %d", h, len(got), rawCount(got), total)
+		}
+	}
+}
