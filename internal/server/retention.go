@@ -99,6 +99,10 @@ func (r *Retention) register(reg *prometheus.Registry) {
 // Run makes a pass at once and then every [server.retention] every, until
 // ctx ends. A failing pass is logged and tried again next time.
 func (r *Retention) Run(ctx context.Context) {
+	for _, src := range r.sources {
+		r.log.Info("retention: raw readings are reduced to 1-minute rows after their retention", "source", src.name,
+			"retention", days(src.keep), "every", r.every, "batch", r.batch)
+	}
 	for {
 		if _, err := r.Pass(ctx); err != nil && ctx.Err() == nil {
 			r.log.Error("retention: pass failed; trying again later", "err", err, "every", r.every)
@@ -215,4 +219,12 @@ func (r *Retention) Pending(ctx context.Context) ([]RetentionResult, error) {
 		out = append(out, res)
 	}
 	return out, nil
+}
+
+// days writes a retention as config does ("365d"), else as a duration.
+func days(d time.Duration) string {
+	if day := 24 * time.Hour; d%day == 0 {
+		return fmt.Sprintf("%dd", d/day)
+	}
+	return d.String()
 }

@@ -68,12 +68,6 @@ func reduceData() []reading.Reading {
 	return sortReadings(rs)
 }
 
-// ReduceMinutes is a plain store.ReduceFunc for tests and benchmarks (the
-// suite's): see reduceMinutes.
-func ReduceMinutes(prev *reading.Reading, raw []reading.Reading, next *reading.Reading) []reading.Reading {
-	return reduceMinutes(prev, raw, next)
-}
-
 // reduceMinutes is the suite's ReduceFunc, free of the energy rules: per
 // device and UTC minute the mean power (min, max), the means of
 // temperature, voltage and each phase (over the readings that have them),
