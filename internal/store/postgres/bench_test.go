@@ -12,6 +12,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -310,6 +311,37 @@ func BenchmarkGrafanaDay(b *testing.B) {
 	}
 }
 
+// yearCopy is a copy of the year fixture (folded into chunks) in a schema
+// of its own, dropped at the end, for benchmarks that change it.
+func yearCopy(b *testing.B) *Store {
+	b.Helper()
+	yearStore(b).Close()
+	s, err := OpenWith(context.Background(), pgtest.URL(b), Options{FoldEvery: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	if err := s.ensurePartitions(ctx, storetest.YearStart, storetest.YearStart.AddDate(1, 0, 0)); err != nil {
+		b.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO sources SELECT * FROM ` + yearSchema + `.sources`,
+		`INSERT INTO devices SELECT * FROM ` + yearSchema + `.devices`,
+		`INSERT INTO days SELECT * FROM ` + yearSchema + `.days`,
+		`INSERT INTO chunks SELECT * FROM ` + yearSchema + `.chunks`,
+		`SELECT setval('day_versions', (SELECT last_value FROM ` + yearSchema + `.day_versions))`,
+		`SELECT setval('sources_id_seq', (SELECT max(id) FROM sources))`,
+		`SELECT setval('devices_id_seq', (SELECT max(id) FROM devices))`,
+		`VACUUM ANALYZE`,
+	} {
+		if _, err := s.pool.Exec(ctx, q); err != nil {
+			b.Fatalf("%s: %v", q, err)
+		}
+	}
+	return s
+}
+
 // relSize is the size (heap, TOAST, indexes) of the tables: chunks,
 // minutes and recent with all their partitions.
 func relSize(b *testing.B, s *Store, tables ...string) int64 {
@@ -332,31 +364,10 @@ func relSize(b *testing.B, s *Store, tables ...string) int64 {
 //
 //	go test -run '^$' -bench YearReduce -benchtime 1x ./internal/store/postgres/
 func BenchmarkYearReduce(b *testing.B) {
-	yearStore(b).Close()
-	u := pgtest.URL(b)
-	s, err := OpenWith(context.Background(), u, Options{FoldEvery: -1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close() })
+	s := yearCopy(b)
 	ctx := context.Background()
 	// One reduction, whatever -benchtime says (the bench script runs the
 	// package with 3000x): its time is the metric reduce-s.
-	if err := s.ensurePartitions(ctx, storetest.YearStart, storetest.YearStart.AddDate(1, 0, 0)); err != nil {
-		b.Fatal(err)
-	}
-	for _, q := range []string{
-		`INSERT INTO sources SELECT * FROM ` + yearSchema + `.sources`,
-		`INSERT INTO devices SELECT * FROM ` + yearSchema + `.devices`,
-		`INSERT INTO days SELECT * FROM ` + yearSchema + `.days`,
-		`INSERT INTO chunks SELECT * FROM ` + yearSchema + `.chunks`,
-		`SELECT setval('day_versions', (SELECT last_value FROM ` + yearSchema + `.day_versions))`,
-		`VACUUM ANALYZE`,
-	} {
-		if _, err := s.pool.Exec(ctx, q); err != nil {
-			b.Fatalf("%s: %v", q, err)
-		}
-	}
 	before := relSize(b, s, "chunks", "minutes", "recent")
 	start := time.Now()
 	res, err := s.Reduce(ctx, "home", storetest.YearStart.AddDate(1, 0, 0), 0, energy.Reducer(10*time.Second))
@@ -416,4 +427,91 @@ func BenchmarkYearReduce(b *testing.B) {
 	b.ReportMetric(float64(minutes)/float64(res.Reduced), "bytes/reduced-minute")
 	b.ReportMetric(float64(before)/(1<<20), "MiB-before")
 	b.ReportMetric(float64(after)/(1<<20), "MiB-after")
+}
+
+// BenchmarkInsertWhileReducing: ingest of 100 other sources (32
+// goroutines, one reading per insert) for 10 s alone, then while the
+// year of "home" is reduced (as BenchmarkYearReduce): readings/s and the
+// p99 and longest insert of each phase. It runs once, whatever -benchtime
+// says.
+func BenchmarkInsertWhileReducing(b *testing.B) {
+	s := yearCopy(b)
+	ctx := context.Background()
+	const sources, workers = 100, 32
+	for i := range sources {
+		src := fmt.Sprintf("home%d", i)
+		if err := s.EnsureSource(ctx, src, "Europe/Berlin"); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Insert(ctx, src, []reading.Reading{{Device: "dev", Time: t0.Add(-time.Hour), Power: 1}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next atomic.Int64
+	ingest := func(stop <-chan struct{}) (n int, lat []time.Duration) {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				var mine []time.Duration
+				for {
+					select {
+					case <-stop:
+						mu.Lock()
+						lat = append(lat, mine...)
+						mu.Unlock()
+						return
+					default:
+					}
+					i := next.Add(1)
+					r := reading.Reading{Device: "dev", Time: t0.Add(time.Duration(i/sources) * time.Second), Power: float64(i % 3000)}
+					start := time.Now()
+					if _, err := s.Insert(ctx, fmt.Sprintf("home%d", i%sources), []reading.Reading{r}); err != nil {
+						b.Error(err)
+					}
+					mine = append(mine, time.Since(start))
+				}
+			})
+		}
+		wg.Wait()
+		return len(lat), lat
+	}
+	metrics := map[string]float64{} // reported after b.Loop, which resets them
+	report := func(name string, n int, lat []time.Duration, took time.Duration) {
+		slices.Sort(lat)
+		metrics[name+"-readings/s"] = float64(n) / took.Seconds()
+		if len(lat) > 0 {
+			metrics[name+"-p99-ms"] = float64(lat[len(lat)*99/100].Microseconds()) / 1000
+			metrics[name+"-max-ms"] = float64(lat[len(lat)-1].Microseconds()) / 1000
+		}
+	}
+	stop := make(chan struct{})
+	time.AfterFunc(10*time.Second, func() { close(stop) })
+	start := time.Now()
+	n, lat := ingest(stop)
+	report("alone", n, lat, time.Since(start))
+
+	stop = make(chan struct{})
+	done := make(chan error, 1)
+	start = time.Now()
+	go func() {
+		res, err := s.Reduce(ctx, "home", storetest.YearStart.AddDate(1, 0, 0), 0, energy.Reducer(10*time.Second))
+		if err == nil && res.Raw != storetest.YearReadings {
+			err = fmt.Errorf("reduce: %+v", res)
+		}
+		close(stop)
+		done <- err
+	}()
+	n, lat = ingest(stop)
+	took := time.Since(start)
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	report("reducing", n, lat, took)
+	metrics["reduce-s"] = took.Seconds()
+	for b.Loop() {
+	}
+	for k, v := range metrics {
+		b.ReportMetric(v, k)
+	}
 }
