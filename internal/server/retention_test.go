@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -255,4 +256,89 @@ func TestRetentionServe(t *testing.T) {
 		t.Errorf("Serve: %v", err)
 	}
 	ts.done <- nil // for the cleanup
+}
+
+// TestRetentionStopsMidway: a shutdown while the job is inside a slice
+// ends Serve cleanly; the slice is rolled back, the store is reduced up to
+// its horizon and raw from there with every raw reading accounted for,
+// and the next run finishes.
+func TestRetentionStopsMidway(t *testing.T) {
+	st := openStore(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	if err := st.EnsureSource(ctx, "home", "Europe/Berlin"); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-60 * 24 * time.Hour).Truncate(time.Hour)
+	const n = 8640
+	rs := make([]reading.Reading, n)
+	for i := range rs {
+		rs[i] = reading.Reading{Device: "plug", Time: old.Add(time.Duration(i) * 10 * time.Second), Power: float64(100 + i%10)}
+	}
+	if _, err := st.Insert(ctx, "home", rs); err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(baseConfig, "[[server.sources]]", "[server.retention]\nraw = \"30d\"\nbatch = 600\n[[server.sources]]", 1)
+	// The job's third slice waits inside the reduce function (inside its
+	// transaction) until the server is told to stop.
+	inSlice, release := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	ts := startServer(t, cfg, st, func(s *Server) {
+		fn := s.retention.fn
+		s.retention.fn = func(prev *reading.Reading, raw []reading.Reading, next *reading.Reading) []reading.Reading {
+			if calls.Add(1) == 3 {
+				close(inSlice)
+				<-release
+			}
+			return fn(prev, raw, next)
+		}
+	})
+	select {
+	case <-inSlice:
+	case <-ctx.Done():
+		t.Fatal("the retention job did not reach its third slice")
+	}
+	ts.stop()
+	close(release)
+	if err := <-ts.done; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	ts.done <- nil // for the cleanup
+	red := st.(store.Reducer)
+	h, err := red.Horizon(ctx, "home")
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() (raw, reduced int) {
+		err := st.Range(ctx, "home", old, old.Add(n*10*time.Second), func(r reading.Reading) error {
+			switch {
+			case r.Reduced != nil && !r.Time.Before(h), r.Reduced == nil && r.Time.Before(h):
+				return fmt.Errorf("reading at %s (reduced: %v) on the wrong side of the horizon %s", r.Time, r.Reduced != nil, h)
+			case r.Reduced != nil:
+				reduced += r.Reduced.Count
+			default:
+				raw++
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw, reduced
+	}
+	raw, reduced := count()
+	if raw+reduced != n || reduced == 0 || reduced > 2*600 {
+		t.Errorf("after a shutdown in the third slice: %d raw readings and %d in reduced minutes, want the two slices before (at most 1200) reduced, %d in all", raw, reduced, n)
+	}
+	// the next run (the verb, or the next start) goes on from there
+	job := NewRetention(parseConfig(t, cfg), st, testLog(t))
+	if res, err := job.Pass(ctx); err != nil || len(res) != 1 || !res[0].Done || res[0].Raw != int64(raw) {
+		t.Fatalf("the next pass: %+v %v, want the other %d raw readings", res, err, raw)
+	}
+	if h, err = red.Horizon(ctx, "home"); err != nil {
+		t.Fatal(err)
+	}
+	if raw, reduced := count(); raw != 0 || reduced != n {
+		t.Errorf("after the next pass: %d raw, %d reduced, want all %d reduced", raw, reduced, n)
+	}
 }

@@ -33,8 +33,8 @@ const maxReduceStep = 1 << 17
 
 // Reduce implements store.Reducer. It moves the source's horizon
 // (sources.reduced_before) forward one transaction at a time: each takes
-// up to ReduceStep raw readings (with a limit: up to the limit) from the
-// horizon on, in whole UTC minutes, hands each device's to fn, replaces
+// up to ReduceStep raw readings from the horizon on (with a limit: one
+// transaction of up to the limit), in whole UTC minutes, hands each device's to fn, replaces
 // them by fn's reduced readings, updates the device counters and day
 // versions and stores the new horizon, all or nothing. Reduced readings already in the window (a
 // migrate) stay as they are.
@@ -50,14 +50,12 @@ func (s *Store) Reduce(ctx context.Context, source string, before time.Time, lim
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("reduce %s: %w", source, err)
 		}
-		// With a limit, the call is one transaction of about limit raw
-		// readings (the caller chose the slice); without, ReduceStep ones.
+		// With a limit the call is one transaction of at most limit raw
+		// readings (the caller chose the slice); without, ReduceStep ones
+		// until done.
 		n := int64(ReduceStep)
 		if limit > 0 {
-			if res.Raw >= limit {
-				break
-			}
-			n = min(limit-res.Raw, maxReduceStep)
+			n = min(limit, maxReduceStep)
 		}
 		st, err := s.reduceStep(ctx, id, end, int(n), fn, prevs)
 		if err != nil {
@@ -68,6 +66,9 @@ func (s *Store) Reduce(ctx context.Context, source string, before time.Time, lim
 		res.Until = time.Unix(st.horizon+epoch, 0).UTC()
 		if st.horizon >= end {
 			res.Done = true
+			break
+		}
+		if limit > 0 {
 			break
 		}
 	}
