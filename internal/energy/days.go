@@ -288,8 +288,74 @@ func (c *Calc) Totals(ctx context.Context, from, to string) ([]DaySummary, error
 	return c.days(ctx, from, to, true)
 }
 
+// listDays lists the days from..to with their cached summaries (nil
+// where none is current). When the store lists versions alone and a
+// memory cache is set, only the days not decoded in memory at their
+// current version are read with their summaries, in one more query (from
+// the first to the last of them: usually just today): a warm overview
+// reads a year of versions, not a year of summaries. A memory entry names
+// one state of a day (its version; versions are never reused), so taking
+// it instead of the stored summary of that version changes nothing.
+func (c *Calc) listDays(ctx context.Context, from, to string, totals bool) ([]store.Day, []*DaySummary, error) {
+	dv, ok := c.Store.(store.DayVersioner)
+	if !ok || c.Cache == nil {
+		ds, err := c.Store.Days(ctx, c.Source, from, to)
+		if err != nil {
+			return nil, nil, err
+		}
+		sums := make([]*DaySummary, len(ds))
+		for i, d := range ds {
+			sums[i] = c.cached(d, totals)
+		}
+		return ds, sums, nil
+	}
+	ds, err := dv.DayVersions(ctx, c.Source, from, to)
+	if err != nil {
+		return nil, nil, err
+	}
+	sums := make([]*DaySummary, len(ds))
+	fp := c.Home.Fingerprint()
+	first, last := -1, -1
+	for i, d := range ds {
+		if s, ok := c.Cache.get(cacheKey{c.Source, d.Day, d.Version, totals}); ok && s.Current(c.interval(), fp) {
+			sums[i] = &s
+			continue
+		}
+		if first < 0 {
+			first = i
+		}
+		last = i
+	}
+	if first < 0 {
+		return ds, sums, nil
+	}
+	full, err := c.Store.Days(ctx, c.Source, ds[first].Day, ds[last].Day)
+	if err != nil {
+		return nil, nil, err
+	}
+	byDay := make(map[string]store.Day, len(full))
+	for _, d := range full {
+		byDay[d.Day] = d
+	}
+	for i := first; i <= last; i++ {
+		if sums[i] != nil {
+			continue
+		}
+		// the day as read now (a newer version when a reading came in
+		// between: its summary is then not current and computed; gone
+		// when its readings were deleted meanwhile: computed as empty)
+		d, ok := byDay[ds[i].Day]
+		if !ok {
+			continue
+		}
+		ds[i] = d
+		sums[i] = c.cached(d, totals)
+	}
+	return ds, sums, nil
+}
+
 func (c *Calc) days(ctx context.Context, from, to string, totals bool) ([]DaySummary, error) {
-	ds, err := c.Store.Days(ctx, c.Source, from, to)
+	ds, sums, err := c.listDays(ctx, from, to, totals)
 	if errors.Is(err, store.ErrUnknownSource) {
 		return nil, nil
 	}
@@ -297,8 +363,8 @@ func (c *Calc) days(ctx context.Context, from, to string, totals bool) ([]DaySum
 		return nil, fmt.Errorf("listing days of %s: %w", c.Source, err)
 	}
 	out := make([]DaySummary, 0, len(ds))
-	for _, d := range ds {
-		if s := c.cached(d, totals); s != nil {
+	for i, d := range ds {
+		if s := sums[i]; s != nil {
 			out = append(out, *s)
 			out[len(out)-1].Price(c.Tariff)
 			continue
@@ -547,7 +613,7 @@ func Sum(days []DaySummary) Period {
 // computes them in the background (ComputeDays) and says so. The result
 // is in day order.
 func (c *Calc) TotalsWithin(ctx context.Context, from, to string, budget time.Duration, workers int) (out []DaySummary, pending []store.Day, err error) {
-	ds, err := c.Store.Days(ctx, c.Source, from, to)
+	ds, sums, err := c.listDays(ctx, from, to, true)
 	if errors.Is(err, store.ErrUnknownSource) {
 		return nil, nil, nil
 	}
@@ -556,8 +622,8 @@ func (c *Calc) TotalsWithin(ctx context.Context, from, to string, budget time.Du
 	}
 	out = make([]DaySummary, 0, len(ds))
 	var todo []store.Day
-	for _, d := range ds {
-		if s := c.cached(d, true); s != nil {
+	for i, d := range ds {
+		if s := sums[i]; s != nil {
 			out = append(out, *s)
 			out[len(out)-1].Price(c.Tariff)
 			continue

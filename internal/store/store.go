@@ -84,6 +84,17 @@ type Store interface {
 	Close() error
 }
 
+// DayVersioner is implemented by stores that list days without their
+// cached summaries (SQLite and PostgreSQL): an overview whose summaries
+// are already decoded in memory reads only the versions, not a year of
+// summary documents again.
+type DayVersioner interface {
+	// DayVersions is Days with only Day and Version set (no Summary,
+	// SummaryVersion 0): SQLite keeps summary_version behind the summary
+	// in its row, so even that column means reading the summary's pages.
+	DayVersions(ctx context.Context, source, from, to string) ([]Day, error)
+}
+
 // SourceSpec names a source and its IANA zone for EnsureSources.
 type SourceSpec struct{ Name, Timezone string }
 

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -583,6 +584,22 @@ const dayLayout = "2006-01-02"
 
 // Days returns the days from..to (inclusive) that have readings.
 func (s *Store) Days(ctx context.Context, source, from, to string) ([]store.Day, error) {
+	return s.days(ctx, source, from, to, listDaysSQL)
+}
+
+// listVersionsSQL is listDaysSQL without the summaries and their versions
+// (store.DayVersioner).
+var listVersionsSQL = strings.Replace(listDaysSQL, "d.summary, d.summary_version", "NULL::bytea, 0::int8", 1)
+
+// DayVersions implements store.DayVersioner: Days without the summaries
+// (a year of them is ≈ 1 MB to detoast and send when the caller has them
+// decoded in memory already).
+func (s *Store) DayVersions(ctx context.Context, source, from, to string) ([]store.Day, error) {
+	return s.days(ctx, source, from, to, listVersionsSQL)
+}
+
+// days lists the days from..to with query (listDaysSQL or listVersionsSQL).
+func (s *Store) days(ctx context.Context, source, from, to, query string) ([]store.Day, error) {
 	f, err1 := time.Parse(dayLayout, from)
 	t, err2 := time.Parse(dayLayout, to)
 	if err := errors.Join(err1, err2); err != nil {
@@ -594,7 +611,7 @@ func (s *Store) Days(ctx context.Context, source, from, to string) ([]store.Day,
 	}
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	rows, err := s.rpool.Query(ctx, listDaysSQL, sid, f.Format(dayLayout), t.Format(dayLayout))
+	rows, err := s.rpool.Query(ctx, query, sid, f.Format(dayLayout), t.Format(dayLayout))
 	if err != nil {
 		return nil, fmt.Errorf("days of %q: %w", source, err)
 	}

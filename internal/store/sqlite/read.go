@@ -353,6 +353,20 @@ func (s *Store) LastTime(ctx context.Context, source string) (time.Time, bool, e
 
 // Days implements store.Store.
 func (s *Store) Days(ctx context.Context, source, from, to string) ([]store.Day, error) {
+	return s.days(ctx, source, from, to, "summary, summary_version")
+}
+
+// DayVersions implements store.DayVersioner: the summaries stay unread,
+// so a year's list does not copy a year of summary documents out of the
+// file. Not even summary_version is read: it follows the summary in the
+// row, and reaching it walks the summary's overflow pages.
+func (s *Store) DayVersions(ctx context.Context, source, from, to string) ([]store.Day, error) {
+	return s.days(ctx, source, from, to, "NULL, 0")
+}
+
+// days lists the days from..to with cols (the summary and its version, or
+// NULL, 0) after their versions.
+func (s *Store) days(ctx context.Context, source, from, to, cols string) ([]store.Day, error) {
 	for _, d := range []string{from, to} {
 		if _, err := time.Parse(time.DateOnly, d); err != nil {
 			return nil, fmt.Errorf("days %s: %q: want YYYY-MM-DD", source, d)
@@ -362,7 +376,7 @@ func (s *Store) Days(ctx context.Context, source, from, to string) ([]store.Day,
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT day, version, summary, summary_version FROM days
+	rows, err := s.r.QueryContext(ctx, `SELECT day, version, `+cols+` FROM days
 		WHERE src = ? AND day >= ? AND day <= ? ORDER BY day`, id, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("days %s: %w", source, err)
