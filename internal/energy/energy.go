@@ -404,8 +404,7 @@ func (d *Day) addReduced(st *devState, r reading.Reading) {
 	t := r.Time.UnixNano()
 	end := t + int64(time.Minute)
 	if st.have {
-		fi, fo := d.spans(st, t, r.EnergyIn, r.EnergyOut)
-		d.addMinute(st, fi, fo, t, end, rd.InWh, rd.OutWh, 1)
+		d.addMinuteAfter(st, st, t, r.EnergyIn, r.EnergyOut, rd, 1)
 	} else {
 		st.ft, st.fp, st.fin, st.fout, st.fred = t, r.Power, r.EnergyIn, r.EnergyOut, rd
 		d.addMinute(st, t, t, t, end, rd.InWh, rd.OutWh, 1)
@@ -451,6 +450,50 @@ func (d *Day) spans(st *devState, t int64, in, out *float64) (fromIn, fromOut in
 	return fromIn, fromOut
 }
 
+// addMinuteAfter adds sign times the energy of the reduced minute rd
+// starting at t (with counters in, out) to st, after the device's previous
+// reading, whose state is prev. A minute that keeps the part of its energy
+// in the minutes without readings before it (Reduced.Gap) has that part
+// spread over them, from the end of prev's minute, and keeps the rest
+// itself: exactly as the raw readings split it. An older one without the
+// part is spread whole, as far as spans says.
+func (d *Day) addMinuteAfter(st, prev *devState, t int64, in, out *float64, rd *reading.Reduced, sign float64) {
+	end := t + int64(time.Minute)
+	if !rd.Gap {
+		fi, fo := d.spans(prev, t, in, out)
+		d.addMinute(st, fi, fo, t, end, rd.InWh, rd.OutWh, sign)
+		return
+	}
+	// own part in the minute; the gap's part spread from where the
+	// reducer counted it (the minute itself if the previous reading seen
+	// here is not before the gap, which a consistent store never gives)
+	from := min(countFrom(prev), t)
+	if from == t || (rd.GapInWh == 0 && rd.GapOutWh == 0) {
+		d.addMinute(st, t, t, t, end, rd.InWh, rd.OutWh, sign)
+		return
+	}
+	d.addMinute(st, t, t, t, end, rd.InWh-rd.GapInWh, rd.OutWh-rd.GapOutWh, sign)
+	if d.addSpan(st, from, t, rd.GapInWh, rd.GapOutWh, sign) && (end <= d.s || t >= d.e) {
+		// the minute is outside the day, its energy partly inside
+		st.e.Minutes += int(sign)
+	}
+}
+
+// addSpan adds sign times energy in, out spread over [a,b) in proportion
+// to time: the part inside the day, into its slots. It reports whether
+// some of [a,b) lies inside the day.
+func (d *Day) addSpan(st *devState, a, b int64, in, out, sign float64) bool {
+	lo, hi := max(a, d.s), min(b, d.e)
+	if hi <= lo {
+		return false
+	}
+	f := sign * float64(hi-lo) / float64(b-a)
+	st.e.InWh += in * f
+	st.e.OutWh += out * f
+	d.spread(st, lo, hi, in*f, out*f)
+	return true
+}
+
 // minuteEnd is the end of the UTC minute holding t (Unix ns).
 func minuteEnd(t int64) int64 {
 	m := int64(time.Minute)
@@ -461,10 +504,11 @@ func minuteEnd(t int64) int64 {
 // at t, ending at end): to the minute itself when its import (export)
 // starts there (fromIn, fromOut ≥ t, see spans), else spread over [from,
 // end) in proportion to time: it then holds a step across minutes without
-// readings, a counter's increase spread evenly over time. (The minute's
-// own part is spread with it, an approximation: where such a gap spans a
-// slot's or the day's boundary, the split between them can differ from
-// the raw readings' by up to the minute's own energy.) Only the part
+// readings, a counter's increase spread evenly over time. (For a minute
+// reduced before Reduced.Gap existed, the minute's own part is spread
+// with it, an approximation: where such a gap spans a slot's or the day's
+// boundary, the split between them can differ from the raw readings' by
+// up to the minute's own energy; see addMinuteAfter.) Only the part
 // inside the day counts.
 func (d *Day) addMinute(st *devState, fromIn, fromOut, t, end int64, in, out float64, sign float64) {
 	inside := false
@@ -527,8 +571,7 @@ func (d *Day) Before(r reading.Reading) {
 		// taken back from the minute alone, added again over the gap
 		end := st.ft + int64(time.Minute)
 		d.addMinute(st, st.ft, st.ft, st.ft, end, fr.InWh, fr.OutWh, -1)
-		fi, fo := d.spans(&prev, st.ft, st.fin, st.fout)
-		d.addMinute(&prev, fi, fo, st.ft, end, fr.InWh, fr.OutWh, 1)
+		d.addMinuteAfter(&prev, &prev, st.ft, st.fin, st.fout, fr, 1)
 	} else {
 		d.step(&prev, st.ft, st.fp, st.fin, st.fout)
 	}
@@ -567,8 +610,7 @@ func (d *Day) After(r reading.Reading) {
 	}
 	st.after = true
 	if rd := r.Reduced; rd != nil {
-		fi, fo := d.spans(st, t, r.EnergyIn, r.EnergyOut)
-		d.addMinute(st, fi, fo, t, t+int64(time.Minute), rd.InWh, rd.OutWh, 1)
+		d.addMinuteAfter(st, st, t, r.EnergyIn, r.EnergyOut, rd, 1)
 		return
 	}
 	d.step(st, t, r.Power, r.EnergyIn, r.EnergyOut)

@@ -18,8 +18,9 @@ import (
 // increase in proportion to time, else the trapezoid of the interpolated
 // power when the step is bridged. A minute holds the parts of the steps
 // inside it, and also the parts in the minutes without readings before it
-// (a counter step across a gap; Day spreads those over the gap again in
-// proportion to time). A step from prev counts only after the end of
+// (a counter step across a gap), kept apart in Reduced.GapInWh and
+// GapOutWh: Day spreads them over the gap again in proportion to time and
+// keeps the rest in the minute, as the raw readings would. A step from prev counts only after the end of
 // prev's minute: that minute holds the part before (reduced), or keeps it
 // itself (raw). The step to next counts up to the end of the last raw
 // reading's minute; next's minute holds the rest. Without next (the
@@ -45,7 +46,11 @@ type minuteAcc struct {
 	phases       []float64
 	nPhases      []int
 	inWh, outWh  float64
-	last         *reading.Reading
+	// the part of inWh, outWh in the minutes without readings before this
+	// one; gap: there are such minutes
+	gapIn, gapOut float64
+	gap           bool
+	last          *reading.Reading
 }
 
 func (m *minuteAcc) add(r *reading.Reading) {
@@ -104,6 +109,11 @@ func (m *minuteAcc) reading() reading.Reading {
 	}
 	red := m.red
 	red.InWh, red.OutWh = m.inWh, m.outWh
+	if m.gap {
+		// the gap's parts were added first, so they never exceed the
+		// sums; min keeps that under any order of addition
+		red.Gap, red.GapInWh, red.GapOutWh = true, min(m.gapIn, m.inWh), min(m.gapOut, m.outWh)
+	}
 	red.LastTime, red.LastPower = last.Time, last.Power
 	r.Reduced = &red
 	return r
@@ -147,8 +157,16 @@ func reduce(gap int64, prev *reading.Reading, raw []reading.Reading, next *readi
 				i = i0
 			}
 			if i >= 0 {
-				mins[i].inWh += din
-				mins[i].outWh += dout
+				m := mins[i]
+				m.inWh += din
+				m.outWh += dout
+				if i == i1 && lo/minute != s.t1/minute {
+					// before the minute of the step's end: a minute
+					// without readings
+					m.gap = true
+					m.gapIn += din
+					m.gapOut += dout
+				}
 			}
 			lo = hi
 		}

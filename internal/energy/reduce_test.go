@@ -350,10 +350,8 @@ func TestReducerMinute(t *testing.T) {
 // TestReducedCounterGapAcrossMidnight: a meter with a counter offline
 // 22:30–01:00, its readings reduced. Up to a horizon before the meter
 // comes back, the days get what they get from the raw readings. Reduced
-// beyond, the gap's increase lies in the minute of 01:00 and is spread
-// over the gap again by time, together with that minute's own energy
-// (none here): the two days still add up exactly, and each is off by
-// less than 1 % of the gap (the known approximation, docs/dashboard.md).
+// beyond, the gap's increase lies in the minute of 01:00 (Reduced.GapInWh)
+// and is spread over the gap again by time: the days are still exact.
 func TestReducedCounterGapAcrossMidnight(t *testing.T) {
 	var rs []reading.Reading
 	rs = append(rs, counterRun("meter", -3*3600, -5400+10, 5000)...) // last at 22:30:00
@@ -374,9 +372,7 @@ func TestReducedCounterGapAcrossMidnight(t *testing.T) {
 	red := reduceUntil(rs, at(day0, 4*3600), time.Hour, Reducer(0))
 	got := computeDays(t, red, time.UTC, nil, days, nil)
 	near(t, "both days", got[0].InWh+got[1].InWh, 2000)
-	if math.Abs(got[0].InWh-1200) > 20 {
-		t.Errorf("day before: %v Wh, want 1200 ± 20", got[0].InWh)
-	}
+	sameEnergy(t, "all reduced", raw, got)
 }
 
 // BenchmarkReducer reduces a day of the synthetic home (four devices,
@@ -466,4 +462,106 @@ func TestReducedCounterResetAcrossGap(t *testing.T) {
 	near(t, "day before", raw[0].InWh, 0)
 	near(t, "day after", raw[1].InWh, 359)
 	sameEnergy(t, "reset across a gap", raw, red)
+}
+
+// gapHome is a home in Europe/Berlin from 2026-05-31 20:00 to 2026-06-03
+// 04:00 local: a grid meter with counters at about 3 kW (1 kW in the
+// night's silence) every 10 s (3 s
+// off the minute, so every minute has energy of its own), silent from
+// 22:30:03 to 01:00:03 local across the night of 1 to 2 June and from
+// 10:07:43 to 10:23:23 on 2 June (across two quarter hours' boundaries),
+// and a pv inverter known only by its power that reports throughout.
+func gapHome(t *testing.T) ([]reading.Reading, []string, *time.Location) {
+	loc := berlin(t)
+	start := time.Date(2026, 5, 31, 20, 0, 3, 0, loc)
+	end := time.Date(2026, 6, 3, 4, 0, 0, 0, loc)
+	silent := [][2]time.Time{
+		{time.Date(2026, 6, 1, 22, 30, 3, 0, loc), time.Date(2026, 6, 2, 1, 0, 3, 0, loc)},
+		{time.Date(2026, 6, 2, 10, 7, 43, 0, loc), time.Date(2026, 6, 2, 10, 23, 23, 0, loc)},
+	}
+	var rs []reading.Reading
+	var gIn, gOut float64
+	prev := 0.0
+	for tt := start; tt.Before(end); tt = tt.Add(10 * time.Second) {
+		s := float64(tt.Unix())
+		p := 3000 + 700*math.Sin(s/900) + 200*math.Sin(s/53)
+		if h := tt.In(loc).Hour(); h >= 11 && h < 15 {
+			p -= 4500 // feed-in at noon
+		}
+		if tt.After(silent[0][0]) && tt.Before(silent[0][1]) {
+			p -= 2000 // the night's load is lower than the morning's
+		}
+		in, out := split(prev, p, 10)
+		gIn += in
+		gOut += out
+		prev = p
+		off := false
+		for _, g := range silent {
+			off = off || (tt.After(g[0]) && tt.Before(g[1]))
+		}
+		if !off {
+			rs = append(rs, reading.Reading{Device: "grid", Time: tt, Power: p,
+				EnergyIn: reading.F(math.Round(gIn*1000) / 1000), EnergyOut: reading.F(math.Round(gOut*1000) / 1000)})
+		}
+		pvT := tt.Add(4 * time.Second)
+		h := float64(pvT.In(loc).Hour()) + float64(pvT.In(loc).Minute())/60
+		pv := 0.0
+		if h > 6 && h < 20 {
+			pv = 5000 * math.Sin((h-6)/14*math.Pi)
+		}
+		rs = append(rs, reading.Reading{Device: "pv", Time: pvT, Power: pv})
+	}
+	sortReadings(rs)
+	return rs, []string{"2026-06-01", "2026-06-02"}, loc
+}
+
+// TestReducedCounterGapExact: a grid meter with counters silent across
+// local midnight and across quarter hours' boundaries, its readings
+// reduced up to horizons before, inside and after the silences: every
+// day's energy, each device's, and the home's flows per day and hour are
+// those of the raw readings within 0.005 Wh. The same minutes without
+// their gap part (as reduced before Reduced.Gap existed) move up to the
+// minute's own energy between the days: the test tells them apart.
+func TestReducedCounterGapExact(t *testing.T) {
+	rs, days, loc := gapHome(t)
+	home := roles(t)
+	raw := computeDays(t, rs, loc, home, days, nil)
+	if raw[0].InWh < 50000 || raw[1].OutWh < 1000 {
+		t.Fatalf("the synthetic days are too small: %+v", raw)
+	}
+	for _, h := range []time.Time{
+		time.Date(2026, 6, 3, 2, 0, 0, 0, time.UTC),  // everything
+		time.Date(2026, 6, 1, 22, 0, 0, 0, time.UTC), // midnight, inside the silence
+		time.Date(2026, 6, 1, 23, 1, 0, 0, time.UTC), // the minute after the silence
+		time.Date(2026, 6, 2, 8, 15, 0, 0, time.UTC), // inside the second silence
+	} {
+		red := reduceUntil(rs, h, time.Hour, Reducer(0))
+		got := computeDays(t, red, loc, home, days, nil)
+		sameEnergy(t, "horizon "+h.Format(time.RFC3339), raw, got)
+	}
+
+	red := reduceUntil(rs, time.Date(2026, 6, 3, 2, 0, 0, 0, time.UTC), time.Hour, Reducer(0))
+	gaps := 0
+	old := make([]reading.Reading, len(red))
+	for i, r := range red {
+		if r.Reduced != nil && r.Reduced.Gap {
+			gaps++
+			x := *r.Reduced
+			x.Gap, x.GapInWh, x.GapOutWh = false, 0, 0
+			r.Reduced = &x
+		}
+		old[i] = r
+	}
+	if gaps != 2 {
+		t.Errorf("%d minutes after a gap, want 2", gaps)
+	}
+	got := computeDays(t, old, loc, home, days, nil)
+	worst := 0.0
+	for i := range raw {
+		worst = max(worst, math.Abs(got[i].InWh-raw[i].InWh), math.Abs(got[i].OutWh-raw[i].OutWh))
+	}
+	t.Logf("without the gap part: a day's energy off by up to %.3f Wh", worst)
+	if worst < 1 {
+		t.Errorf("without the gap part the days are off by %.3f Wh only: the test does not see the gap", worst)
+	}
 }

@@ -58,9 +58,20 @@ type Reduced struct {
 	// InWh and OutWh are the device's energy within the minute (import
 	// and export, both ≥ 0) as the energy rules computed it from the raw
 	// readings (internal/energy), so a day's energy does not change when
-	// its readings are reduced.
+	// its readings are reduced. After minutes without readings of the
+	// device they include the step across them (GapInWh, GapOutWh).
 	InWh  float64 `json:"in_wh"`
 	OutWh float64 `json:"out_wh"`
+	// Gap is set when minutes without readings of the device lie before
+	// this one (since the end of the previous reading's minute): then
+	// GapInWh and GapOutWh (≤ InWh, OutWh) are the part of the minute's
+	// energy that belongs to those minutes, spread over them in proportion
+	// to time, and the rest is the minute's own. A minute reduced before
+	// the part was kept apart has Gap false: its whole energy is spread
+	// over such a gap, as it was then.
+	Gap      bool    `json:"gap,omitempty"`
+	GapInWh  float64 `json:"gap_in_wh,omitempty"`
+	GapOutWh float64 `json:"gap_out_wh,omitempty"`
 	// LastTime and LastPower are the minute's last raw reading's time and
 	// power: the next step of the device starts there (its counters are
 	// the reading's EnergyIn and EnergyOut).
@@ -146,10 +157,15 @@ func (r *Reading) Validate() error {
 			{"reduced.last_power_w", x.LastPower, -MaxPower, MaxPower},
 			{"reduced.in_wh", x.InWh, 0, MaxEnergy},
 			{"reduced.out_wh", x.OutWh, 0, MaxEnergy},
+			{"reduced.gap_in_wh", x.GapInWh, 0, x.InWh},
+			{"reduced.gap_out_wh", x.GapOutWh, 0, x.OutWh},
 		} {
 			if err := inRange(c.name, c.v, c.min, c.max); err != nil {
 				return err
 			}
+		}
+		if !x.Gap && (x.GapInWh != 0 || x.GapOutWh != 0) {
+			return fmt.Errorf("reduced: gap_in_wh or gap_out_wh without gap")
 		}
 		if x.MinPower > x.MaxPower {
 			return fmt.Errorf("reduced: min_power_w %v above max_power_w %v", x.MinPower, x.MaxPower)
