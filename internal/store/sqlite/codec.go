@@ -185,7 +185,9 @@ func encodeExtra(r *reading.Reading, sec, temp int64, fineTemp bool) ([]byte, er
 // power minus minimum and maximum minus mean (varint mW, usually a few
 // bytes less than the absolute values), energy in and out (uvarint µWh),
 // the last raw reading's time (varint seconds after the reading's) and
-// power (varint mW minus the mean).
+// power (varint mW minus the mean), and after minutes without readings
+// (Reduced.Gap) the gap's part of the energy in and out (uvarint µWh;
+// schema 3 blobs end before it and decode unchanged).
 func appendReduced(b []byte, r *reading.Reading, sec int64) ([]byte, error) {
 	x := r.Reduced
 	if x.Count < 1 {
@@ -229,6 +231,21 @@ func appendReduced(b []byte, r *reading.Reading, sec int64) ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(out))
 	b = binary.AppendVarint(b, x.LastTime.Unix()-sec)
 	b = binary.AppendVarint(b, last-p)
+	if x.Gap {
+		// after minutes without readings: the part of the energy that
+		// belongs to them (µWh); a blob without it (also every one written
+		// before it existed) decodes with Gap false
+		gin, ok := micro(x.GapInWh)
+		if !ok || x.GapInWh > x.InWh {
+			return nil, fmt.Errorf("reduced.gap_in_wh: %v out of range", x.GapInWh)
+		}
+		gout, ok := micro(x.GapOutWh)
+		if !ok || x.GapOutWh > x.OutWh {
+			return nil, fmt.Errorf("reduced.gap_out_wh: %v out of range", x.GapOutWh)
+		}
+		b = binary.AppendUvarint(b, uint64(gin))
+		b = binary.AppendUvarint(b, uint64(gout))
+	}
 	return b, nil
 }
 
@@ -343,6 +360,21 @@ func decodeExtra(r *reading.Reading, b []byte, sec int64) error {
 			OutWh:     float64(v[4]) / 1e6,
 			LastTime:  time.Unix(sec+v[5], 0).UTC(),
 			LastPower: unmilli(p + v[6]),
+		}
+		if len(b) > 0 {
+			gin, err := uv()
+			if err != nil {
+				return err
+			}
+			gout, err := uv()
+			if err != nil {
+				return err
+			}
+			if gin > uint64(v[3]) || gout > uint64(v[4]) {
+				return fmt.Errorf("%w: gap energy above the minute's", errBadExtra)
+			}
+			x := r.Reduced
+			x.Gap, x.GapInWh, x.GapOutWh = true, float64(gin)/1e6, float64(gout)/1e6
 		}
 	}
 	if len(b) != 0 {

@@ -562,3 +562,45 @@ func TestManySourcesBeyondPreparedStatements(t *testing.T) {
 		}
 	}
 }
+
+// TestCodecReducedGap: a reduced reading's gap part (Reduced.Gap) follows
+// the summary of schema 3, whose blobs decode as before (Gap false).
+func TestCodecReducedGap(t *testing.T) {
+	m := time.Date(2026, 6, 1, 23, 1, 0, 0, time.UTC)
+	r := reading.Reading{Device: "grid", Time: m, Power: 3000, EnergyIn: reading.F(12345.678),
+		Reduced: &reading.Reduced{Count: 6, MinPower: 2900, MaxPower: 3100, InWh: 7500.123456, OutWh: 0.5,
+			LastTime: m.Add(53 * time.Second), LastPower: 3050}}
+	old, err := encodeRow(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the blob as schema 3 wrote it: flags, counter, then the summary
+	const schema3 = "81cec2f10506c09a0cc09a0cc09aabf81ba0c21e6aa08d06"
+	if got := fmt.Sprintf("%x", old.v); got != schema3 {
+		t.Fatalf("blob without a gap %s, want schema 3's %s", got, schema3)
+	}
+	got, err := decodeRow("grid", old.ts, old.p, old.v)
+	if err != nil || got.Reduced == nil || got.Reduced.Gap || got.Reduced.InWh != 7500.123456 {
+		t.Fatalf("schema 3 blob: %+v, %v", got.Reduced, err)
+	}
+	for _, g := range [][2]float64{{7400.000001, 0.5}, {0, 0}} {
+		r.Reduced.Gap, r.Reduced.GapInWh, r.Reduced.GapOutWh = true, g[0], g[1]
+		rw, err := encodeRow(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeRow("grid", rw.ts, rw.p, rw.v)
+		if err != nil || !got.Reduced.Gap || got.Reduced.GapInWh != g[0] || got.Reduced.GapOutWh != g[1] || got.Reduced.InWh != 7500.123456 {
+			t.Errorf("gap %v: %+v, %v", g, got.Reduced, err)
+		}
+		// one of the two values missing: corrupt
+		b := rw.v.([]byte)
+		if _, err := decodeRow("grid", rw.ts, rw.p, b[:len(b)-1]); err == nil {
+			t.Errorf("gap %v: blob without its last byte decoded", g)
+		}
+	}
+	r.Reduced.GapInWh = 8000
+	if _, err := encodeRow(&r); err == nil {
+		t.Error("a gap part above the minute's energy: no error")
+	}
+}
