@@ -63,7 +63,7 @@ WITH hit0 AS (
 	RETURNING 1
 ), upd AS (
 	UPDATE minutes m SET (offs, n, power, power_min, power_max, in_uwh, out_uwh, last_secs, last_power,
-		temperature, energy_in, energy_out, voltage, phases, device_ms, backfilled) = (
+		temperature, energy_in, energy_out, voltage, phases, device_ms, backfilled, gap_in_uwh, gap_out_uwh) = (
 		SELECT array_agg(o ORDER BY o), array_agg(k ORDER BY o), array_agg(p ORDER BY o), array_agg(pl ORDER BY o),
 			array_agg(pu ORDER BY o), array_agg(iu ORDER BY o), array_agg(ou ORDER BY o), array_agg(lo ORDER BY o),
 			array_agg(lp ORDER BY o),
@@ -73,10 +73,12 @@ WITH hit0 AS (
 			CASE WHEN count(v) > 0 THEN array_agg(v ORDER BY o) END,
 			CASE WHEN count(ph) > 0 THEN array_agg(ph ORDER BY o) END,
 			CASE WHEN count(dm) > 0 THEN array_agg(dm ORDER BY o) END,
-			CASE WHEN bool_or(bf) THEN array_agg(coalesce(bf, false) ORDER BY o) END
+			CASE WHEN bool_or(bf) THEN array_agg(coalesce(bf, false) ORDER BY o) END,
+			CASE WHEN count(gi) > 0 THEN array_agg(gi ORDER BY o) END,
+			CASE WHEN count(gi) > 0 THEN array_agg(gu ORDER BY o) END
 		FROM unnest(coalesce(m.offs, ` + fullHour + `), m.n, m.power, m.power_min, m.power_max, m.in_uwh, m.out_uwh, m.last_secs, m.last_power,
-			m.temperature, m.energy_in, m.energy_out, m.voltage, m.phases, m.device_ms, m.backfilled)
-			AS x(o, k, p, pl, pu, iu, ou, lo, lp, tp, ei, eo, v, ph, dm, bf)
+			m.temperature, m.energy_in, m.energy_out, m.voltage, m.phases, m.device_ms, m.backfilled, m.gap_in_uwh, m.gap_out_uwh)
+			AS x(o, k, p, pl, pu, iu, ou, lo, lp, tp, ei, eo, v, ph, dm, bf, gi, gu)
 		WHERE NOT (m.hour + o * interval '1 second' >= $3 AND m.hour + o * interval '1 second' < $4))
 	FROM hit
 	WHERE m.source_id = $1 AND m.device_id = hit.device_id AND m.hour = hit.hour AND hit.gone > 0 AND hit.gone < hit.n

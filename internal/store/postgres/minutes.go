@@ -20,25 +20,30 @@ import (
 // below a Wh), and the last raw reading's second within its minute
 // (last_secs) and power. An hour with all 60 minutes has offs NULL (its
 // offsets are 0, 60, …, 3540): regular offsets do not compress, and
-// without them a row of a 10-s device fits four to a page.
+// without them a row of a 10-s device fits four to a page. A minute after
+// minutes without readings of its device (reading.Reduced.Gap) has the
+// gap's part of its energy in gap_in_uwh and gap_out_uwh (schema step 7);
+// both arrays are NULL in a row without such a minute, and NULL at the
+// other minutes of a row with one.
 
 // energyMicro is the scale of a reduced minute's energy: µWh.
 const energyMicro = 1e6
 
 // minuteCols is the select list scanned into a minuteRow.
 const minuteCols = `m.hour, m.device_id, m.offs, m.n, m.power, m.power_min, m.power_max, m.in_uwh, m.out_uwh,
-	m.last_secs, m.last_power, m.temperature, m.energy_in, m.energy_out, m.voltage, m.phases, m.device_ms, m.backfilled`
+	m.last_secs, m.last_power, m.temperature, m.energy_in, m.energy_out, m.voltage, m.phases, m.device_ms, m.backfilled,
+	m.gap_in_uwh, m.gap_out_uwh`
 
 // upsertMinutesSQL writes a whole row of minutes (merged in Go).
 const upsertMinutesSQL = `INSERT INTO minutes (source_id, hour, device_id, offs, n, power, power_min, power_max, in_uwh, out_uwh,
-	last_secs, last_power, temperature, energy_in, energy_out, voltage, phases, device_ms, backfilled)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+	last_secs, last_power, temperature, energy_in, energy_out, voltage, phases, device_ms, backfilled, gap_in_uwh, gap_out_uwh)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
 ON CONFLICT (source_id, hour, device_id) DO UPDATE SET
 	(offs, n, power, power_min, power_max, in_uwh, out_uwh, last_secs, last_power,
-	 temperature, energy_in, energy_out, voltage, phases, device_ms, backfilled) =
+	 temperature, energy_in, energy_out, voltage, phases, device_ms, backfilled, gap_in_uwh, gap_out_uwh) =
 	(excluded.offs, excluded.n, excluded.power, excluded.power_min, excluded.power_max, excluded.in_uwh, excluded.out_uwh,
 	 excluded.last_secs, excluded.last_power, excluded.temperature, excluded.energy_in, excluded.energy_out,
-	 excluded.voltage, excluded.phases, excluded.device_ms, excluded.backfilled)`
+	 excluded.voltage, excluded.phases, excluded.device_ms, excluded.backfilled, excluded.gap_in_uwh, excluded.gap_out_uwh)`
 
 // minuteRow is one row of minutes, with offs and lastOffs both seconds in
 // the hour once scanned and expanded (expand); args stores them in the
@@ -62,11 +67,14 @@ type minuteRow struct {
 	phases    []pgtype.Text
 	devMs     []pgtype.Int8
 	backfill  []pgtype.Bool
+	gapIn     []pgtype.Int8
+	gapOut    []pgtype.Int8
 }
 
 func (m *minuteRow) dest() []any {
 	return []any{&m.hour, &m.device, &m.offs, &m.n, &m.power, &m.pmin, &m.pmax, &m.inU, &m.outU,
-		&m.lastOffs, &m.lastPower, &m.temp, &m.eIn, &m.eOut, &m.volt, &m.phases, &m.devMs, &m.backfill}
+		&m.lastOffs, &m.lastPower, &m.temp, &m.eIn, &m.eOut, &m.volt, &m.phases, &m.devMs, &m.backfill,
+		&m.gapIn, &m.gapOut}
 }
 
 // expand turns a scanned row into the form the code uses: offs filled in
@@ -95,7 +103,7 @@ func (m *minuteRow) args(source int32) []any {
 		secs[i] = m.lastOffs[i] - m.offs[i]
 	}
 	return []any{source, m.hour, m.device, offs, m.n, m.power, m.pmin, m.pmax, m.inU, m.outU,
-		secs, m.lastPower, m.temp, m.eIn, m.eOut, m.volt, m.phases, m.devMs, m.backfill}
+		secs, m.lastPower, m.temp, m.eIn, m.eOut, m.volt, m.phases, m.devMs, m.backfill, m.gapIn, m.gapOut}
 }
 
 // minute is one reduced reading in its stored form.
@@ -116,6 +124,9 @@ type minute struct {
 	phases    pgtype.Text
 	devMs     pgtype.Int8 // device time − the last raw reading's time
 	backfill  bool
+	// the gap's part of the energy (µWh), valid after minutes without
+	// readings (reading.Reduced.Gap)
+	gapIn, gapOut pgtype.Int8
 }
 
 // at is the i-th minute of the row.
@@ -143,6 +154,9 @@ func (m *minuteRow) at(i int) minute {
 	if i < len(m.backfill) {
 		e.backfill = m.backfill[i].Valid && m.backfill[i].Bool
 	}
+	if i < len(m.gapIn) && i < len(m.gapOut) {
+		e.gapIn, e.gapOut = m.gapIn[i], m.gapOut[i]
+	}
 	return e
 }
 
@@ -160,7 +174,7 @@ func (m *minuteRow) all() []minute {
 func minuteRowOf(hour time.Time, device int32, ms []minute) minuteRow {
 	slices.SortFunc(ms, func(a, b minute) int { return int(a.off) - int(b.off) })
 	r := minuteRow{hour: hour, device: device}
-	var hasT, hasI, hasO, hasV, hasP, hasD, hasB bool
+	var hasT, hasI, hasO, hasV, hasP, hasD, hasB, hasG bool
 	for _, e := range ms {
 		r.offs = append(r.offs, e.off)
 		r.n = append(r.n, e.n)
@@ -178,6 +192,9 @@ func minuteRowOf(hour time.Time, device int32, ms []minute) minuteRow {
 		r.phases = append(r.phases, e.phases)
 		r.devMs = append(r.devMs, e.devMs)
 		r.backfill = append(r.backfill, pgtype.Bool{Bool: e.backfill, Valid: true})
+		r.gapIn = append(r.gapIn, e.gapIn)
+		r.gapOut = append(r.gapOut, e.gapOut)
+		hasG = hasG || e.gapIn.Valid
 		hasT, hasI, hasO = hasT || e.temp.Valid, hasI || e.eIn.Valid, hasO || e.eOut.Valid
 		hasV, hasP, hasD, hasB = hasV || e.volt.Valid, hasP || e.phases.Valid, hasD || e.devMs.Valid, hasB || e.backfill
 	}
@@ -202,6 +219,9 @@ func minuteRowOf(hour time.Time, device int32, ms []minute) minuteRow {
 	if !hasB {
 		r.backfill = nil
 	}
+	if !hasG {
+		r.gapIn, r.gapOut = nil, nil
+	}
 	return r
 }
 
@@ -211,7 +231,8 @@ func (e *minute) scanned(hour time.Time, device int32) (scanned, error) {
 	last := hour.Add(time.Duration(e.lastOff) * time.Second)
 	sc := scanned{t: t, device: device, power: e.power, eIn: e.eIn, eOut: e.eOut, temp: e.temp, volt: e.volt,
 		backfill: e.backfill,
-		red:      &reducedVals{n: int(e.n), pmin: e.pmin, pmax: e.pmax, inU: e.inU, outU: e.outU, last: last, lastPower: e.lastPower}}
+		red: &reducedVals{n: int(e.n), pmin: e.pmin, pmax: e.pmax, inU: e.inU, outU: e.outU, last: last, lastPower: e.lastPower,
+			gapIn: e.gapIn, gapOut: e.gapOut}}
 	if e.phases.Valid {
 		ps, err := parsePhases(e.phases.String)
 		if err != nil {
@@ -233,10 +254,12 @@ type reducedVals struct {
 	inU, outU  int64
 	last       time.Time
 	lastPower  int64
+	// valid after minutes without readings
+	gapIn, gapOut pgtype.Int8
 }
 
 func (v *reducedVals) decode() *reading.Reduced {
-	return &reading.Reduced{
+	x := &reading.Reduced{
 		Count:     v.n,
 		MinPower:  unscale(v.pmin, powerScale),
 		MaxPower:  unscale(v.pmax, powerScale),
@@ -245,6 +268,10 @@ func (v *reducedVals) decode() *reading.Reduced {
 		LastTime:  v.last.UTC(),
 		LastPower: unscale(v.lastPower, powerScale),
 	}
+	if v.gapIn.Valid && v.gapOut.Valid {
+		x.Gap, x.GapInWh, x.GapOutWh = true, float64(v.gapIn.Int64)/energyMicro, float64(v.gapOut.Int64)/energyMicro
+	}
+	return x
 }
 
 // encodeMinute validates a reduced reading and converts it to its stored
@@ -296,6 +323,22 @@ func encodeMinute(r *reading.Reading) (time.Time, minute, error) {
 	}
 	if w.devTime.Valid {
 		e.devMs = pgtype.Int8{Int64: w.devTime.Time.Sub(last).Milliseconds(), Valid: true}
+	}
+	if red.Gap {
+		for _, f := range []struct {
+			v, total float64
+			to       *pgtype.Int8
+			name     string
+		}{{red.GapInWh, red.InWh, &e.gapIn, "gap_in_wh"}, {red.GapOutWh, red.OutWh, &e.gapOut, "gap_out_wh"}} {
+			if math.IsNaN(f.v) || f.v < 0 || f.v > f.total {
+				return time.Time{}, minute{}, fmt.Errorf("reduced reading at %s: %s: %v out of range", w.t.Format(time.RFC3339), f.name, f.v)
+			}
+			x, err := scale(f.v, energyMicro, maxExact, f.name)
+			if err != nil {
+				return time.Time{}, minute{}, fmt.Errorf("reduced reading at %s: %w", w.t.Format(time.RFC3339), err)
+			}
+			*f.to = pgtype.Int8{Int64: x, Valid: true}
+		}
 	}
 	return hour, e, nil
 }

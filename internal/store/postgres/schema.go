@@ -148,6 +148,15 @@ ALTER TABLE minutes RENAME COLUMN last_offs TO last_secs;
 UPDATE minutes SET last_secs = (SELECT array_agg(l - o ORDER BY i) FROM unnest(offs, last_secs) WITH ORDINALITY AS u(o, l, i)),
 	offs = CASE WHEN cardinality(offs) < 60 THEN offs END;
 ` + readingsView6,
+	// 7: a reduced minute after minutes without readings of its device
+	// keeps the part of its energy that belongs to them (reading.Reduced
+	// .Gap): gap_in_uwh and gap_out_uwh, NULL in a row without such a
+	// minute (nearly all) and at the row's other minutes. Rows written
+	// before have none: their minutes are spread over a gap whole, as
+	// before. The view gains the two values.
+	7: `
+ALTER TABLE minutes ADD COLUMN gap_in_uwh bigint[], ADD COLUMN gap_out_uwh bigint[];
+` + readingsView7,
 }
 
 // fullHour is the offs of an hour with all its minutes (minutes.offs is
@@ -316,6 +325,68 @@ CROSS JOIN LATERAL (SELECT unnest(coalesce(m.offs, ` + fullHour + `)) AS off, un
 	unnest(m.last_secs) AS last_sec, unnest(m.temperature) AS temperature,
 	unnest(m.energy_in) AS energy_in, unnest(m.energy_out) AS energy_out, unnest(m.voltage) AS voltage,
 	unnest(m.phases) AS phases, unnest(m.device_ms) AS device_ms, unnest(m.backfilled) AS backfilled) AS u;
+COMMENT ON VIEW readings IS 'powermeter readings, one row per reading or reduced minute (SI units). Filter on hour as well as time for speed: see docs/postgres.md';
+`
+
+// readingsView7 is readingsView6 with the gap's part of a reduced
+// minute's energy (minute_gap_in_wh, minute_gap_out_wh: NULL but after
+// minutes without readings; included in minute_in_wh, minute_out_wh).
+// CREATE OR REPLACE VIEW may only add columns at the end.
+const readingsView7 = `
+CREATE OR REPLACE VIEW readings AS
+SELECT c.hour + u.off * interval '1 second' AS "time",
+       s.name AS source, d.name AS device,
+       u.power / 1e3::float8 AS power_w,
+       u.energy_in / 1e3::float8 AS energy_in_wh,
+       u.energy_out / 1e3::float8 AS energy_out_wh,
+       u.temperature / 1e3::float8 AS temperature_c,
+       u.voltage / 1e3::float8 AS voltage_v,
+       (SELECT array_agg(p / 1e3::float8 ORDER BY i) FROM unnest(u.phases::bigint[]) WITH ORDINALITY AS x(p, i)) AS phases_w,
+       c.hour + u.off * interval '1 second' + u.device_ms * interval '1 millisecond' AS device_time,
+       coalesce(u.backfilled, false) AS backfilled,
+       c.hour,
+       false AS reduced,
+       1 AS n,
+       u.power / 1e3::float8 AS power_min_w,
+       u.power / 1e3::float8 AS power_max_w,
+       NULL::float8 AS minute_in_wh,
+       NULL::float8 AS minute_out_wh,
+       NULL::float8 AS minute_gap_in_wh,
+       NULL::float8 AS minute_gap_out_wh
+FROM chunks c
+JOIN sources s ON s.id = c.source_id
+JOIN devices d ON d.id = c.device_id
+CROSS JOIN LATERAL (SELECT unnest(c.offs) AS off, unnest(c.power) AS power, unnest(c.temperature) AS temperature,
+	unnest(c.energy_in) AS energy_in, unnest(c.energy_out) AS energy_out, unnest(c.voltage) AS voltage,
+	unnest(c.phases) AS phases, unnest(c.device_ms) AS device_ms, unnest(c.backfilled) AS backfilled) AS u
+UNION ALL
+SELECT r.t, s.name, d.name,
+       r.power / 1e3::float8, r.energy_in / 1e3::float8, r.energy_out / 1e3::float8,
+       r.temperature / 1e3::float8, r.voltage / 1e3::float8,
+       (SELECT array_agg(p / 1e3::float8 ORDER BY i) FROM unnest(r.phases) WITH ORDINALITY AS x(p, i)),
+       r.device_time, r.backfilled, date_trunc('hour', r.t, 'UTC'),
+       false, 1, r.power / 1e3::float8, r.power / 1e3::float8, NULL, NULL, NULL, NULL
+FROM recent r
+JOIN sources s ON s.id = r.source_id
+JOIN devices d ON d.id = r.device_id
+UNION ALL
+SELECT m.hour + u.off * interval '1 second', s.name, d.name,
+       u.power / 1e3::float8, u.energy_in / 1e3::float8, u.energy_out / 1e3::float8,
+       u.temperature / 1e3::float8, u.voltage / 1e3::float8,
+       (SELECT array_agg(p / 1e3::float8 ORDER BY i) FROM unnest(u.phases::bigint[]) WITH ORDINALITY AS x(p, i)),
+       m.hour + (u.off + u.last_sec) * interval '1 second' + u.device_ms * interval '1 millisecond',
+       coalesce(u.backfilled, false), m.hour,
+       true, u.n, u.power_min / 1e3::float8, u.power_max / 1e3::float8, u.in_uwh / 1e6::float8, u.out_uwh / 1e6::float8,
+       u.gap_in_uwh / 1e6::float8, u.gap_out_uwh / 1e6::float8
+FROM minutes m
+JOIN sources s ON s.id = m.source_id
+JOIN devices d ON d.id = m.device_id
+CROSS JOIN LATERAL (SELECT unnest(coalesce(m.offs, ` + fullHour + `)) AS off, unnest(m.n)::int AS n, unnest(m.power) AS power,
+	unnest(m.power_min) AS power_min, unnest(m.power_max) AS power_max, unnest(m.in_uwh) AS in_uwh, unnest(m.out_uwh) AS out_uwh,
+	unnest(m.last_secs) AS last_sec, unnest(m.temperature) AS temperature,
+	unnest(m.energy_in) AS energy_in, unnest(m.energy_out) AS energy_out, unnest(m.voltage) AS voltage,
+	unnest(m.phases) AS phases, unnest(m.device_ms) AS device_ms, unnest(m.backfilled) AS backfilled,
+	unnest(m.gap_in_uwh) AS gap_in_uwh, unnest(m.gap_out_uwh) AS gap_out_uwh) AS u;
 COMMENT ON VIEW readings IS 'powermeter readings, one row per reading or reduced minute (SI units). Filter on hour as well as time for speed: see docs/postgres.md';
 `
 
