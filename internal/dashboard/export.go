@@ -154,9 +154,11 @@ func optF(v *float64) string {
 
 // reducedColumns are the columns format=utc adds for a range that reaches
 // back before the source's reduced horizon (retention): a reduced
-// minute's raw readings count, lowest and highest power, energy, and its
-// last raw reading's time and power; empty on raw readings.
-const reducedColumns = ",reduced_count,min_power_w,max_power_w,reduced_in_wh,reduced_out_wh,last_time,last_power_w"
+// minute's raw readings count, lowest and highest power, energy, its
+// last raw reading's time and power, and the part of its energy that
+// belongs to the minutes without readings before it (empty but after
+// such minutes); empty on raw readings.
+const reducedColumns = ",reduced_count,min_power_w,max_power_w,reduced_in_wh,reduced_out_wh,last_time,last_power_w,reduced_gap_in_wh,reduced_gap_out_wh"
 
 // holdsReduced reports whether readings of source before end may be
 // reduced minutes.
@@ -209,8 +211,13 @@ func (d *Dashboard) exportUTC(ctx context.Context, w *bufio.Writer, source, devi
 			if rd := r.Reduced; rd != nil {
 				w.WriteString("," + strconv.Itoa(rd.Count) + "," + ff(rd.MinPower) + "," + ff(rd.MaxPower) + "," + ff(rd.InWh) + "," + ff(rd.OutWh) +
 					"," + rd.LastTime.UTC().Format(time.RFC3339Nano) + "," + ff(rd.LastPower))
+				if rd.Gap {
+					w.WriteString("," + ff(rd.GapInWh) + "," + ff(rd.GapOutWh))
+				} else {
+					w.WriteString(",,")
+				}
 			} else {
-				w.WriteString(",,,,,,,")
+				w.WriteString(",,,,,,,,,")
 			}
 		}
 		_, err := w.WriteString("\n")

@@ -132,7 +132,7 @@ func TestReducedDayChart(t *testing.T) {
 		}
 	}
 	f := strings.Split(row, ",")
-	if len(f) != 15 || f[8] != "6" || f[10] != "5000" || f[13] != spike.Add(30*time.Second).UTC().Format(time.RFC3339Nano) {
+	if len(f) != 17 || f[15] != "" || f[16] != "" || f[8] != "6" || f[10] != "5000" || f[13] != spike.Add(30*time.Second).UTC().Format(time.RFC3339Nano) {
 		t.Errorf("export of the spike's minute: %q", row)
 	}
 	// a range after the horizon keeps the plain columns

@@ -468,9 +468,10 @@ func TestReducedCounterResetAcrossGap(t *testing.T) {
 // 04:00 local: a grid meter with counters at about 3 kW (1 kW in the
 // night's silence) every 10 s (3 s
 // off the minute, so every minute has energy of its own), silent from
-// 22:30:03 to 01:00:03 local across the night of 1 to 2 June and from
-// 10:07:43 to 10:23:23 on 2 June (across two quarter hours' boundaries),
-// and a pv inverter known only by its power that reports throughout.
+// 22:30:03 to 01:00:03 local across the night of 1 to 2 June, and on 2
+// June from 10:07:43 to 10:23:23 (across a quarter hour's boundary) and
+// from 12:52:43 to 13:08:23 (across an hour's, feeding in), and a pv
+// inverter known only by its power that reports throughout.
 func gapHome(t *testing.T) ([]reading.Reading, []string, *time.Location) {
 	loc := berlin(t)
 	start := time.Date(2026, 5, 31, 20, 0, 3, 0, loc)
@@ -478,6 +479,7 @@ func gapHome(t *testing.T) ([]reading.Reading, []string, *time.Location) {
 	silent := [][2]time.Time{
 		{time.Date(2026, 6, 1, 22, 30, 3, 0, loc), time.Date(2026, 6, 2, 1, 0, 3, 0, loc)},
 		{time.Date(2026, 6, 2, 10, 7, 43, 0, loc), time.Date(2026, 6, 2, 10, 23, 23, 0, loc)},
+		{time.Date(2026, 6, 2, 12, 52, 43, 0, loc), time.Date(2026, 6, 2, 13, 8, 23, 0, loc)},
 	}
 	var rs []reading.Reading
 	var gIn, gOut float64
@@ -552,8 +554,8 @@ func TestReducedCounterGapExact(t *testing.T) {
 		}
 		old[i] = r
 	}
-	if gaps != 2 {
-		t.Errorf("%d minutes after a gap, want 2", gaps)
+	if gaps != 3 {
+		t.Errorf("%d minutes after a gap, want 3", gaps)
 	}
 	got := computeDays(t, old, loc, home, days, nil)
 	worst := 0.0

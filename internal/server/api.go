@@ -178,10 +178,13 @@ var csvHeader = []string{"time", "device", "power_w", "energy_in_wh", "energy_ou
 
 // csvReduced are the columns a CSV answer adds when its range reaches back
 // before the source's reduced horizon (retention): a reduced minute's raw
-// readings count, lowest and highest power, energy within the minute, and
-// its last raw reading's time and power; empty on raw readings. (Also in
-// the dashboard's export.csv?format=utc.)
-var csvReduced = []string{"reduced_count", "min_power_w", "max_power_w", "reduced_in_wh", "reduced_out_wh", "last_time", "last_power_w"}
+// readings count, lowest and highest power, energy within the minute, its
+// last raw reading's time and power, and the part of its energy that
+// belongs to the minutes without readings before it (empty but after such
+// minutes); empty on raw readings. (Also in the dashboard's
+// export.csv?format=utc.)
+var csvReduced = []string{"reduced_count", "min_power_w", "max_power_w", "reduced_in_wh", "reduced_out_wh", "last_time", "last_power_w",
+	"reduced_gap_in_wh", "reduced_gap_out_wh"}
 
 // apiReadings is GET /api/v1/sources/{name}/readings?from=&to=&device=&format=json|csv.
 // from/to are RFC 3339 or YYYY-MM-DD in the source's zone (a day as "to" is
@@ -339,6 +342,10 @@ func csvReducedRecord(rec []string, rd *reading.Reduced) {
 	rec[4] = num(rd.OutWh)
 	rec[5] = rd.LastTime.UTC().Format(time.RFC3339Nano)
 	rec[6] = num(rd.LastPower)
+	rec[7], rec[8] = "", ""
+	if rd.Gap {
+		rec[7], rec[8] = num(rd.GapInWh), num(rd.GapOutWh)
+	}
 }
 
 // holdsReduced reports whether readings of source from start on may be

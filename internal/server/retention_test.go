@@ -242,7 +242,7 @@ func TestRetentionServe(t *testing.T) {
 	}
 	// the first minute: 100..105 W, mean 102.5, its last raw reading at +50 s
 	wantRow := old.UTC().Format(time.RFC3339) + ",plug,102.5,,,,,,,6,100,105,"
-	if !strings.HasPrefix(lines[1], wantRow) || !strings.HasSuffix(lines[1], ","+old.Add(50*time.Second).UTC().Format(time.RFC3339)+",105") {
+	if !strings.HasPrefix(lines[1], wantRow) || !strings.HasSuffix(lines[1], ","+old.Add(50*time.Second).UTC().Format(time.RFC3339)+",105,,") {
 		t.Errorf("CSV reduced row %q, want %s…", lines[1], wantRow)
 	}
 	q = "?format=csv&from=" + time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
