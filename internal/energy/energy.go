@@ -28,8 +28,11 @@
 //     device's power for the minute plus the gap limit, its highest and
 //     lowest power count for the peaks, and the device's next step starts
 //     at the minute's last raw reading but counts only from the minute's
-//     end. Local days and slots start on whole minutes, so a day of reduced
-//     minutes adds up to the energy of its raw readings.
+//     end. A minute after minutes without readings of the device also
+//     holds the step across them, kept apart (GapInWh, GapOutWh) and
+//     spread over them in proportion to time. Local days and slots start
+//     on whole minutes, so a day of reduced minutes adds up to the energy
+//     of its raw readings.
 //   - The home's flows (internal/household: import, export, production,
 //     battery, self-consumption, home consumption, appliances) are balanced
 //     per quarter hour (Slot) from each device's energy in it, by the roles

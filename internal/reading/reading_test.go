@@ -65,3 +65,37 @@ func TestValidateDeviceName(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateReducedGap: a reduced minute's gap part is finite, ≥ 0, at
+// most the minute's energy, and only on a minute marked Gap.
+func TestValidateReducedGap(t *testing.T) {
+	m := time.Date(2026, 6, 1, 23, 1, 0, 0, time.UTC)
+	ok := func() Reading {
+		return Reading{Device: "grid", Time: m, Power: 3000, EnergyIn: F(1000), Reduced: &Reduced{Count: 6, MinPower: 2900, MaxPower: 3100,
+			InWh: 2500, OutWh: 1, Gap: true, GapInWh: 2450, GapOutWh: 1, LastTime: m.Add(53 * time.Second), LastPower: 3000}}
+	}
+	r := ok()
+	if err := r.Validate(); err != nil {
+		t.Fatalf("valid minute refused: %v", err)
+	}
+	r.Reduced.GapInWh, r.Reduced.GapOutWh = 0, 0
+	if err := r.Validate(); err != nil {
+		t.Fatalf("valid minute after a gap without energy refused: %v", err)
+	}
+	for _, c := range []struct {
+		field string
+		mut   func(*Reduced)
+	}{
+		{"reduced.gap_in_wh", func(x *Reduced) { x.GapInWh = math.NaN() }},
+		{"reduced.gap_in_wh", func(x *Reduced) { x.GapInWh = -0.001 }},
+		{"reduced.gap_in_wh", func(x *Reduced) { x.GapInWh = 2500.001 }},
+		{"reduced.gap_out_wh", func(x *Reduced) { x.GapOutWh = math.Inf(1) }},
+		{"reduced", func(x *Reduced) { x.Gap = false }},
+	} {
+		r := ok()
+		c.mut(r.Reduced)
+		if err := r.Validate(); err == nil || !strings.HasPrefix(err.Error(), c.field+":") {
+			t.Errorf("want an error naming %s, got %v", c.field, err)
+		}
+	}
+}
