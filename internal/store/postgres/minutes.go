@@ -154,7 +154,10 @@ func (m *minuteRow) at(i int) minute {
 	if i < len(m.backfill) {
 		e.backfill = m.backfill[i].Valid && m.backfill[i].Bool
 	}
-	if i < len(m.gapIn) && i < len(m.gapOut) {
+	if len(m.gapIn) == len(m.n) && len(m.gapOut) == len(m.n) {
+		// a server older than schema step 7 that rewrote the row (Delete,
+		// Reduce) left these arrays as they were, out of step with the
+		// minutes: without them, the minutes are read as before step 7
 		e.gapIn, e.gapOut = m.gapIn[i], m.gapOut[i]
 	}
 	return e

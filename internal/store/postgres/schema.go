@@ -153,7 +153,9 @@ UPDATE minutes SET last_secs = (SELECT array_agg(l - o ORDER BY i) FROM unnest(o
 	// .Gap): gap_in_uwh and gap_out_uwh, NULL in a row without such a
 	// minute (nearly all) and at the row's other minutes. Rows written
 	// before have none: their minutes are spread over a gap whole, as
-	// before. The view gains the two values.
+	// before. A server of an older version that rewrites a row leaves
+	// the two arrays out of step with the minutes: they are then ignored
+	// (minuteRow.at). The view gains the two values.
 	7: `
 ALTER TABLE minutes ADD COLUMN gap_in_uwh bigint[], ADD COLUMN gap_out_uwh bigint[];
 ` + readingsView7,
