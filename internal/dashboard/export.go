@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -160,25 +159,8 @@ func optF(v *float64) string {
 // such minutes); empty on raw readings.
 const reducedColumns = ",reduced_count,min_power_w,max_power_w,reduced_in_wh,reduced_out_wh,last_time,last_power_w,reduced_gap_in_wh,reduced_gap_out_wh"
 
-// holdsReduced reports whether readings of source before end may be
-// reduced minutes.
-func (d *Dashboard) holdsReduced(ctx context.Context, source string, start time.Time) (bool, error) {
-	rd, ok := d.st.(store.Reducer)
-	if !ok {
-		return false, nil
-	}
-	h, err := rd.Horizon(ctx, source)
-	if errors.Is(err, store.ErrUnknownSource) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("reading the reduced horizon of %s: %w", source, err)
-	}
-	return !h.IsZero() && start.Before(h), nil
-}
-
 func (d *Dashboard) exportUTC(ctx context.Context, w *bufio.Writer, source, device string, start, end time.Time) error {
-	reduced, err := d.holdsReduced(ctx, source, start)
+	reduced, err := store.HoldsReduced(ctx, d.st, source, start)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/csv"
@@ -235,7 +234,7 @@ func (s *Server) apiReadings(w http.ResponseWriter, r *http.Request) {
 	var finish func() error
 	n := 0
 	if format == "csv" {
-		reduced, err := s.holdsReduced(r.Context(), name, from)
+		reduced, err := store.HoldsReduced(r.Context(), s.st, name, from)
 		if err != nil {
 			s.storeFailed(w, "reading the reduced horizon", err)
 			return
@@ -346,23 +345,6 @@ func csvReducedRecord(rec []string, rd *reading.Reduced) {
 	if rd.Gap {
 		rec[7], rec[8] = num(rd.GapInWh), num(rd.GapOutWh)
 	}
-}
-
-// holdsReduced reports whether readings of source from start on may be
-// reduced minutes (the range reaches back before its horizon).
-func (s *Server) holdsReduced(ctx context.Context, source string, start time.Time) (bool, error) {
-	rd, ok := s.st.(store.Reducer)
-	if !ok {
-		return false, nil
-	}
-	h, err := rd.Horizon(ctx, source)
-	if errors.Is(err, store.ErrUnknownSource) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return !h.IsZero() && start.Before(h), nil
 }
 
 func num(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }

@@ -15,6 +15,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"time"
 
@@ -199,4 +200,22 @@ type ReduceResult struct {
 	Reduced int64     // reduced readings written
 	Done    bool      // everything before the horizon is reduced
 	Until   time.Time // the horizon reached so far
+}
+
+// HoldsReduced reports whether the readings of source from start on may
+// include reduced minutes: the store reduces (Reducer) and start lies
+// before the source's horizon. An unknown source holds none.
+func HoldsReduced(ctx context.Context, st Store, source string, start time.Time) (bool, error) {
+	rd, ok := st.(Reducer)
+	if !ok {
+		return false, nil
+	}
+	h, err := rd.Horizon(ctx, source)
+	if errors.Is(err, ErrUnknownSource) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading the reduced horizon of %s: %w", source, err)
+	}
+	return !h.IsZero() && start.Before(h), nil
 }
