@@ -137,13 +137,13 @@ WITH input AS (
 	RETURNING 1
 ), dv AS (
 	INSERT INTO devices AS d (id, source_id, name, n, first_t, last_t)
-	SELECT a.device_id, a.source_id, (SELECT x.name FROM devices x WHERE x.id = a.device_id), -- NULL name for an unknown device
+	SELECT a.device_id, a.source_id, (SELECT x.name FROM devices x WHERE x.source_id = a.source_id AND x.id = a.device_id), -- NULL name for an unknown device
 	       a.n, a.first_t, a.last_t
 	FROM (SELECT source_id, device_id, count(*) AS n, min(t) AS first_t, max(t) AS last_t
 	      FROM ins GROUP BY 1, 2) a
 	WHERE (SELECT count(*) FROM dd) >= 0
 	ORDER BY a.device_id
-	ON CONFLICT (id) DO UPDATE SET n = d.n + excluded.n,
+	ON CONFLICT (source_id, id) DO UPDATE SET n = d.n + excluded.n,
 		first_t = least(d.first_t, excluded.first_t), last_t = greatest(d.last_t, excluded.last_t)
 )
 SELECT source_id, t, device_id FROM ins`

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -159,7 +160,28 @@ UPDATE minutes SET last_secs = (SELECT array_agg(l - o ORDER BY i) FROM unnest(o
 	7: `
 ALTER TABLE minutes ADD COLUMN gap_in_uwh bigint[], ADD COLUMN gap_out_uwh bigint[];
 ` + readingsView7,
+	// 8: devices keyed by (source_id, id), like every other table by
+	// its source first, so that a sharded PostgreSQL (Citus) can
+	// distribute devices by source with the rest (docs/postgres.md). Ids
+	// stay unique (an identity); every statement of this version and the
+	// view look a device up by source and id. Servers of earlier versions
+	// upsert devices ON CONFLICT (id): devices_id_key keeps that working
+	// during an upgrade; a sharded deployment drops it once every server
+	// runs this version (TestDevicesKeyedBySource runs without it).
+	8: `
+ALTER TABLE devices DROP CONSTRAINT devices_pkey;
+ALTER TABLE devices ADD PRIMARY KEY (source_id, id);
+CREATE UNIQUE INDEX devices_id_key ON devices (id);
+` + readingsView8,
 }
+
+// readingsView8 is readingsView7 with each device joined by its source
+// and id (the key of step 8).
+var readingsView8 = strings.NewReplacer(
+	"JOIN devices d ON d.id = c.device_id", "JOIN devices d ON d.source_id = c.source_id AND d.id = c.device_id",
+	"JOIN devices d ON d.id = r.device_id", "JOIN devices d ON d.source_id = r.source_id AND d.id = r.device_id",
+	"JOIN devices d ON d.id = m.device_id", "JOIN devices d ON d.source_id = m.source_id AND d.id = m.device_id",
+).Replace(readingsView7)
 
 // fullHour is the offs of an hour with all its minutes (minutes.offs is
 // NULL then).
