@@ -108,6 +108,9 @@ func (e *Gen1Emulator) serveDevice(w http.ResponseWriter, r *http.Request) {
 	case path == "/status":
 		writeJSON(w, http.StatusOK, st)
 		return
+	case path == "/settings":
+		writeJSON(w, http.StatusOK, e.settings())
+		return
 	case strings.HasPrefix(path, "/meter/") && !e.threePhase:
 		if i, err := strconv.Atoi(strings.TrimPrefix(path, "/meter/")); err == nil && i >= 0 && i < len(st.Meters) {
 			writeJSON(w, http.StatusOK, st.Meters[i])
@@ -276,4 +279,31 @@ func (e *Gen1Emulator) snapshot() *g1Status {
 		Total:     int64(math.Round(wh * 60)), // watt-minutes
 	}}
 	return st
+}
+
+// Gen1Names are the names the emulated Gen1 devices' owners gave them
+// (/settings): the Plug S's relay by profile, the 3EM as a device (its
+// relay has none).
+var Gen1Names = map[string]string{"fridge": "Kühlschrank", "solar": "Balkon", "house3": "Hausanschluss"}
+
+// settings is /settings: the device's name and its relay's, null where the
+// owner gave none (the parts a client may look at).
+func (e *Gen1Emulator) settings() map[string]any {
+	profile := e.opt.Profile
+	if profile == "" {
+		profile = "fridge"
+	}
+	var device, relay any
+	if n, ok := Gen1Names[profile]; ok {
+		if e.threePhase {
+			device = n
+		} else {
+			relay = n
+		}
+	}
+	return map[string]any{
+		"name": device, "fw": "20230913-113421/v1.14.0-gcb84623",
+		"device": map[string]any{"type": e.model, "mac": e.mac, "hostname": e.hostname},
+		"relays": []map[string]any{{"name": relay, "appliance_type": "General", "max_power": 2500, "default_state": "off"}},
+	}
 }

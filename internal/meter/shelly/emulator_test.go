@@ -589,3 +589,25 @@ func TestDiscoverChannelNames(t *testing.T) {
 		}
 	}
 }
+
+// Discover names a Gen1 device's channel after its relay's or its own
+// name (/settings), also behind HTTP Basic auth.
+func TestDiscoverGen1Names(t *testing.T) {
+	for _, c := range []struct{ profile, password, want string }{
+		{"", "", "Kühlschrank"},
+		{"house3", "geheim", "Hausanschluss"},
+	} {
+		em, err := emulate.New("shelly-gen1", emulate.Options{Profile: c.profile, Password: c.password})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, _ := startEmulator(t, em)
+		devs, err := newTestMeter(t, srv.URL, time.UTC, func(cfg *config.Meter) { cfg.Password = c.password }).Discover(context.Background())
+		if err != nil || len(devs) != 1 {
+			t.Fatalf("%s: %+v %v", c.profile, devs, err)
+		}
+		if devs[0].Name != c.want || devs[0].ID != "0" || !strings.Contains(devs[0].Note, "channel = 0") {
+			t.Errorf("%s: %+v, want %q", c.profile, devs[0], c.want)
+		}
+	}
+}

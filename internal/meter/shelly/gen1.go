@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/powermeter/powermeter/internal/meter"
@@ -48,12 +49,17 @@ func (m *Meter) readGen1(ctx context.Context) (reading.Reading, error) {
 	return m.gen1Reading(st)
 }
 
-func (m *Meter) fetchGen1(ctx context.Context) (*gen1Status, error) {
-	var setAuth func(*http.Request) error
-	if m.pass != "" {
-		setAuth = func(r *http.Request) error { r.SetBasicAuth(m.user, m.pass); return nil }
+// gen1Auth sets HTTP Basic credentials on a Gen1 request (nil without a
+// password).
+func (m *Meter) gen1Auth() func(*http.Request) error {
+	if m.pass == "" {
+		return nil
 	}
-	resp, body, err := m.get(ctx, "/status", setAuth)
+	return func(r *http.Request) error { r.SetBasicAuth(m.user, m.pass); return nil }
+}
+
+func (m *Meter) fetchGen1(ctx context.Context) (*gen1Status, error) {
+	resp, body, err := m.get(ctx, "/status", m.gen1Auth())
 	if err != nil {
 		return nil, err
 	}
@@ -71,6 +77,57 @@ func (m *Meter) fetchGen1(ctx context.Context) (*gen1Status, error) {
 		return nil, err
 	}
 	return &st, nil
+}
+
+// gen1SettingsPath is a Gen1 device's configuration: its own name and the
+// names the user gave its relays ({"name": "Keller", "relays":
+// [{"name": "Kühlschrank", …}]}), null where none was given.
+const gen1SettingsPath = "/settings"
+
+// nameGen1Channels puts the names the user gave a Gen1 device into its
+// channels' Name, with the generic one in the note: a meter channel takes
+// its relay's name, a device with one channel (a Plug S, a 3EM read as a
+// whole) the device's name when its relay has none. A device whose
+// settings cannot be read keeps the generic names: the names are a
+// nicety, not worth failing discovery for.
+func (m *Meter) nameGen1Channels(ctx context.Context, devs []meter.Device) {
+	resp, body, err := m.get(ctx, gen1SettingsPath, m.gen1Auth())
+	if err != nil {
+		m.log.Debug("shelly: no channel names", "err", err)
+		return
+	}
+	if resp.StatusCode != http.StatusOK {
+		m.log.Debug("shelly: no channel names", "status", resp.StatusCode)
+		return
+	}
+	var st struct {
+		Name   *string `json:"name"`
+		Relays []struct {
+			Name *string `json:"name"`
+		} `json:"relays"`
+	}
+	if m.decode(gen1SettingsPath, resp, body, &st) != nil {
+		return
+	}
+	given := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return strings.TrimSpace(*p)
+	}
+	for i := range devs {
+		name := ""
+		if n, err := strconv.Atoi(devs[i].ID); err == nil && n < len(st.Relays) && len(st.Relays) == len(devs) {
+			name = given(st.Relays[n].Name)
+		}
+		if name == "" && len(devs) == 1 {
+			name = given(st.Name)
+		}
+		if name != "" {
+			devs[i].Note = devs[i].Name + "; " + devs[i].Note
+			devs[i].Name = name
+		}
+	}
 }
 
 // gen1Channels lists what channel can select on a Gen1 device.

@@ -178,6 +178,7 @@ func (m *Meter) Discover(ctx context.Context) ([]meter.Device, error) {
 			return nil, err
 		}
 		out = m.gen1Channels(st)
+		m.nameGen1Channels(ctx, out)
 	} else {
 		st, err := m.fetchGen2(ctx)
 		if err != nil {

@@ -82,6 +82,12 @@ func gen1Files(t testing.TB, shelly, status string) map[string][]byte {
 	return map[string][]byte{"/shelly": testdata(t, shelly), "/status": testdata(t, status)}
 }
 
+// withFile adds a file to a fake device's files.
+func withFile(files map[string][]byte, path string, body []byte) map[string][]byte {
+	files[path] = body
+	return files
+}
+
 func gen2Files(t testing.TB, shelly, status string) map[string][]byte {
 	return map[string][]byte{"/shelly": testdata(t, shelly), gen2StatusPath: testdata(t, status)}
 }
@@ -536,6 +542,14 @@ func TestDiscover(t *testing.T) {
 	}{
 		{gen1Files(t, "gen1_plugs_shelly.json", "gen1_plugs_status.json"), "", "0 meter 0 SHPLG-S channel = 0"},
 		{gen1Files(t, "gen1_3em_shelly.json", "gen1_3em_status.json"), "x", "0 emeters 0..2 (three phases) SHEM-3 read as a whole; channel = 0"},
+		// the relay's name where the owner gave one (before the device's)
+		{withFile(gen1Files(t, "gen1_plugs_shelly.json", "gen1_plugs_status.json"), "/settings", testdata(t, "gen1_plugs_settings.json")), "",
+			"0 Gefriertruhe SHPLG-S meter 0; channel = 0"},
+		// else the device's own name; a null name changes nothing
+		{withFile(gen1Files(t, "gen1_plugs_shelly.json", "gen1_plugs_status.json"), "/settings", []byte(`{"name":"Keller","relays":[{"name":null}]}`)), "",
+			"0 Keller SHPLG-S meter 0; channel = 0"},
+		{withFile(gen1Files(t, "gen1_plugs_shelly.json", "gen1_plugs_status.json"), "/settings", []byte(`{"name":null,"relays":[{"name":" "}]}`)), "",
+			"0 meter 0 SHPLG-S channel = 0"},
 		{gen2Files(t, "gen2_plus1pm_shelly.json", "gen2_plus1pm_status.json"), "", "0 switch:0 SNSW-001P16EU channel = 0"},
 		{gen2Files(t, "gen2_pro3em_shelly.json", "gen2_pro3em_monophase_status.json"), "",
 			"0 em1:0 SPEM-003CEBEU channel = 0|1 em1:1 SPEM-003CEBEU channel = 1|2 em1:2 SPEM-003CEBEU channel = 2"},
