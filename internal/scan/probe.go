@@ -127,6 +127,14 @@ func (s *Scanner) opendtu(ctx context.Context, c candidate) (Device, bool) {
 		}
 		return Device{Kind: "opendtu", Model: "OpenDTU", Note: fmt.Sprintf("%d inverter(s): %s", len(ld.Inverters), strings.Join(names, ", "))}, true
 	}
+	// With "allow read-only access" off the API wants a login, but the web
+	// interface's start page (titled OpenDTU) is public: tell it by both,
+	// since other devices (a Tasmota with a password) answer 401 anywhere.
+	if code == http.StatusUnauthorized {
+		if code, b, ok := s.get(ctx, c.base, "/", nil); ok && code == http.StatusOK && bytes.Contains(b, []byte("<title>OpenDTU</title>")) {
+			return Device{Kind: "opendtu", Model: "OpenDTU", Password: true, Note: "the API needs a login: set username and password"}, true
+		}
+	}
 	return Device{}, false
 }
 

@@ -166,6 +166,7 @@ func TestScanFindsEachKindAndNothingElse(t *testing.T) {
 	_, tas := emu(t, "tasmota", emulate.Options{Profile: "sml"})
 	_, tasPW := emu(t, "tasmota", emulate.Options{Password: "pw"})
 	_, dtu := emu(t, "opendtu", emulate.Options{Zone: zone})
+	_, dtuPW := emu(t, "opendtu", emulate.Options{Zone: zone, Username: "admin", Password: "pw"})
 	_, ahoy := emu(t, "ahoydtu", emulate.Options{Zone: zone})
 	_, epever := emu(t, "epever", emulate.Options{})
 	boxURL, _ := serve(t, fritzdect.NewEmulator(fritzdect.EmulatorOptions{Username: "u", Password: "p", FritzOS82: true}))
@@ -181,6 +182,7 @@ func TestScanFindsEachKindAndNothingElse(t *testing.T) {
 		{"tasmota-hichi-4711", "_http._tcp.local.", "127.0.0.1", tas},
 		{"tasmota-plug-0815", "_http._tcp.local.", "127.0.0.1", tasPW},
 		{"opendtu-123456", "_http._tcp.local.", "127.0.0.1", dtu},
+		{"opendtu-654321", "_http._tcp.local.", "127.0.0.1", dtuPW},
 		{"ahoy-dtu", "_http._tcp.local.", "127.0.0.1", ahoy},
 		{"esp-epever", "_http._tcp.local.", "127.0.0.1", epever},
 		{"nas", "_http._tcp.local.", "127.0.0.1", plain},
@@ -213,6 +215,7 @@ func TestScanFindsEachKindAndNothingElse(t *testing.T) {
 		u(tas):     {"tasmota", "Tasmota read head", false},
 		u(tasPW):   {"tasmota", "Tasmota", true},
 		u(dtu):     {"opendtu", "OpenDTU", false},
+		u(dtuPW):   {"opendtu", "OpenDTU", true},
 		u(ahoy):    {"ahoydtu", "AhoyDTU", false},
 		u(epever):  {"epever", "ESP-Epever", false},
 		boxURL:     {"fritzbox", "FRITZ!Box 7590", true},

@@ -88,6 +88,7 @@ func NewEmulator(o emulate.Options) *Emulator {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/livedata/status", e.status)
+	mux.HandleFunc("GET /{$}", e.index)
 	e.h = e.faults.Wrap(mux)
 	return e
 }
@@ -128,6 +129,14 @@ func (e *Emulator) poll(now time.Time) {
 			inv.dc[i] = math.Round(p/0.96*s*10) / 10
 		}
 	}
+}
+
+// index is the start of the web interface, public even when the API needs
+// a password (as the device's: a single-page app titled OpenDTU).
+func (e *Emulator) index(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html")
+	_, _ = w.Write([]byte(`<!DOCTYPE html><html lang="en"><head><meta charset="UTF-8"><title>OpenDTU</title>` +
+		`<script type="module" src="/js/app.js"></script></head><body><div id="app"></div></body></html>`))
 }
 
 func v(x float64, u string, d int) map[string]any { return map[string]any{"v": x, "u": u, "d": d} }
