@@ -27,7 +27,7 @@ func (s *Server) conflicts(ctx context.Context, source string, rs []reading.Read
 
 // countInsert counts what an insert did, conflicts apart from the present.
 func (s *Server) countInsert(source, protocol string, res store.InsertResult, conflicts int) {
-	s.met.ingested.add(source, protocol, res.Inserted, res.Present-conflicts)
+	s.met.countIngest(source, protocol, res.Inserted, res.Present-conflicts)
 	if conflicts > 0 {
 		s.met.conflicts.WithLabelValues(source, protocol).Add(float64(conflicts))
 	}

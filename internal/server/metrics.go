@@ -20,7 +20,7 @@ import (
 // servers in one process do not collide).
 type metrics struct {
 	reg       *prometheus.Registry
-	ingested  *ingestCounts          // stored and present, by source and protocol
+	ingested  *sourceCounts          // stored and present, by source and protocol
 	conflicts *prometheus.CounterVec // source, protocol
 	refused   *prometheus.CounterVec // protocol, reason
 	wrongKeys prometheus.Counter
@@ -31,97 +31,122 @@ type metrics struct {
 	latencyBy sync.Map // latencyKey → prometheus.Observer
 }
 
-type ingestKey struct{ source, protocol string }
-
-// ingestCounts counts the readings stored and present per source and
-// protocol, exposed as powermeter_readings_stored_total and
-// powermeter_readings_present_total{source,protocol} with a series for
-// every configured source from the start.
+// sourceCounts keeps counters per source — several per source, its
+// columns, each a series of one metric with the source's name and the
+// column's further label values — and exposes them as a collector.
 //
 // It keeps plain counters in one flat array rather than a Prometheus
-// counter per series: with 100 000 sources those were 400 000 counters
-// with their label pairs, 216 MB of heap in 4.7 million objects, which
-// every garbage collection walked (a quarter of the server's CPU while
-// ingesting). The array holds no pointers, so the collector skips it.
-type ingestCounts struct {
-	stored, present *prometheus.Desc
+// counter per series: with 100 000 sources the ingest counters were
+// 400 000 counters with their label pairs, 216 MB of heap in 4.7 million
+// objects, which every garbage collection walked (a quarter of the
+// server's CPU while ingesting). The array holds no pointers, so the
+// collector skips it.
+type sourceCounts struct {
+	cols []countColumn
 
-	names  []string         // configured sources
+	names  []string         // the sources exposed from the start
 	index  map[string]int32 // source → position in names
-	counts []atomic.Uint64  // per source and protocol: stored, present
+	counts []atomic.Uint64  // per source, per column
 
 	mu    sync.Mutex
-	extra map[ingestKey]*[2]atomic.Uint64 // sources not configured (none in a running server)
+	extra map[string][]atomic.Uint64 // other sources (none in a running server)
 }
 
-// ingestProtocols are the protocols counted, in the order of counts.
-var ingestProtocols = [...]string{"legacy", "native"}
-
-func newIngestCounts() *ingestCounts {
-	return &ingestCounts{
-		stored: prometheus.NewDesc("powermeter_readings_stored_total",
-			"Readings stored (new), by source and protocol.", []string{"source", "protocol"}, nil),
-		present: prometheus.NewDesc("powermeter_readings_present_total",
-			"Readings received that were stored already (replays, duplicates).", []string{"source", "protocol"}, nil),
-		index: map[string]int32{},
-		extra: map[ingestKey]*[2]atomic.Uint64{},
-	}
+// countColumn is one counter of every source: its metric and the label
+// values after the source's name.
+type countColumn struct {
+	desc   *prometheus.Desc
+	labels []string
 }
 
-// prepare sets the configured sources; called once, before serving.
-func (c *ingestCounts) prepare(sources []string) {
+func newSourceCounts(cols ...countColumn) *sourceCounts {
+	return &sourceCounts{cols: cols, index: map[string]int32{}, extra: map[string][]atomic.Uint64{}}
+}
+
+// prepare sets the sources whose series are exposed from the start;
+// called once, before counting.
+func (c *sourceCounts) prepare(sources []string) {
 	c.names = sources
 	c.index = make(map[string]int32, len(sources))
 	for i, n := range sources {
 		c.index[n] = int32(i)
 	}
-	c.counts = make([]atomic.Uint64, 2*len(ingestProtocols)*len(sources))
+	c.counts = make([]atomic.Uint64, len(c.cols)*len(sources))
 }
 
-// add counts stored and present readings of source and protocol.
-func (c *ingestCounts) add(source, protocol string, stored, present int) {
-	p := slices.Index(ingestProtocols[:], protocol)
-	i, ok := c.index[source]
-	if !ok || p < 0 {
-		c.mu.Lock()
-		e := c.extra[ingestKey{source, protocol}]
-		if e == nil {
-			e = new([2]atomic.Uint64)
-			c.extra[ingestKey{source, protocol}] = e
-		}
-		c.mu.Unlock()
-		e[0].Add(uint64(stored))
-		e[1].Add(uint64(present))
+// add adds n to column col of source.
+func (c *sourceCounts) add(source string, col int, n uint64) {
+	if n == 0 {
 		return
 	}
-	at := 2 * (int(i)*len(ingestProtocols) + p)
-	if stored > 0 {
-		c.counts[at].Add(uint64(stored))
+	if i, ok := c.index[source]; ok {
+		c.counts[int(i)*len(c.cols)+col].Add(n)
+		return
 	}
-	if present > 0 {
-		c.counts[at+1].Add(uint64(present))
+	c.mu.Lock()
+	e := c.extra[source]
+	if e == nil {
+		e = make([]atomic.Uint64, len(c.cols))
+		c.extra[source] = e
 	}
+	c.mu.Unlock()
+	e[col].Add(n)
 }
 
-func (c *ingestCounts) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.stored
-	ch <- c.present
-}
-
-func (c *ingestCounts) Collect(ch chan<- prometheus.Metric) {
-	for i, n := range c.names {
-		for p, proto := range ingestProtocols {
-			at := 2 * (i*len(ingestProtocols) + p)
-			ch <- prometheus.MustNewConstMetric(c.stored, prometheus.CounterValue, float64(c.counts[at].Load()), n, proto)
-			ch <- prometheus.MustNewConstMetric(c.present, prometheus.CounterValue, float64(c.counts[at+1].Load()), n, proto)
+func (c *sourceCounts) Describe(ch chan<- *prometheus.Desc) {
+	seen := map[*prometheus.Desc]bool{}
+	for _, col := range c.cols {
+		if !seen[col.desc] {
+			seen[col.desc] = true
+			ch <- col.desc
 		}
+	}
+}
+
+func (c *sourceCounts) Collect(ch chan<- prometheus.Metric) {
+	emit := func(name string, vs []atomic.Uint64) {
+		for k, col := range c.cols {
+			ch <- prometheus.MustNewConstMetric(col.desc, prometheus.CounterValue, float64(vs[k].Load()), append([]string{name}, col.labels...)...)
+		}
+	}
+	for i, n := range c.names {
+		emit(n, c.counts[i*len(c.cols):(i+1)*len(c.cols)])
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for k, e := range c.extra {
-		ch <- prometheus.MustNewConstMetric(c.stored, prometheus.CounterValue, float64(e[0].Load()), k.source, k.protocol)
-		ch <- prometheus.MustNewConstMetric(c.present, prometheus.CounterValue, float64(e[1].Load()), k.source, k.protocol)
+	for n, e := range c.extra {
+		emit(n, e)
 	}
+}
+
+// ingestProtocols are the protocols counted, in the order of the ingest
+// counters' columns (stored, present per protocol).
+var ingestProtocols = [...]string{"legacy", "native"}
+
+// newIngestCounts counts the readings stored and present per source and
+// protocol: powermeter_readings_stored_total and
+// powermeter_readings_present_total{source,protocol}, with a series for
+// every configured source from the start.
+func newIngestCounts() *sourceCounts {
+	stored := prometheus.NewDesc("powermeter_readings_stored_total",
+		"Readings stored (new), by source and protocol.", []string{"source", "protocol"}, nil)
+	present := prometheus.NewDesc("powermeter_readings_present_total",
+		"Readings received that were stored already (replays, duplicates).", []string{"source", "protocol"}, nil)
+	var cols []countColumn
+	for _, p := range ingestProtocols {
+		cols = append(cols, countColumn{stored, []string{p}}, countColumn{present, []string{p}})
+	}
+	return newSourceCounts(cols...)
+}
+
+// countIngest counts stored and present readings of source and protocol.
+func (m *metrics) countIngest(source, protocol string, stored, present int) {
+	p := slices.Index(ingestProtocols[:], protocol)
+	if p < 0 {
+		panic("metrics: unknown protocol " + protocol)
+	}
+	m.ingested.add(source, 2*p, uint64(max(stored, 0)))
+	m.ingested.add(source, 2*p+1, uint64(max(present, 0)))
 }
 
 type latencyKey struct {

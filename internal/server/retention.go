@@ -30,7 +30,7 @@ type Retention struct {
 	log     *slog.Logger
 	now     func() time.Time
 
-	raw, rows *prometheus.CounterVec // by source; nil without metrics
+	counts *sourceCounts // raw readings replaced, rows written, by source; nil without metrics
 }
 
 // retained is a source with a retention.
@@ -83,17 +83,21 @@ func NewRetention(cfg *config.Config, st store.Store, log *slog.Logger) *Retenti
 	}
 }
 
-// register adds the job's counters to reg.
+// register adds the job's counters to reg: raw readings replaced and rows
+// written per retained source (kept flat, like the ingest counters: a
+// server for many homes retains them all).
 func (r *Retention) register(reg *prometheus.Registry) {
-	r.raw = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "powermeter_retention_raw_readings_total",
-		Help: "Raw readings replaced by 1-minute rows ([server.retention]), by source.",
-	}, []string{"source"})
-	r.rows = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "powermeter_retention_rows_written_total",
-		Help: "Reduced 1-minute rows written by [server.retention], by source.",
-	}, []string{"source"})
-	reg.MustRegister(r.raw, r.rows)
+	raw := prometheus.NewDesc("powermeter_retention_raw_readings_total",
+		"Raw readings replaced by 1-minute rows ([server.retention]), by source.", []string{"source"}, nil)
+	rows := prometheus.NewDesc("powermeter_retention_rows_written_total",
+		"Reduced 1-minute rows written by [server.retention], by source.", []string{"source"}, nil)
+	r.counts = newSourceCounts(countColumn{desc: raw}, countColumn{desc: rows})
+	names := make([]string, len(r.sources))
+	for i, src := range r.sources {
+		names[i] = src.name
+	}
+	r.counts.prepare(names)
+	reg.MustRegister(r.counts)
 }
 
 // Run makes a pass at once and then every [server.retention] every, until
@@ -155,9 +159,9 @@ func (r *Retention) source(ctx context.Context, src retained) (RetentionResult, 
 		out.Raw += res.Raw
 		out.Reduced += res.Reduced
 		out.Until, out.Done = res.Until, res.Done
-		if r.raw != nil {
-			r.raw.WithLabelValues(src.name).Add(float64(res.Raw))
-			r.rows.WithLabelValues(src.name).Add(float64(res.Reduced))
+		if r.counts != nil {
+			r.counts.add(src.name, 0, uint64(res.Raw))
+			r.counts.add(src.name, 1, uint64(res.Reduced))
 		}
 		if errors.Is(err, store.ErrUnknownSource) {
 			return out, nil // nothing stored yet
