@@ -514,26 +514,9 @@ func minuteEnd(t int64) int64 {
 // up to the minute's own energy; see addMinuteAfter.) Only the part
 // inside the day counts.
 func (d *Day) addMinute(st *devState, fromIn, fromOut, t, end int64, in, out float64, sign float64) {
-	inside := false
-	add := func(from int64, e float64, isIn bool) {
-		lo := min(from, t)
-		a, b := max(lo, d.s), min(end, d.e)
-		if b <= a {
-			return
-		}
-		inside = true
-		v := sign * e * float64(b-a) / float64(end-lo)
-		if isIn {
-			st.e.InWh += v
-			d.spread(st, a, b, v, 0)
-		} else {
-			st.e.OutWh += v
-			d.spread(st, a, b, 0, v)
-		}
-	}
-	add(fromIn, in, true)
-	add(fromOut, out, false)
-	if inside {
+	inIn := d.addSpan(st, min(fromIn, t), end, in, 0, sign)
+	inOut := d.addSpan(st, min(fromOut, t), end, 0, out, sign)
+	if inIn || inOut {
 		st.e.Minutes += int(sign)
 	}
 }
@@ -780,6 +763,14 @@ func (d *Day) spread(st *devState, a, b int64, din, dout float64) {
 // over secs seconds. Pages that draw a running energy use it too.
 func StepWh(p0, p1, secs float64) (in, out float64) { return split(p0, p1, secs) }
 
+// StepWhWithin is the part within [a,b] (t0 ≤ a < b ≤ t1, Unix ns) of
+// power moving linearly from p0 at t0 to p1 at t1, cut as a day cuts a
+// step: with the power interpolated to a and b.
+func StepWhWithin(t0, t1 int64, p0, p1 float64, a, b int64) (in, out float64) {
+	s := stepEnds{t0: t0, t1: t1, p0: p0, p1: p1, bridge: true}
+	return s.part(a, b)
+}
+
 // split integrates power falling linearly from p0 to p1 over secs seconds
 // and returns the import (p > 0) and export (p < 0) parts in Wh, both ≥ 0.
 func split(p0, p1, secs float64) (in, out float64) {
@@ -969,7 +960,7 @@ func (d *Day) Summary() DaySummary {
 	s.Devices = s.Devices[:0]
 	for _, st := range d.devs {
 		e := st.e
-		if !st.listed && e.CounterSteps+e.PowerSteps == 0 {
+		if !st.listed && e.CounterSteps+e.PowerSteps+e.Minutes == 0 {
 			continue
 		}
 		s.Devices = append(s.Devices, e)

@@ -567,3 +567,40 @@ func TestReducedCounterGapExact(t *testing.T) {
 		t.Errorf("without the gap part the days are off by %.3f Wh only: the test does not see the gap", worst)
 	}
 }
+
+// A device whose only reading of the window lies just before the day and
+// whose next reading, after a counter gap, is a reduced minute is listed
+// with the gap's energy, as it is with the raw reading (Summary used to
+// leave it out and the day's total with it, while the flows kept it).
+func TestSummaryListsEnergyFromAReducedMinuteAfterTheDay(t *testing.T) {
+	mid := time.Date(2026, 5, 2, 0, 0, 0, 0, time.UTC)
+	prev := reading.Reading{Device: "m", Time: mid.Add(-20 * time.Second), Power: 100, EnergyIn: reading.F(1000)}
+	var raw []reading.Reading
+	for i := range 6 {
+		at := mid.Add(30*time.Hour + time.Duration(i)*10*time.Second)
+		raw = append(raw, reading.Reading{Device: "m", Time: at, Power: 100, EnergyIn: reading.F(4000 + float64(i))})
+	}
+	minutes := Reducer(10*time.Second)(&prev, raw, nil)
+	if len(minutes) != 1 || minutes[0].Reduced == nil {
+		t.Fatalf("reduced: %+v", minutes)
+	}
+	sum := func(after reading.Reading) DaySummary {
+		d, err := NewDay("2026-05-02", time.UTC, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Add(prev)
+		if names := d.LookAhead(); len(names) != 1 {
+			t.Fatalf("look ahead: %v", names)
+		}
+		d.After(after)
+		return d.Summary()
+	}
+	fromRaw, fromReduced := sum(raw[0]), sum(minutes[0])
+	if len(fromRaw.Devices) != 1 || fromRaw.InWh < 1000 {
+		t.Fatalf("from the raw reading: %+v", fromRaw)
+	}
+	if len(fromReduced.Devices) != 1 || math.Abs(fromReduced.InWh-fromRaw.InWh) > 0.005 {
+		t.Errorf("from the reduced minute: %.3f Wh of %d devices, want %.3f Wh of 1", fromReduced.InWh, len(fromReduced.Devices), fromRaw.InWh)
+	}
+}
