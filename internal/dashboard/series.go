@@ -183,7 +183,6 @@ type chartSeries struct {
 	Class string // CSS colour class
 	runs  [][]bucket
 	cur   []bucket
-	lastT int64
 	have  bool
 	n     int // values added
 }
@@ -194,7 +193,7 @@ func (s *chartSeries) add(i int, t int64, v float64, gap bool) {
 		s.runs = append(s.runs, s.cur)
 		s.cur = nil
 	}
-	s.lastT, s.have = t, true
+	s.have = true
 	if n := len(s.cur); n > 0 && s.cur[n-1].i == i {
 		b := &s.cur[n-1]
 		b.min, b.max = math.Min(b.min, v), math.Max(b.max, v)
@@ -497,11 +496,11 @@ func (c *chartBuilder) reading(r reading.Reading) {
 	case d.stepNs != 0 && t-d.stepNs <= c.gap:
 		a, b := max(d.stepNs, d.fromNs, c.o.dayStart.UnixNano()), min(t, c.o.dayE.UnixNano())
 		if b > a {
-			in, out := energy.StepWh(d.stepP, r.Power, float64(t-d.stepNs)/1e9)
+			in, out := energy.StepWhWithin(d.stepNs, t, d.stepP, r.Power, a, b)
 			if c.gridIn != nil {
 				in = c.gridIn(d.name, in, out)
 			}
-			c.whSum += in * float64(b-a) / float64(t-d.stepNs)
+			c.whSum += in
 		}
 	}
 	d.lastNs, d.p, d.until = t, r.Power, t+c.gap
