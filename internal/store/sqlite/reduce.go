@@ -45,7 +45,6 @@ func (s *Store) Reduce(ctx context.Context, source string, before time.Time, lim
 	}
 	end := floorMinute(before.Unix() - epoch)
 	var res store.ReduceResult
-	prevs := map[int64]*reading.Reading{}
 	for {
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("reduce %s: %w", source, err)
@@ -57,7 +56,7 @@ func (s *Store) Reduce(ctx context.Context, source string, before time.Time, lim
 		if limit > 0 {
 			n = min(limit, maxReduceStep)
 		}
-		st, err := s.reduceStep(ctx, id, end, int(n), fn, prevs)
+		st, err := s.reduceStep(ctx, id, end, int(n), fn)
 		if err != nil {
 			return res, fmt.Errorf("reduce %s: %w", source, err)
 		}
@@ -140,9 +139,8 @@ const noHorizon = -1 << 62
 
 // reduceStep reduces the next window of at most n raw readings (whole
 // minutes; more only when one minute alone has more) before end, in one
-// transaction on the writer. prevs holds, per device id, its newest
-// reading before the window where an earlier step knows it.
-func (s *Store) reduceStep(ctx context.Context, src, end int64, n int, fn store.ReduceFunc, prevs map[int64]*reading.Reading) (stepResult, error) {
+// transaction on the writer.
+func (s *Store) reduceStep(ctx context.Context, src, end int64, n int, fn store.ReduceFunc) (stepResult, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return stepResult{}, fmt.Errorf("begin: %w", err)
@@ -200,7 +198,7 @@ func (s *Store) reduceStep(ctx context.Context, src, end int64, n int, fn store.
 				days[dayer.dayOf(r.ts)] = struct{}{}
 			}
 		}
-		prev, err := s.reducePrev(ctx, tx, tbl, d, prevs)
+		prev, err := s.reducePrev(ctx, tx, tbl, d)
 		if err != nil {
 			return stepResult{}, err
 		}
@@ -217,12 +215,6 @@ func (s *Store) reduceStep(ctx context.Context, src, end int64, n int, fn store.
 			return stepResult{}, err
 		}
 		outs = append(outs, out...)
-		// The device's newest reading before the next window.
-		newest := out[len(out)-1]
-		if k := d.kept; len(k) > 0 && k[len(k)-1].ts > newest.ts {
-			newest = k[len(k)-1]
-		}
-		prevs[d.id] = &newest.r
 	}
 	// Replace the window: every row goes, the reduced readings that were
 	// there come back, then fn's (a minute that already had a reduced
@@ -276,7 +268,6 @@ func (s *Store) reduceStep(ctx context.Context, src, end int64, n int, fn store.
 		return stepResult{}, fmt.Errorf("store horizon: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
-		clear(prevs) // what they were built from is not stored
 		return stepResult{}, fmt.Errorf("commit: %w", err)
 	}
 	return res, nil
@@ -354,9 +345,10 @@ func (s *Store) stepDevices(ctx context.Context, tx *sql.Tx, src int64, rows []s
 }
 
 // reducePrev is the device's reading just before its first raw reading
-// of the window: a reduced one of the window before it, else what an
-// earlier step left, else the newest stored one before the window.
-func (s *Store) reducePrev(ctx context.Context, tx *sql.Tx, tbl string, d *stepDev, prevs map[int64]*reading.Reading) (*reading.Reading, error) {
+// of the window: a reduced one of the window before it, else the newest
+// stored one before the window (as stored: what an earlier step wrote,
+// rounded, not what its fn returned).
+func (s *Store) reducePrev(ctx context.Context, tx *sql.Tx, tbl string, d *stepDev) (*reading.Reading, error) {
 	first := d.raw[0].ts
 	var prev *reading.Reading
 	for i := range d.kept {
@@ -366,9 +358,6 @@ func (s *Store) reducePrev(ctx context.Context, tx *sql.Tx, tbl string, d *stepD
 	}
 	if prev != nil {
 		return prev, nil
-	}
-	if p, ok := prevs[d.id]; ok {
-		return p, nil
 	}
 	if !d.first.Valid || d.first.Int64 >= first {
 		return nil, nil // the device has nothing older
