@@ -132,11 +132,8 @@ func (s *Store) Delete(ctx context.Context, source, device string, from, to time
 	from, to = ceilSecond(from).UTC(), ceilSecond(to).UTC()
 	var n int64
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '20s'`); err != nil {
+		if err := s.lockSource(ctx, tx, sid); err != nil {
 			return err
-		}
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int4, $2::int4)`, s.lockKey, sid); err != nil {
-			return fmt.Errorf("taking the source's lock: %w", err)
 		}
 		var dev int32
 		var zone string
@@ -152,7 +149,7 @@ func (s *Store) Delete(ctx context.Context, source, device string, from, to time
 		if err != nil {
 			return fmt.Errorf("deleting recent readings: %w", err)
 		}
-		var inChunks, dropped, rewritten int64
+		var inChunks, dropped, rewritten int64 // the chunks and minutes rows dropped and rewritten are not reported
 		if err := tx.QueryRow(ctx, deleteChunksSQL, sid, dev, from, to).Scan(&inChunks, &dropped, &rewritten); err != nil {
 			return fmt.Errorf("deleting from chunks: %w", err)
 		}

@@ -153,11 +153,8 @@ func (s *Store) foldSource(ctx context.Context, id int32, cutoff time.Time) (int
 		}
 		var n, chunks int64
 		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '20s'`); err != nil {
+			if err := s.lockSource(ctx, tx, id); err != nil {
 				return err
-			}
-			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int4, $2::int4)`, s.lockKey, id); err != nil {
-				return fmt.Errorf("taking the fold lock: %w", err)
 			}
 			return tx.QueryRow(ctx, foldSQL, id, upto).Scan(&n, &chunks)
 		})
@@ -175,7 +172,6 @@ func (s *Store) foldSource(ctx context.Context, id int32, cutoff time.Time) (int
 }
 
 // partitionName is the chunks partition of the month of t (UTC).
-func partitionName(t time.Time) string { return partName("chunks", t) }
 
 // partName is the partition of table (chunks or minutes) for the month of
 // t (UTC).
@@ -272,4 +268,17 @@ func (s *Store) folder(stop <-chan struct{}, done chan<- struct{}) {
 		case <-tick.C:
 		}
 	}
+}
+
+// lockSource takes the source's fold lock for the transaction (folding,
+// reducing, deleting and inserting reduced readings exclude each other and
+// inserts of the source), waiting at most 20 s.
+func (s *Store) lockSource(ctx context.Context, tx pgx.Tx, sid int32) error {
+	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '20s'`); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int4, $2::int4)`, s.lockKey, sid); err != nil {
+		return fmt.Errorf("taking the fold lock: %w", err)
+	}
+	return nil
 }

@@ -22,11 +22,6 @@ import (
 
 var _ store.Reducer = (*Store)(nil)
 
-// reduceTarget is about how many raw readings one reduce transaction
-// takes: a day of one 10-s device (a span of 24 h ÷ devices, at least an
-// hour), so the fold lock is held for tens of milliseconds at a time.
-const reduceTarget = 8640
-
 // Horizon is the time before which source holds only reduced readings.
 func (s *Store) Horizon(ctx context.Context, source string) (time.Time, error) {
 	sid, err := s.sourceID(ctx, source)
@@ -146,11 +141,8 @@ type rawOf struct {
 // left of them when capped).
 func (s *Store) reduceSpan(ctx context.Context, tx pgx.Tx, sid int32, before time.Time, left int64, capped bool, fn store.ReduceFunc) (spanStats, error) {
 	var st spanStats
-	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '20s'`); err != nil {
+	if err := s.lockSource(ctx, tx, sid); err != nil {
 		return st, err
-	}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int4, $2::int4)`, s.lockKey, sid); err != nil {
-		return st, fmt.Errorf("taking the fold lock: %w", err)
 	}
 	var zone string
 	var horizon *time.Time
@@ -185,6 +177,8 @@ func (s *Store) reduceSpan(ctx context.Context, tx pgx.Tx, sid int32, before tim
 	if !made {
 		return st, errNoPartition
 	}
+	// about a day of one 10-s device per transaction (24 h ÷ devices, at
+	// least an hour): the fold lock is held for tens of milliseconds
 	span := max(time.Hour, (24 * time.Hour / time.Duration(max(1, ndev))).Truncate(time.Hour))
 	end := tmin(tmin(before, lo.Truncate(time.Hour).Add(span)), monthOf(lo).AddDate(0, 1, 0))
 
@@ -653,12 +647,8 @@ func (s *Store) insertReduced(ctx context.Context, sid int32, rs []reading.Readi
 		return res, err
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		res = store.InsertResult{}
-		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '20s'`); err != nil {
+		if err := s.lockSource(ctx, tx, sid); err != nil {
 			return err
-		}
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int4, $2::int4)`, s.lockKey, sid); err != nil {
-			return fmt.Errorf("taking the fold lock: %w", err)
 		}
 		var keys []devKeyHour
 		for _, m := range mins {
