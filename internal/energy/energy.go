@@ -61,8 +61,10 @@ import (
 // counts the grid meter's import and export and power, and only its chosen
 // device's temperature. 6: a power step crossing a slot boundary is split
 // with interpolated power (it was split in proportion to time), and
-// reduced minutes count (DeviceEnergy.Minutes).
-const FormatVersion = 6
+// reduced minutes count (DeviceEnergy.Minutes). 7: in a home with a grid
+// meter the power bands integrate the grid's power on both ends of a step
+// (the step ended at the sum of all devices).
+const FormatVersion = 7
 
 // Slot is the interval the home's flows are balanced over: a quarter hour,
 // the metering interval of grid operators. Within it the grid meter's own
@@ -829,7 +831,7 @@ func (d *Day) flushGroup() {
 	pt.Reduced, pt.Min, pt.Max = reduced, lo, hi
 	pt.Gap = !d.havePrev || t > d.prevUntil
 	if !pt.Gap {
-		d.sourceStep(d.prevNs, t, d.prev.Power, total)
+		d.sourceStep(d.prevNs, t, d.prev.Power, pt.Power)
 	}
 	if t >= d.s && t < d.e {
 		d.atPoint(pt, hi, lo)

@@ -171,3 +171,31 @@ func TestRoleChangeRecomputes(t *testing.T) {
 	near(t, "home back with pv", days[0].Flow.Home, 6600)
 	near(t, "hour 7 export", days[0].HourFlows[7].Export, 200)
 }
+
+// In a home with a grid meter the power bands hold the grid's power: a
+// steady 500 W import with a 200 W fridge behind the meter spends the
+// day's hour in the 450–500 W band only (a step used to end at the sum of
+// all devices, 700 W).
+func TestGridHomeBandsAreTheGrids(t *testing.T) {
+	d, err := energy.NewHomeDay("2026-06-01", time.UTC, 10*time.Second, home(t, household.PV))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
+	for i := range 361 {
+		at := t0.Add(time.Duration(i) * 10 * time.Second)
+		d.Add(reading.Reading{Device: "fridge", Time: at, Power: 200})
+		d.Add(reading.Reading{Device: "grid", Time: at, Power: 500})
+	}
+	s := d.Summary()
+	var secs float64
+	for i, b := range s.Bands {
+		secs += b.Seconds
+		if b.Seconds > 0 && i != 9 {
+			t.Errorf("band %d (%d–%d W): %.0f s, want all of the hour in band 9 (450–500 W)", i, i*50, (i+1)*50, b.Seconds)
+		}
+	}
+	if math.Abs(secs-3600) > 1e-6 || len(s.Bands) < 10 || math.Abs(s.Bands[9].Wh-500) > 1e-6 {
+		t.Errorf("bands %+v: want 3600 s and 500 Wh in band 9", s.Bands)
+	}
+}
