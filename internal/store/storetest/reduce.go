@@ -639,11 +639,12 @@ func testReduceWhileInserting(t *testing.T, open func(*testing.T) store.Store, _
 	case <-started:
 	case <-ctx.Done():
 	}
+	// the inserters end before the test does, also when it fails
+	stopAll := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopAll()
 	for calls := 0; ; calls++ {
 		res, err := red.Reduce(ctx, "home", h, 100, reduceMinutes)
 		if err != nil {
-			close(stop)
-			wg.Wait()
 			t.Fatalf("Reduce during inserts: %v", err)
 		}
 		if res.Done {
@@ -653,8 +654,7 @@ func testReduceWhileInserting(t *testing.T, open func(*testing.T) store.Store, _
 			t.Fatal("Reduce: not done after 1000 calls of 100")
 		}
 	}
-	close(stop)
-	wg.Wait()
+	stopAll()
 	want := sortReadings(append(reduced(data, h), acked...))
 	checkReadings(t, "after Reduce during inserts", all(t, s, "home"), want)
 }

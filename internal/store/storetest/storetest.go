@@ -207,8 +207,12 @@ func fmtReading(r reading.Reading) string {
 		b.WriteString(" backfilled")
 	}
 	if x := r.Reduced; x != nil {
-		fmt.Fprintf(&b, " reduced{n=%d min=%v max=%v in=%v out=%v last=%s/%v}", x.Count, x.MinPower, x.MaxPower,
+		fmt.Fprintf(&b, " reduced{n=%d min=%v max=%v in=%v out=%v last=%s/%v", x.Count, x.MinPower, x.MaxPower,
 			x.InWh, x.OutWh, x.LastTime.Format(time.RFC3339Nano), x.LastPower)
+		if x.Gap {
+			fmt.Fprintf(&b, " gap=%v/%v", x.GapInWh, x.GapOutWh)
+		}
+		b.WriteString("}")
 	}
 	b.WriteString("}")
 	return b.String()
