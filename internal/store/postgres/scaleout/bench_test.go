@@ -7,18 +7,23 @@ package scaleout_test
 //	  go test -run '^$' -bench LegacyIngest -benchtime 3000x ./internal/store/postgres/scaleout/
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,6 +57,36 @@ func BenchmarkLegacyIngest(b *testing.B) {
 	}
 }
 
+// processCPU is the CPU time (user + system) this process used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// machineCPU is the busy and idle CPU time of the whole machine so far
+// (from /proc/stat; zero where there is none).
+func machineCPU() (busy, idle time.Duration) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, 0
+	}
+	var v [7]int64
+	for i := range v {
+		v[i], _ = strconv.ParseInt(f[i+1], 10, 64)
+	}
+	// user nice system idle iowait irq softirq, in USER_HZ (100 on Linux)
+	const tick = 10 * time.Millisecond
+	return time.Duration(v[0]+v[1]+v[2]+v[5]+v[6]) * tick, time.Duration(v[3]+v[4]) * tick
+}
+
 func benchLegacy(b *testing.B, url string, sources int) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, url)
@@ -77,35 +112,35 @@ func benchLegacy(b *testing.B, url string, sources int) {
 	registered := time.Since(setup)
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		MaxIdleConns: clients, MaxIdleConnsPerHost: clients, IdleConnTimeout: time.Minute,
-		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-	}}
 	// Live readings (the server refuses readings from the future); on
 	// PostgreSQL they stay in recent during the run, as live ones do.
 	base := time.Now().UTC().Add(-2 * time.Minute).Truncate(time.Second)
-	get := func(i int64) error {
+	target := func(buf []byte, i int64) []byte {
 		src := int(i) % sources
 		t := base.Add(time.Duration(i/int64(sources)) * time.Second)
-		u := fmt.Sprintf("%s/powermeter/log.php?key=key-%05d&stats=%s,%d.%02d,21.5", hs.URL, src, t.Format("02.01.2006,15:04:05"), i%4000, i%100)
-		resp, err := client.Get(u)
-		if err != nil {
-			return err
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("status %d: %s", resp.StatusCode, body)
-		}
-		return nil
+		buf = fmt.Appendf(buf, "/powermeter/log.php?key=key-%05d&stats=", src)
+		buf = t.AppendFormat(buf, "02.01.2006,15:04:05")
+		return fmt.Appendf(buf, ",%d.%02d,21.5", i%4000, i%100)
+	}
+	newClient := func() benchClient { return newRawClient(hs.Listener.Addr().String()) }
+	if os.Getenv("POWERMETER_BENCH_CLIENT") == "nethttp" {
+		hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+			MaxIdleConns: clients, MaxIdleConnsPerHost: clients, IdleConnTimeout: time.Minute,
+			DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		}}
+		newClient = func() benchClient { return &netHTTPClient{c: hc, base: hs.URL} }
 	}
 	// Steady state: every source has its device and first reading.
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range clients {
 		wg.Go(func() {
+			c := newClient()
+			defer c.Close()
+			var buf []byte
 			for i := next.Add(1) - 1; i < int64(sources); i = next.Add(1) - 1 {
-				if err := get(i); err != nil {
+				buf = target(buf[:0], i)
+				if err := c.Get(buf); err != nil {
 					b.Error(err)
 					return
 				}
@@ -119,11 +154,17 @@ func benchLegacy(b *testing.B, url string, sources int) {
 	var lat []time.Duration
 	b.SetParallelism(max(1, clients/runtime.GOMAXPROCS(0)))
 	b.ResetTimer()
+	cpu0 := processCPU()
+	busy0, idle0 := machineCPU()
 	b.RunParallel(func(pb *testing.PB) {
 		var mine []time.Duration
+		c := newClient()
+		defer c.Close()
+		var buf []byte
 		for pb.Next() {
 			t0 := time.Now()
-			if err := get(next.Add(1) - 1); err != nil {
+			buf = target(buf[:0], next.Add(1)-1)
+			if err := c.Get(buf); err != nil {
 				b.Error(err)
 				return
 			}
@@ -134,10 +175,130 @@ func benchLegacy(b *testing.B, url string, sources int) {
 		mu.Unlock()
 	})
 	b.StopTimer()
+	cpu1 := processCPU()
+	busy1, idle1 := machineCPU()
 	if len(lat) == 0 {
 		return
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	b.ReportMetric(float64(len(lat))/b.Elapsed().Seconds(), "readings/s")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	// Where the CPU went, per reading: this process (the HTTP clients and
+	// the server) and the rest of the machine (PostgreSQL, the kernel's
+	// work for other processes); idle is the machine's unused share.
+	n := float64(len(lat))
+	b.ReportMetric(float64(cpu1-cpu0)/n/1000, "go-cpu-µs/op")
+	if busy1 > busy0 {
+		b.ReportMetric(max(0, float64(busy1-busy0-(cpu1-cpu0)))/n/1000, "other-cpu-µs/op")
+		b.ReportMetric(100*float64(idle1-idle0)/float64(busy1-busy0+idle1-idle0), "idle-%")
+	}
 }
+
+// benchClient sends GETs of a path and query to the server under test and
+// wants 200.
+type benchClient interface {
+	Get(target []byte) error
+	Close()
+}
+
+// rawClient is one keep-alive HTTP/1.1 connection whose requests are
+// written by hand, as the ESP8266 loggers write theirs: the load generator
+// shares the machine with the server and the database, so it should cost
+// them as little CPU as it can (net/http's client took a third of the
+// machine). It expects what the log.php receiver answers: a status line,
+// headers with Content-Length, a short body.
+type rawClient struct {
+	addr string
+	conn net.Conn
+	r    *bufio.Reader
+	req  []byte
+	err  error
+}
+
+func newRawClient(addr string) *rawClient { return &rawClient{addr: addr} }
+
+func (c *rawClient) Get(target []byte) error {
+	if c.conn == nil {
+		conn, err := net.DialTimeout("tcp", c.addr, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		c.conn, c.r = conn, bufio.NewReaderSize(conn, 4096)
+	}
+	c.req = append(c.req[:0], "GET "...)
+	c.req = append(c.req, target...)
+	c.req = append(c.req, " HTTP/1.1\r\nHost: "...)
+	c.req = append(c.req, c.addr...)
+	c.req = append(c.req, "\r\nUser-Agent: powermeter-bench\r\n\r\n"...)
+	c.conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.conn.Write(c.req); err != nil {
+		return c.fail(err)
+	}
+	status, err := c.r.ReadSlice('\n')
+	if err != nil {
+		return c.fail(err)
+	}
+	code := 0
+	if len(status) >= 12 && bytes.HasPrefix(status, []byte("HTTP/1.1 ")) {
+		code, _ = strconv.Atoi(string(status[9:12]))
+	}
+	length := -1
+	for {
+		h, err := c.r.ReadSlice('\n')
+		if err != nil {
+			return c.fail(err)
+		}
+		h = bytes.TrimRight(h, "\r\n")
+		if len(h) == 0 {
+			break
+		}
+		if k, v, ok := bytes.Cut(h, []byte(":")); ok && bytes.EqualFold(k, []byte("Content-Length")) {
+			length, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+		}
+	}
+	if length < 0 {
+		return c.fail(fmt.Errorf("status %d: no Content-Length", code))
+	}
+	body := make([]byte, length)
+	if _, err := io.ReadFull(c.r, body); err != nil {
+		return c.fail(err)
+	}
+	if code != 200 {
+		return fmt.Errorf("status %d: %s", code, body)
+	}
+	return nil
+}
+
+// fail drops a broken connection; the next Get dials again.
+func (c *rawClient) fail(err error) error {
+	c.Close()
+	return err
+}
+
+func (c *rawClient) Close() {
+	if c.conn != nil {
+		c.conn.Close()
+		c.conn = nil
+	}
+}
+
+// netHTTPClient is net/http's client (POWERMETER_BENCH_CLIENT=nethttp).
+type netHTTPClient struct {
+	c    *http.Client
+	base string
+}
+
+func (c *netHTTPClient) Get(target []byte) error {
+	resp, err := c.c.Get(c.base + string(target))
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("status %d: %s", resp.StatusCode, body)
+	}
+	return nil
+}
+
+func (c *netHTTPClient) Close() {}
