@@ -37,6 +37,18 @@ type Tx[B, R any] interface {
 	Rollback() error
 }
 
+// Preparer is a Tx whose writing and whose durability are two steps:
+// Prepare writes everything applied (after it nothing is left to fail but
+// the commit itself), Commit then waits for the write to become durable.
+// With Options.InFlight above one, the committer begins the next
+// transaction as soon as Prepare returns, on another connection, while
+// this one's Commit waits for its flush: the database's CPU works on one
+// group while the disk flushes the one before, and the readings that
+// arrive meanwhile form the next group.
+type Preparer interface {
+	Prepare(ctx context.Context) error
+}
+
 // Begin starts a transaction.
 type Begin[B, R any] func(ctx context.Context) (Tx[B, R], error)
 
@@ -61,6 +73,11 @@ type Options struct {
 	TxTimeout time.Duration
 	// Log receives retry notices (default slog.Default()).
 	Log *slog.Logger
+	// InFlight caps the transactions in flight at once (default 1): more
+	// than one only helps a backend whose Tx is a Preparer, where a
+	// prepared transaction waits for its commit while the next one is
+	// written. Every transaction in flight holds one connection.
+	InFlight int
 }
 
 // Stats counts what the committer did.
@@ -92,9 +109,11 @@ type Committer[B, R any] struct {
 	queue   []*request[B, R]
 	closed  bool
 	wake    chan struct{} // capacity 1
+	slots   chan struct{} // capacity InFlight: one token per transaction in flight
 	stopped chan struct{}
 
 	txs, batches, failed, retries atomic.Int64
+	last                          atomic.Int64 // items the last transaction took
 }
 
 // New starts a committer.
@@ -108,10 +127,12 @@ func New[B, R any](begin Begin[B, R], opt Options) *Committer[B, R] {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
+	opt.InFlight = max(1, opt.InFlight)
 	c := &Committer[B, R]{
 		begin:   begin,
 		opt:     opt,
 		wake:    make(chan struct{}, 1),
+		slots:   make(chan struct{}, opt.InFlight),
 		stopped: make(chan struct{}),
 	}
 	go c.run()
@@ -137,10 +158,7 @@ func (c *Committer[B, R]) Do(ctx context.Context, b B, size int) (R, error) {
 	}
 	c.queue = append(c.queue, req)
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.poke()
 	select {
 	case res := <-req.done:
 		return res.r, res.err
@@ -155,10 +173,7 @@ func (c *Committer[B, R]) Close() {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.poke()
 	<-c.stopped
 }
 
@@ -173,18 +188,56 @@ func (c *Committer[B, R]) Stats() Stats {
 }
 
 func (c *Committer[B, R]) run() {
+	var finishing sync.WaitGroup
 	defer close(c.stopped)
+	defer finishing.Wait()
 	for {
-		reqs, closed := c.take()
-		if len(reqs) > 0 {
-			c.commit(reqs)
-			c.gather()
-			continue
+		// A free slot first, then the requests: those that arrive while
+		// every slot is taken join the next transaction.
+		c.slots <- struct{}{}
+		var reqs []*request[B, R]
+		var closed bool
+		for {
+			if reqs, closed = c.take(c.enough()); len(reqs) > 0 || closed {
+				break
+			}
+			<-c.wake
 		}
-		if closed {
+		if len(reqs) == 0 {
+			<-c.slots
 			return
 		}
-		<-c.wake
+		if finish := c.commit(reqs); finish != nil {
+			finishing.Go(func() {
+				finish()
+				<-c.slots
+				c.poke() // a waiting group may start now
+			})
+		} else {
+			<-c.slots
+		}
+		c.gather()
+	}
+}
+
+// enough is the number of pending items worth a transaction now: any
+// when no other transaction is in flight, else as many as the last one
+// took. So another connection joins only when more arrive than one
+// connection keeps up with; below that, the groups stay whole instead of
+// splitting into halves that each cost a statement and a flush (measured:
+// a third more database CPU per reading with 64 loggers).
+func (c *Committer[B, R]) enough() int {
+	if len(c.slots) <= 1 {
+		return 1
+	}
+	return max(1, int(c.last.Load()))
+}
+
+// poke wakes the committer without blocking.
+func (c *Committer[B, R]) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -220,18 +273,23 @@ func (c *Committer[B, R]) pending() int {
 	return len(c.queue)
 }
 
-// take removes the pending requests up to MaxItems from the queue.
-func (c *Committer[B, R]) take() ([]*request[B, R], bool) {
+// take removes the pending requests up to MaxItems from the queue, if
+// they hold at least min items (or the committer is closing).
+func (c *Committer[B, R]) take(min int) ([]*request[B, R], bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, items := 0, 0
 	for n < len(c.queue) {
-		items += c.queue[n].size
-		if n > 0 && items > c.opt.MaxItems {
+		if n > 0 && items+c.queue[n].size > c.opt.MaxItems {
 			break
 		}
+		items += c.queue[n].size
 		n++
 	}
+	if items < min && !c.closed {
+		return nil, false
+	}
+	c.last.Store(int64(items))
 	reqs := make([]*request[B, R], n)
 	copy(reqs, c.queue[:n])
 	rest := copy(c.queue, c.queue[n:])
@@ -253,12 +311,29 @@ func live[B, R any](reqs []*request[B, R]) []*request[B, R] {
 	return out
 }
 
-func (c *Committer[B, R]) commit(reqs []*request[B, R]) {
+// commit writes reqs in one shared transaction and answers them. When the
+// transaction is prepared and waits only for its commit, it returns a
+// function that commits and answers, for the caller to run meanwhile
+// starting the next transaction; otherwise it returns nil, all done.
+func (c *Committer[B, R]) commit(reqs []*request[B, R]) (finish func()) {
 	reqs = live(reqs)
 	if len(reqs) == 0 {
-		return
+		return nil
 	}
-	results, err := c.shared(reqs)
+	p, err := c.prepare(reqs)
+	if err == nil && p.tx != nil && c.opt.InFlight > 1 {
+		return func() { c.settle(reqs, p.results, p.finish()) }
+	}
+	if err == nil && p.tx != nil {
+		err = p.finish()
+	}
+	c.settle(reqs, p.results, err)
+	return nil
+}
+
+// settle answers reqs after their shared transaction ended with err; when
+// it failed, every batch is retried alone.
+func (c *Committer[B, R]) settle(reqs []*request[B, R], results []result[R], err error) {
 	if err == nil {
 		for i, r := range reqs {
 			c.answer(r, results[i])
@@ -289,49 +364,95 @@ func (c *Committer[B, R]) answer(r *request[B, R], res result[R]) {
 	r.done <- res
 }
 
-// shared writes reqs in one transaction. It returns per-request results
-// (rejected batches carry their error) or the error that failed the whole
-// transaction, which is then rolled back.
-func (c *Committer[B, R]) shared(reqs []*request[B, R]) (results []result[R], err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.opt.TxTimeout)
-	defer cancel()
-	results = make([]result[R], len(reqs))
-	tx, err := c.begin(ctx)
+// shared writes reqs in one transaction, start to commit. It returns
+// per-request results (rejected batches carry their error) or the error
+// that failed the whole transaction, which is then rolled back.
+func (c *Committer[B, R]) shared(reqs []*request[B, R]) ([]result[R], error) {
+	p, err := c.prepare(reqs)
+	if err == nil && p.tx != nil {
+		err = p.finish()
+	}
+	return p.results, err
+}
+
+// prepared is a transaction written up to its commit.
+type prepared[B, R any] struct {
+	c       *Committer[B, R]
+	tx      Tx[B, R] // nil when nothing is left to commit
+	ctx     context.Context
+	cancel  context.CancelFunc
+	results []result[R]
+}
+
+// finish commits the prepared transaction.
+func (p *prepared[B, R]) finish() (err error) {
+	defer p.cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			_ = p.tx.Rollback()
+			err = fmt.Errorf("groupcommit: panic in commit: %v", r)
+		}
+	}()
+	if err := p.tx.Commit(p.ctx); err != nil {
+		_ = p.tx.Rollback()
+		return fmt.Errorf("commit: %w", err)
+	}
+	p.c.txs.Add(1)
+	return nil
+}
+
+// prepare begins a transaction and applies reqs (and prepares it where
+// the Tx can). On success p.tx is the transaction left to commit, or nil
+// when every batch was rejected; on error it is rolled back.
+func (c *Committer[B, R]) prepare(reqs []*request[B, R]) (p prepared[B, R], err error) {
+	p.c = c
+	p.ctx, p.cancel = context.WithTimeout(context.Background(), c.opt.TxTimeout)
+	p.results = make([]result[R], len(reqs))
+	ok := false
+	defer func() {
+		if !ok || p.tx == nil {
+			p.cancel()
+		}
+	}()
+	tx, err := c.begin(p.ctx)
 	if err != nil {
-		return results, fmt.Errorf("begin transaction: %w", err)
+		return p, fmt.Errorf("begin transaction: %w", err)
 	}
 	defer func() {
-		if p := recover(); p != nil {
+		if r := recover(); r != nil {
 			_ = tx.Rollback()
-			err = fmt.Errorf("groupcommit: panic in transaction: %v", p)
+			err = fmt.Errorf("groupcommit: panic in transaction: %v", r)
 		}
 	}()
 	applied := 0
 	for i, r := range reqs {
-		res, err := tx.Apply(ctx, r.b)
+		res, err := tx.Apply(p.ctx, r.b)
 		if err != nil {
 			var rej *rejected
 			if errors.As(err, &rej) {
-				results[i] = result[R]{err: rej.err}
+				p.results[i] = result[R]{err: rej.err}
 				continue
 			}
 			_ = tx.Rollback()
-			return results, err
+			return p, err
 		}
-		results[i] = result[R]{r: res}
+		p.results[i] = result[R]{r: res}
 		applied++
 	}
 	if applied == 0 {
 		// Nothing to make durable: every batch was rejected.
 		if err := tx.Rollback(); err != nil {
-			return results, fmt.Errorf("roll back: %w", err)
+			return p, fmt.Errorf("roll back: %w", err)
 		}
-		return results, nil
+		ok = true
+		return p, nil
 	}
-	if err := tx.Commit(ctx); err != nil {
-		_ = tx.Rollback()
-		return results, fmt.Errorf("commit: %w", err)
+	if pr, can := tx.(Preparer); can {
+		if err := pr.Prepare(p.ctx); err != nil {
+			_ = tx.Rollback()
+			return p, fmt.Errorf("prepare: %w", err)
+		}
 	}
-	c.txs.Add(1)
-	return results, nil
+	p.tx, ok = tx, true
+	return p, nil
 }

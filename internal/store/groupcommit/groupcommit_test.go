@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -301,5 +302,267 @@ func TestPanicInApply(t *testing.T) {
 	}
 	if _, err := c.Do(context.Background(), batch{"b"}, 1); err == nil {
 		t.Error("second call: no error (committer should still answer)")
+	}
+}
+
+// pipeDB is a backend whose transactions are Preparers: Prepare records
+// the keys as written, Commit waits at the gate of its transaction (in the
+// order they began) and makes them durable; "late" fails at commit.
+type pipeDB struct {
+	mu       sync.Mutex
+	prepared []string // keys of every prepared transaction, in order
+	durable  map[string]bool
+	gates    []chan struct{} // one per transaction, closed to let it commit
+	inCommit chan int        // the number of each transaction entering Commit
+	open     int             // transactions begun and not ended
+	maxOpen  int
+}
+
+type pipeTx struct {
+	db   *pipeDB
+	n    int
+	keys []string
+	done bool
+}
+
+func (db *pipeDB) begin(context.Context) (Tx[batch, int], error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.open++
+	db.maxOpen = max(db.maxOpen, db.open)
+	db.gates = append(db.gates, make(chan struct{}))
+	return &pipeTx{db: db, n: len(db.gates) - 1}, nil
+}
+
+func (t *pipeTx) Apply(_ context.Context, b batch) (int, error) {
+	t.keys = append(t.keys, b...)
+	return len(b), nil
+}
+
+func (t *pipeTx) Prepare(context.Context) error {
+	t.db.mu.Lock()
+	defer t.db.mu.Unlock()
+	t.db.prepared = append(t.db.prepared, t.keys...)
+	return nil
+}
+
+func (t *pipeTx) Commit(context.Context) error {
+	t.db.inCommit <- t.n
+	t.db.mu.Lock()
+	gate := t.db.gates[t.n]
+	t.db.mu.Unlock()
+	<-gate
+	t.db.mu.Lock()
+	defer t.db.mu.Unlock()
+	t.db.open--
+	t.done = true
+	for _, k := range t.keys {
+		if k == "late" {
+			return errors.New("flush failed")
+		}
+	}
+	for _, k := range t.keys {
+		t.db.durable[k] = true
+	}
+	return nil
+}
+
+func (t *pipeTx) Rollback() error {
+	if !t.done {
+		t.db.mu.Lock()
+		t.db.open--
+		t.db.mu.Unlock()
+		t.done = true
+	}
+	return nil
+}
+
+func (db *pipeDB) release(n int) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	close(db.gates[n])
+}
+
+func (db *pipeDB) has(k string) bool {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.durable[k]
+}
+
+// TestPipelinedCommits: with InFlight 2 the next transaction is written
+// while the one before waits for its commit, never more than two at once,
+// and nobody is answered before their own transaction is durable.
+func TestPipelinedCommits(t *testing.T) {
+	db := &pipeDB{durable: map[string]bool{}, inCommit: make(chan int, 16)}
+	c := New(db.begin, Options{InFlight: 2, Log: quiet()})
+	defer c.Close()
+	answered := make(chan string, 16)
+	do := func(k string) {
+		go func() {
+			if _, err := c.Do(context.Background(), batch{k}, 1); err != nil {
+				t.Errorf("%s: %v", k, err)
+			}
+			answered <- k
+		}()
+	}
+	do("a")
+	if n := <-db.inCommit; n != 0 {
+		t.Fatalf("transaction %d committing first", n)
+	}
+	// a waits for its flush; b is written meanwhile and waits too
+	do("b")
+	if n := <-db.inCommit; n != 1 {
+		t.Fatalf("transaction %d committing second", n)
+	}
+	// both slots are taken: c and d queue up and share the next one
+	do("c")
+	do("d")
+	waitQueued(t, c, 2)
+	select {
+	case k := <-answered:
+		t.Fatalf("%s answered before its commit", k)
+	case <-time.After(50 * time.Millisecond):
+	}
+	db.release(1) // b's flush ends first: b is answered, a is not
+	if k := <-answered; k != "b" || db.has("a") || !db.has("b") {
+		t.Fatalf("answered %q first; durable a=%v b=%v", k, db.has("a"), db.has("b"))
+	}
+	if n := <-db.inCommit; n != 2 {
+		t.Fatalf("transaction %d committing third", n)
+	}
+	db.release(0)
+	db.release(2)
+	got := map[string]bool{}
+	for range 3 {
+		got[<-answered] = true
+	}
+	if !got["a"] || !got["c"] || !got["d"] {
+		t.Fatalf("answered %v", got)
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.maxOpen != 2 || len(db.gates) != 3 {
+		t.Errorf("%d transactions open at most, %d in all; want 2 and 3 (c and d shared one)", db.maxOpen, len(db.gates))
+	}
+	if st := c.Stats(); st.Transactions != 3 || st.Batches != 4 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+// TestPipelinedCommitFailureRetried: a prepared group whose commit fails
+// is retried batch by batch, so only the bad batch fails.
+func TestPipelinedCommitFailureRetried(t *testing.T) {
+	db := &pipeDB{durable: map[string]bool{}, inCommit: make(chan int, 16)}
+	c := New(db.begin, Options{InFlight: 2, Log: quiet()})
+	defer c.Close()
+	// hold a first transaction so that the next three share one
+	errs := make(chan error, 1)
+	go func() { _, err := c.Do(context.Background(), batch{"x"}, 1); errs <- err }()
+	<-db.inCommit
+	go func() { _, err := c.Do(context.Background(), batch{"y"}, 1); errs <- err }()
+	<-db.inCommit
+	res := make(map[string]chan error)
+	for _, k := range []string{"p", "late", "q"} {
+		res[k] = make(chan error, 1)
+		go func() { _, err := c.Do(context.Background(), batch{k}, 1); res[k] <- err }()
+	}
+	waitQueued(t, c, 3)
+	db.release(0)
+	db.release(1)
+	for n := range db.inCommit { // the shared transaction, then one per batch
+		db.release(n)
+		if n == 5 {
+			break
+		}
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []string{"p", "q"} {
+		if err := <-res[k]; err != nil || !db.has(k) {
+			t.Errorf("%s: %v, durable %v", k, err, db.has(k))
+		}
+	}
+	if err := <-res["late"]; err == nil || !strings.Contains(err.Error(), "flush failed") {
+		t.Errorf("late: %v, want the commit's error", err)
+	}
+	if st := c.Stats(); st.Retries != 1 || st.Failed != 1 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+// TestSecondTransactionWaitsForWork: while a group of 10 waits for its
+// commit, a second transaction starts only once as many readings wait;
+// one lone reading waits for the first commit instead of costing a
+// statement and a flush of its own.
+func TestSecondTransactionWaitsForWork(t *testing.T) {
+	db := &pipeDB{durable: map[string]bool{}, inCommit: make(chan int, 16)}
+	c := New(db.begin, Options{InFlight: 2, Log: quiet()})
+	defer c.Close()
+	done := make(chan error, 32)
+	do := func(k string, size int) {
+		go func() { _, err := c.Do(context.Background(), batch{k}, size); done <- err }()
+	}
+	do("big", 10)
+	<-db.inCommit
+	do("lone", 1)
+	waitQueued(t, c, 1)
+	select {
+	case n := <-db.inCommit:
+		t.Fatalf("transaction %d began for one item while 10 wait for their commit", n)
+	case <-time.After(100 * time.Millisecond):
+	}
+	for i := range 8 {
+		do(fmt.Sprint("more", i), 1)
+	}
+	waitQueued(t, c, 9)
+	select {
+	case n := <-db.inCommit:
+		t.Fatalf("transaction %d began for 9 items while 10 wait for their commit", n)
+	case <-time.After(50 * time.Millisecond):
+	}
+	do("tenth", 1)
+	if n := <-db.inCommit; n != 1 {
+		t.Fatalf("transaction %d, want the second", n)
+	}
+	db.release(0)
+	db.release(1)
+	for range 11 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if len(db.gates) != 2 || !db.durable["lone"] || !db.durable["tenth"] {
+		t.Errorf("%d transactions, durable %v", len(db.gates), db.durable)
+	}
+}
+
+// TestLoneItemStartsWhenFirstCommits: the waiting item goes as soon as the
+// transaction in flight ends.
+func TestLoneItemStartsWhenFirstCommits(t *testing.T) {
+	db := &pipeDB{durable: map[string]bool{}, inCommit: make(chan int, 16)}
+	c := New(db.begin, Options{InFlight: 2, Log: quiet()})
+	defer c.Close()
+	done := make(chan error, 2)
+	go func() { _, err := c.Do(context.Background(), batch{"big"}, 10); done <- err }()
+	<-db.inCommit
+	go func() { _, err := c.Do(context.Background(), batch{"lone"}, 1); done <- err }()
+	waitQueued(t, c, 1)
+	db.release(0)
+	if n := <-db.inCommit; n != 1 {
+		t.Fatalf("transaction %d, want the second", n)
+	}
+	db.release(1)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !db.has("lone") {
+		t.Error("lone item not stored")
 	}
 }

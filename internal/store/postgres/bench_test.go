@@ -55,10 +55,8 @@ func benchInsert(b *testing.B, workers, sources, per int) {
 		}
 	}
 	var txs, batches int64
-	for _, gc := range s.gcs {
-		txs -= gc.Stats().Transactions
-		batches -= gc.Stats().Batches
-	}
+	txs -= s.gc.Stats().Transactions
+	batches -= s.gc.Stats().Batches
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
@@ -88,10 +86,8 @@ func benchInsert(b *testing.B, workers, sources, per int) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*per)/b.Elapsed().Seconds(), "readings/s")
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
-	for _, gc := range s.gcs {
-		txs += gc.Stats().Transactions
-		batches += gc.Stats().Batches
-	}
+	txs += s.gc.Stats().Transactions
+	batches += s.gc.Stats().Batches
 	if txs > 0 {
 		b.ReportMetric(float64(batches)/float64(txs), "batches/tx")
 	}

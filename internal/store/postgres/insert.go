@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/powermeter/powermeter/internal/store"
 	"github.com/powermeter/powermeter/internal/store/groupcommit"
 )
@@ -27,12 +28,15 @@ type batch struct {
 }
 
 // groupTx is one group-commit transaction. Apply only collects the
-// batches; Commit stores them all with one statement (one round trip, its
-// own transaction, one WAL flush). When it fails, groupcommit retries every
-// batch alone, so one bad batch fails alone.
+// batches; Prepare stores them all with one statement in a transaction it
+// leaves open (the readings are written, their flush is not awaited), and
+// Commit commits it: the committer writes the next group on another
+// connection while this one's WAL flush is waited for. When it fails,
+// groupcommit retries every batch alone, so one bad batch fails alone.
 type groupTx struct {
 	s       *Store
 	batches []*batch
+	conn    *pgxpool.Conn // in a transaction from Prepare to Commit or Rollback
 }
 
 func (s *Store) beginGroup(context.Context) (groupcommit.Tx[*batch, *batch], error) {
@@ -44,10 +48,12 @@ func (g *groupTx) Apply(_ context.Context, b *batch) (*batch, error) {
 	return b, nil
 }
 
-func (g *groupTx) Commit(ctx context.Context) error {
+// Prepare writes the group in a new transaction, trying again a few times
+// after a deadlock or serialization failure.
+func (g *groupTx) Prepare(ctx context.Context) error {
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
-		if err = g.s.storeGroup(ctx, g.batches); err == nil || !transient(err) {
+		if err = g.write(ctx); err == nil || !transient(err) {
 			return err
 		}
 		select {
@@ -59,9 +65,65 @@ func (g *groupTx) Commit(ctx context.Context) error {
 	return err
 }
 
+// write begins a transaction on a connection of its own and stores the
+// group in it, in one round trip.
+func (g *groupTx) write(ctx context.Context) error {
+	conn, err := g.s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("storing readings: %w", err)
+	}
+	if err := g.s.storeGroupOn(ctx, beginning{conn}, g.batches); err != nil {
+		end(conn, "ROLLBACK")
+		return err
+	}
+	g.conn = conn
+	return nil
+}
+
+func (g *groupTx) Commit(ctx context.Context) error {
+	if g.conn == nil {
+		if err := g.Prepare(ctx); err != nil {
+			return err
+		}
+	}
+	conn := g.conn
+	g.conn = nil
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("storing readings: committing: %w", err)
+	}
+	return nil
+}
+
 func (g *groupTx) Rollback() error {
 	g.batches = nil
-	return nil
+	if g.conn == nil {
+		return nil
+	}
+	conn := g.conn
+	g.conn = nil
+	return end(conn, "ROLLBACK")
+}
+
+// end ends the transaction of a connection and hands the connection back
+// to the pool (which closes it if it is still in a transaction).
+func end(conn *pgxpool.Conn, how string) error {
+	defer conn.Release()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := conn.Exec(ctx, how)
+	return err
+}
+
+// beginning sends a batch that begins a transaction first (the BEGIN
+// travels with the statements: no round trip of its own).
+type beginning struct{ conn *pgxpool.Conn }
+
+func (b beginning) SendBatch(ctx context.Context, pb *pgx.Batch) pgx.BatchResults {
+	var with pgx.Batch
+	with.Queue("BEGIN")
+	with.QueuedQueries = append(with.QueuedQueries, pb.QueuedQueries...)
+	return b.conn.SendBatch(ctx, &with)
 }
 
 // transient reports errors worth retrying the same statement for.
@@ -191,6 +253,11 @@ func (s *Store) storeGroupOn(ctx context.Context, on batchSender, group []*batch
 	pb.Queue(insertSQL, append(cols.args(), srcs)...)
 	br := on.SendBatch(ctx, &pb)
 	defer br.Close()
+	if _, begins := on.(beginning); begins {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("storing %d readings: beginning: %w", len(cols.t), err)
+		}
+	}
 	if _, err := br.Exec(); err != nil {
 		return fmt.Errorf("storing %d readings: locking the sources: %w", len(cols.t), err)
 	}

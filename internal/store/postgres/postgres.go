@@ -58,9 +58,9 @@ type Store struct {
 	emptyChecked map[string]time.Time
 	dropListed   time.Time // when dropEmptyChunks last listed the partitions
 
-	// gcs are the group committers; a source always goes to the same one,
-	// so one process never contends with itself for a source's rows.
-	gcs []*groupcommit.Committer[*batch, *batch]
+	// gc is the group committer: it writes the next group while up to
+	// writers-1 earlier ones wait for their commit.
+	gc *groupcommit.Committer[*batch, *batch]
 	// devReg registers new devices, many sources' at once.
 	devReg *groupcommit.Committer[*devReq, *devReq]
 
@@ -166,9 +166,7 @@ func OpenWith(ctx context.Context, url string, opts Options) (*Store, error) {
 		close(s.folded)
 	}
 	s.devReg = groupcommit.New(s.beginDevices, groupcommit.Options{MaxItems: 5000, TxTimeout: queryTimeout, Log: s.log})
-	for range writers {
-		s.gcs = append(s.gcs, groupcommit.New(s.beginGroup, groupcommit.Options{MaxItems: maxGroup, TxTimeout: queryTimeout, Log: s.log}))
-	}
+	s.gc = groupcommit.New(s.beginGroup, groupcommit.Options{MaxItems: maxGroup, TxTimeout: queryTimeout, Log: s.log, InFlight: int(writers)})
 	return s, nil
 }
 
@@ -328,17 +326,9 @@ func (s *Store) checkZone(ctx context.Context, zone string) error {
 	return nil
 }
 
-// CommitStats sums what the group committers did.
+// CommitStats tells what the group committer did.
 func (s *Store) CommitStats() groupcommit.Stats {
-	var t groupcommit.Stats
-	for _, gc := range s.gcs {
-		st := gc.Stats()
-		t.Transactions += st.Transactions
-		t.Batches += st.Batches
-		t.Failed += st.Failed
-		t.Retries += st.Retries
-	}
-	return t
+	return s.gc.Stats()
 }
 
 // refileDays moves a source to a new zone: its days are rebuilt from the
@@ -519,7 +509,7 @@ func (s *Store) Insert(ctx context.Context, source string, rs []reading.Reading)
 	for i := range rs {
 		b.devices[i] = ids[rs[i].Device]
 	}
-	b, err = s.gcs[int(sid)%len(s.gcs)].Do(ctx, b, len(rows))
+	b, err = s.gc.Do(ctx, b, len(rows))
 	if err != nil {
 		return store.InsertResult{}, fmt.Errorf("insert into %q: %w", source, err)
 	}
@@ -653,9 +643,7 @@ func (s *Store) PutDaySummary(ctx context.Context, source, day string, version i
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() { close(s.stop) })
 	<-s.folded
-	for _, gc := range s.gcs {
-		gc.Close()
-	}
+	s.gc.Close()
 	s.devReg.Close()
 	s.pool.Close()
 	s.rpool.Close()

@@ -320,7 +320,7 @@ func TestBadBatchFailsAlone(t *testing.T) {
 
 	// Through the committer: concurrent good batches and bad ones.
 	commit := func(b *batch) (*batch, error) {
-		return s.gcs[0].Do(ctx, &batch{source: b.source, rows: b.rows, devices: b.devices}, len(b.rows))
+		return s.gc.Do(ctx, &batch{source: b.source, rows: b.rows, devices: b.devices}, len(b.rows))
 	}
 	var wg sync.WaitGroup
 	for i := range 40 {

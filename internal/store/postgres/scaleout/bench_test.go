@@ -34,7 +34,15 @@ import (
 	_ "github.com/powermeter/powermeter/internal/store/sqlite"
 )
 
-const clients = 64
+// clients is the number of loggers sending at once, each on its own
+// keep-alive connection, each waiting for its answer before it sends
+// again (POWERMETER_BENCH_CLIENTS overrides it).
+var clients = func() int {
+	if n, err := strconv.Atoi(os.Getenv("POWERMETER_BENCH_CLIENTS")); err == nil && n > 0 {
+		return n
+	}
+	return 64
+}()
 
 func BenchmarkLegacyIngest(b *testing.B) {
 	backends := []struct {
