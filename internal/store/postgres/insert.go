@@ -143,11 +143,14 @@ type rowKey struct {
 // in days — without writing a day that is listed already: its version
 // follows from the day's readings in recent (dayversion.go) — and updates
 // the per-device count, first and last time. It returns the keys
-// actually inserted. A raw reading older than its source's reduced horizon
-// (sources.reduced_before: retention kept only minutes there) is not
-// inserted, so it counts as present; the horizon is read in the statement
-// itself, once per source ($14: the group's sources), so every server
-// sees a raised horizon at once, without a cache to keep in step.
+// actually inserted, each with the number of devices rows updated (the
+// caller checks that every device it inserted for has its row: an
+// unknown device fails the group). A raw reading older than its source's
+// reduced horizon (sources.reduced_before: retention kept only minutes
+// there) is not inserted, so it counts as present; the horizon and the
+// zone are read in the statement itself, once per source of the group
+// ($14), so every server sees a raised horizon at once, without a cache
+// to keep in step.
 //
 // It runs after lockSQL in the same transaction: the shared per-source
 // locks keep the folder (which takes them exclusively) from moving rows of
@@ -161,21 +164,23 @@ type rowKey struct {
 // no insert runs while it refiles (see refileDays). Every row the
 // statement touches belongs to one of the group's sources: nothing in it
 // crosses sources (a Citus deployment routes it by source_id). Every
-// lookup is by key (scalar subqueries and LATERAL … LIMIT 1), so the
-// generic plan cannot turn one into a scan of devices, sources or chunks,
-// however many there are: with a join, it scanned all devices, which
-// made ingest slow down with 10 000 sources.
+// lookup is by key (LATERAL … LIMIT 1, and the devices update joins
+// only the group's few device keys), so the generic plan cannot turn one
+// into a scan of devices, sources or chunks, however many there are: with
+// a join, it scanned all devices, which made ingest slow down with 10 000
+// sources.
 const insertSQL = `
 WITH input AS (
 	SELECT * FROM unnest($1::int4[], $2::timestamptz[], $3::int4[], $4::int8[], $5::int8[], $6::int8[],
 	                     $7::int4[], $8::int4[], $9::text[], $10::timestamptz[], $11::bool[], $12::timestamptz[], $13::int2[])
 		AS u(source_id, t, device_id, power, energy_in, energy_out, temperature, voltage, phases, device_time, backfilled, hour, off)
-), hz AS MATERIALIZED (
-	SELECT u.id, coalesce((SELECT reduced_before FROM sources WHERE id = u.id), '-infinity') AS h
+), src AS MATERIALIZED (
+	SELECT u.id, coalesce(s.reduced_before, '-infinity') AS h, s.timezone
 	FROM unnest($14::int4[]) AS u(id)
+	LEFT JOIN LATERAL (SELECT reduced_before, timezone FROM sources WHERE id = u.id LIMIT 1) s ON true
 ), fresh AS (
 	SELECT i.* FROM input i
-	JOIN hz ON hz.id = i.source_id AND i.t >= hz.h
+	JOIN src ON src.id = i.source_id AND i.t >= src.h
 	LEFT JOIN LATERAL (SELECT c.offs FROM chunks c
 		WHERE c.source_id = i.source_id AND c.hour = i.hour AND c.device_id = i.device_id LIMIT 1) c ON true
 	WHERE c.offs IS NULL OR NOT (i.off = ANY (c.offs))
@@ -185,9 +190,6 @@ WITH input AS (
 	FROM fresh ORDER BY source_id, t, device_id
 	ON CONFLICT DO NOTHING
 	RETURNING source_id, t, device_id
-), src AS (
-	SELECT s.source_id AS id, (SELECT timezone FROM sources WHERE id = s.source_id) AS timezone
-	FROM (SELECT DISTINCT source_id FROM ins) s
 ), ver AS (
 	SELECT ` + newDayVersion + ` AS v
 ), dd AS (
@@ -198,35 +200,36 @@ WITH input AS (
 	ON CONFLICT (source_id, day) DO NOTHING
 	RETURNING 1
 ), dv AS (
-	INSERT INTO devices AS d (id, source_id, name, n, first_t, last_t)
-	SELECT a.device_id, a.source_id, (SELECT x.name FROM devices x WHERE x.source_id = a.source_id AND x.id = a.device_id), -- NULL name for an unknown device
-	       a.n, a.first_t, a.last_t
+	UPDATE devices AS d SET n = d.n + a.n, first_t = least(d.first_t, a.first_t), last_t = greatest(d.last_t, a.last_t)
 	FROM (SELECT source_id, device_id, count(*) AS n, min(t) AS first_t, max(t) AS last_t
-	      FROM ins GROUP BY 1, 2) a
-	WHERE (SELECT count(*) FROM dd) >= 0
-	ORDER BY a.device_id
-	ON CONFLICT (source_id, id) DO UPDATE SET n = d.n + excluded.n,
-		first_t = least(d.first_t, excluded.first_t), last_t = greatest(d.last_t, excluded.last_t)
+	      FROM ins GROUP BY 1, 2 ORDER BY 1, 2) a
+	WHERE d.source_id = a.source_id AND d.id = a.device_id AND (SELECT count(*) FROM dd) >= 0
+	RETURNING 1
 )
-SELECT source_id, t, device_id FROM ins`
+SELECT source_id, t, device_id, (SELECT count(*) FROM dv) FROM ins`
 
 // lockSQL takes the shared fold lock of every source of a group, in
 // ascending order ($2 is sorted).
 const lockSQL = `SELECT count(pg_advisory_xact_lock_shared($1::int4, s)) FROM unnest($2::int4[]) AS s`
 
-// batchSender sends a pipelined batch: the pool (its own implicit
-// transaction) or a transaction (an Insert with reduced readings).
+// batchSender sends a pipelined batch in a transaction: one begun by the
+// batch itself (beginning: the group committer's) or an open one (an
+// Insert with reduced readings, storeGroup).
 type batchSender interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
-// store runs one group as one statement (its own transaction). Readings
-// repeated within the group are sent once, credited to the first batch.
+// storeGroup stores one group in a transaction of its own: all of it or,
+// on error, nothing. Readings repeated within the group are sent once,
+// credited to the first batch.
 func (s *Store) storeGroup(ctx context.Context, group []*batch) error {
-	return s.storeGroupOn(ctx, s.pool, group)
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return s.storeGroupOn(ctx, tx, group)
+	})
 }
 
-// storeGroupOn is storeGroup on a pool or in a transaction.
+// storeGroupOn is storeGroup in a transaction (one the caller commits or
+// rolls back when this fails).
 func (s *Store) storeGroupOn(ctx context.Context, on batchSender, group []*batch) error {
 	var cols columns
 	owner := make(map[rowKey]int, len(group))
@@ -267,16 +270,22 @@ func (s *Store) storeGroupOn(ctx context.Context, on batchSender, group []*batch
 	}
 	var k rowKey
 	var t time.Time
+	var updated int64
 	inserted := make([]int, len(group))
-	_, err = pgx.ForEachRow(rows, []any{&k.source, &t, &k.device}, func() error {
+	devs := make(map[[2]int32]bool, len(group))
+	_, err = pgx.ForEachRow(rows, []any{&k.source, &t, &k.device, &updated}, func() error {
 		k.t = t.Unix()
 		if gi, ok := owner[k]; ok {
 			inserted[gi]++
 		}
+		devs[[2]int32{k.source, k.device}] = true
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("storing %d readings: %w", len(cols.t), err)
+	}
+	if int(updated) != len(devs) {
+		return fmt.Errorf("storing %d readings: %d of their %d devices are not registered", len(cols.t), len(devs)-int(updated), len(devs))
 	}
 	if err := br.Close(); err != nil {
 		return fmt.Errorf("storing %d readings: %w", len(cols.t), err)
