@@ -53,9 +53,10 @@ type Server struct {
 	Listen   string `toml:"listen"`
 	Database string `toml:"database"`
 	// MaxBodyBytes limits request bodies (default 4 MiB).
-	MaxBodyBytes int64     `toml:"max_body_bytes"`
-	Sources      []Source  `toml:"sources"`
-	Dashboard    Dashboard `toml:"dashboard"`
+	MaxBodyBytes int64          `toml:"max_body_bytes"`
+	Sources      []Source       `toml:"sources"`
+	byName       map[string]int // index of Sources by name (Parse builds it)
+	Dashboard    Dashboard      `toml:"dashboard"`
 	// Metrics serves Prometheus metrics at /metrics, to the dashboard's
 	// users, its read token or MetricsToken (never to an ingest key).
 	Metrics bool `toml:"metrics"`
@@ -481,6 +482,9 @@ func Parse(path string, data []byte, lookup func(string) (string, bool)) (*Confi
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	if c.Server != nil {
+		c.Server.indexSources()
+	}
 	return &c, nil
 }
 
@@ -768,8 +772,24 @@ func (c *Config) warn(add func(key, format string, args ...any)) {
 	}
 }
 
+// indexSources indexes Sources by name for Source (the first of a name,
+// as the linear search finds it).
+func (s *Server) indexSources() {
+	s.byName = make(map[string]int, len(s.Sources))
+	for i, src := range s.Sources {
+		if _, ok := s.byName[src.Name]; !ok {
+			s.byName[src.Name] = i
+		}
+	}
+}
+
 // Source returns the configured source called name.
 func (s *Server) Source(name string) (Source, bool) {
+	// By the index Parse built: a server with 100 000 sources looked each
+	// one up in turn at start-up (20 s of CPU).
+	if i, ok := s.byName[name]; ok && i < len(s.Sources) && s.Sources[i].Name == name {
+		return s.Sources[i], true
+	}
 	for _, src := range s.Sources {
 		if src.Name == name {
 			return src, true

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -257,5 +258,42 @@ retention = "forever"
 	}
 	if got := d.Server.RetentionOf("x"); got != 0 {
 		t.Errorf("retention without [server.retention] = %s, want 0 (forever)", got)
+	}
+}
+
+// TestSourceByName: Source finds every configured source by the index
+// Parse builds, and still finds the right one when the list changed
+// after parsing (tests and tools edit it).
+func TestSourceByName(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("[server]\nlisten = \"127.0.0.1:8080\"\ndatabase = \"sqlite:///x.db\"\n")
+	for i := range 50 {
+		fmt.Fprintf(&b, "[[server.sources]]\nname = \"s%02d\"\nkey = \"key-%02d-0123456789\"\nretention = \"%dd\"\n", i, i, i+1)
+	}
+	c, err := Parse("t.toml", []byte(b.String()), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		name := fmt.Sprintf("s%02d", i)
+		src, ok := c.Server.Source(name)
+		if !ok || src.Name != name || src.Key != fmt.Sprintf("key-%02d-0123456789", i) {
+			t.Fatalf("Source(%q) = %q, %v", name, src.Name, ok)
+		}
+		if d := c.Server.RetentionOf(name); d != time.Duration(i+1)*24*time.Hour {
+			t.Fatalf("RetentionOf(%q) = %s", name, d)
+		}
+	}
+	if _, ok := c.Server.Source("nope"); ok {
+		t.Error("an unknown source found")
+	}
+	// edited after Parse: swapped and appended
+	s := c.Server.Sources
+	s[0], s[1] = s[1], s[0]
+	c.Server.Sources = append(s, Source{Name: "late"})
+	for _, name := range []string{"s00", "s01", "late"} {
+		if src, ok := c.Server.Source(name); !ok || src.Name != name {
+			t.Errorf("after editing: Source(%q) = %q, %v", name, src.Name, ok)
+		}
 	}
 }
