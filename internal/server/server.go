@@ -133,6 +133,14 @@ func New(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logg
 	if err := store.EnsureSources(ctx, st, specs); err != nil {
 		return nil, fmt.Errorf("registering the sources in the store: %w", err)
 	}
+	if lt, ok := st.(store.LastTimer); ok {
+		// Otherwise each source's first line asks the store on its own.
+		if last, err := lt.LastTimes(ctx, names); err != nil {
+			log.Warn("reading the sources' last times at start-up (each source's first line reads its own)", "err", err)
+		} else {
+			s.res.Prime(names, last)
+		}
+	}
 	if s.retention = NewRetention(cfg, st, log); s.retention != nil {
 		s.retention.register(s.met.reg)
 	}

@@ -73,6 +73,18 @@ func NewResolver(st store.Store) *Resolver {
 	return &Resolver{st: st}
 }
 
+// Prime sets the newest instant of each source in sources from last (a
+// source missing there has no readings), as the first line of each would
+// read it from the store: a server with many sources asks the store once
+// (store.LastTimer) instead of once per source. Sources already in use
+// are left alone.
+func (r *Resolver) Prime(sources []string, last map[string]time.Time) {
+	for _, name := range sources {
+		s := &sourceState{pending: map[int64]*pendingReading{}, loaded: true, last: last[name]}
+		r.sources.LoadOrStore(name, s)
+	}
+}
+
 func (r *Resolver) state(source string) *sourceState {
 	if s, ok := r.sources.Load(source); ok {
 		return s.(*sourceState)

@@ -162,3 +162,58 @@ func TestResolveDoubledHourShared(t *testing.T) {
 		t.Fatalf("in flight: %v %v, resent %v, second pass %v", x, y, z, w)
 	}
 }
+
+// countingStore counts LastTime calls.
+type countingStore struct {
+	*sqlite.Store
+	lastTimes int
+}
+
+func (c *countingStore) LastTime(ctx context.Context, source string) (time.Time, bool, error) {
+	c.lastTimes++
+	return c.Store.LastTime(ctx, source)
+}
+
+// TestPrime: a primed source's first line does not ask the store, and the
+// primed instant is the one the line is placed against; a source not
+// primed asks on its first line.
+func TestPrime(t *testing.T) {
+	ctx := context.Background()
+	sq, err := sqlite.OpenFile(ctx, filepath.Join(t.TempDir(), "pm.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sq.Close()
+	for _, n := range []string{"home", "cabin", "other"} {
+		sq.EnsureSource(ctx, n, "Europe/Berlin")
+	}
+	st := &countingStore{Store: sq}
+	r := NewResolver(st)
+	early := time.Date(2026, 10, 25, 0, 30, 0, 0, time.UTC) // 02:30 CEST
+	// home has sent up to 02:59 CEST (as a store would have said); cabin nothing
+	r.Prime([]string{"home", "cabin"}, map[string]time.Time{"home": early.Add(29 * time.Minute)})
+	if _, tk, err := r.ResolveLine(ctx, "cabin", berlin, parse(t, "24.10.2026,12:00:00,1.00"), true); err != nil {
+		t.Fatal(err)
+	} else {
+		tk.Done()
+	}
+	if st.lastTimes != 0 {
+		t.Fatalf("a primed source's first line asked the store %d times", st.lastTimes)
+	}
+	// 02:30 again, live, after 02:59 CEST: the second pass (CET), which
+	// only the primed instant tells (the store holds nothing)
+	got, tk, err := r.ResolveLine(ctx, "home", berlin, parse(t, "25.10.2026,02:30:00,1.00"), true)
+	if err != nil || !got.Equal(early.Add(time.Hour)) {
+		t.Fatalf("02:30 after a primed 02:59 CEST: %v %v, want %v", got, err, early.Add(time.Hour))
+	}
+	tk.Done()
+	st.lastTimes = 0
+	if _, tk, err := r.ResolveLine(ctx, "other", berlin, parse(t, "24.10.2026,12:00:00,1.00"), true); err != nil {
+		t.Fatal(err)
+	} else {
+		tk.Done()
+	}
+	if st.lastTimes != 1 {
+		t.Fatalf("a source not primed asked the store %d times on its first line, want 1", st.lastTimes)
+	}
+}

@@ -118,56 +118,67 @@ func machineCPU() (busy, idle time.Duration) {
 
 func benchLegacy(b *testing.B, url string, sources int) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
 	var cfg strings.Builder
 	cfg.WriteString("timezone = \"UTC\"\n[server]\nlisten = \"127.0.0.1:0\"\ndatabase = \"sqlite:///unused.db\"\n")
 	for i := range sources {
 		fmt.Fprintf(&cfg, "[[server.sources]]\nname = \"s%05d\"\nkey = \"key-%05d\"\n", i, i)
 	}
-	setup := time.Now()
-	c, err := config.Parse("bench.toml", []byte(cfg.String()), func(string) (string, bool) { return "", false })
-	if err != nil {
-		b.Fatal(err)
-	}
-	parsed := time.Since(setup)
-	srv, err := server.New(ctx, c, st, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	registered := time.Since(setup)
-	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
 	// Live readings (the server refuses readings from the future); on
 	// PostgreSQL they stay in recent during the run, as live ones do.
 	base := time.Now().UTC().Add(-2 * time.Minute).Truncate(time.Second)
-	addr := hs.Listener.Addr().String()
-	newClient := clientMaker(addr, hs.URL)
 	target := targets(sources, base)
-	// Steady state: every source has its device and first reading.
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 64 {
-		wg.Go(func() {
-			c := newClient()
-			defer c.Close()
-			var buf []byte
-			for i := next.Add(1) - 1; i < int64(sources); i = next.Add(1) - 1 {
-				buf = target(buf[:0], i)
-				if err := c.Get(buf); err != nil {
-					b.Error(err)
-					return
+	// start starts a server on the database and sends each source one
+	// reading; it logs how long that took.
+	start := func(what string) (addr, base string, stop func()) {
+		t0 := time.Now()
+		c, err := config.Parse("bench.toml", []byte(cfg.String()), func(string) (string, bool) { return "", false })
+		if err != nil {
+			b.Fatal(err)
+		}
+		parsed := time.Since(t0)
+		st, err := store.Open(ctx, url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv, err := server.New(ctx, c, st, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		registered := time.Since(t0)
+		hs := httptest.NewServer(srv.Handler())
+		addr = hs.Listener.Addr().String()
+		newClient := clientMaker(addr, hs.URL)
+		var wg sync.WaitGroup
+		end := next.Load() + int64(sources)
+		for range 64 {
+			wg.Go(func() {
+				c := newClient()
+				defer c.Close()
+				var buf []byte
+				for i := next.Add(1) - 1; i < end; i = next.Add(1) - 1 {
+					buf = target(buf[:0], i)
+					if err := c.Get(buf); err != nil {
+						b.Error(err)
+						return
+					}
 				}
-			}
-		})
+			})
+		}
+		wg.Wait()
+		next.Store(end)
+		b.Logf("%d sources, %s: config parsed in %s, server started by %s, one reading of each by %s",
+			sources, what, parsed.Round(time.Millisecond), registered.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
+		return addr, hs.URL, func() { hs.Close(); st.Close() }
 	}
-	wg.Wait()
-	b.Logf("%d sources: config parsed in %s, registered by %s, first reading of each by %s",
-		sources, parsed.Round(time.Millisecond), registered.Round(time.Millisecond), time.Since(setup).Round(time.Millisecond))
-	drive(b, addr, hs.URL, sources, base, &next)
+	// Steady state: every source has its device and first reading; then
+	// the server restarts (as after an upgrade) and every source sends
+	// again before the measured run.
+	_, _, stop := start("new database")
+	stop()
+	addr, hsURL, stop := start("restarted")
+	defer stop()
+	drive(b, addr, hsURL, sources, base, &next)
 }
 
 // targets returns the request target of the i-th reading: sources take
