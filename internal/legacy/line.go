@@ -211,14 +211,14 @@ func (l Line) Wall() time.Time {
 // 01:30 UTC).
 func Instants(wall time.Time, zone *time.Location) []time.Time {
 	guess := wall.Unix() // as if the zone were UTC
-	var out []time.Time
-	seen := map[int]bool{}
-	for _, probe := range []int64{guess - 86400, guess + 86400} {
+	out := make([]time.Time, 0, 2)
+	before := 0 // the offset a day before
+	for i, probe := range [2]int64{guess - 86400, guess + 86400} {
 		_, off := time.Unix(probe, 0).In(zone).Zone()
-		if seen[off] {
+		if i == 1 && off == before {
 			continue
 		}
-		seen[off] = true
+		before = off
 		t := time.Unix(guess-int64(off), 0).UTC()
 		if _, o := t.In(zone).Zone(); o == off {
 			out = append(out, t)

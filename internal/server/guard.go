@@ -1,9 +1,7 @@
 package server
 
 import (
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
+	"hash/maphash"
 	"net"
 	"net/http"
 	"net/netip"
@@ -41,18 +39,20 @@ import (
 // digest and a time in seconds, no pointers: the garbage collector does
 // not scan the map, however large.
 type goodCreds struct {
-	key [32]byte // HMAC key: the digests mean nothing outside this process
-	max int
-	now func() time.Time
+	seeds [2]maphash.Seed // random: the digests mean nothing outside this process
+	max   int
+	now   func() time.Time
 
 	mu      sync.RWMutex
 	seen    map[goodDigest]int64 // last success, Unix seconds
 	buckets map[string]*bucket
 }
 
-// goodDigest is an HMAC-SHA-256 of address and credential, truncated to 128
-// bits (plenty to tell a process's pairs apart).
-type goodDigest [16]byte
+// goodDigest is a keyed 128-bit hash of address and credential (two
+// maphash sums with secret random seeds: plenty to tell a process's pairs
+// apart, and nobody outside sees them to look for a collision). An
+// HMAC-SHA-256 cost 1.2 µs per request, 2 % of a legacy request's CPU.
+type goodDigest [2]uint64
 
 // bucket is a token bucket of bypasses of one blocked address.
 type bucket struct {
@@ -71,20 +71,20 @@ const (
 // keys) besides the dashboard's users and tokens.
 func newGoodCreds(now func() time.Time, keys int) *goodCreds {
 	g := &goodCreds{max: goodMax + 2*keys, now: now, seen: map[goodDigest]int64{}, buckets: map[string]*bucket{}}
-	if _, err := rand.Read(g.key[:]); err != nil {
-		panic("reading random bytes: " + err.Error())
-	}
+	g.seeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
 	return g
 }
 
 func (g *goodCreds) digest(addr, cred string) goodDigest {
-	m := hmac.New(sha256.New, g.key[:])
-	m.Write([]byte(addr))
-	m.Write([]byte{0})
-	m.Write([]byte(cred))
-	var sum [sha256.Size]byte
 	var d goodDigest
-	copy(d[:], m.Sum(sum[:0]))
+	var h maphash.Hash
+	for i, seed := range g.seeds {
+		h.SetSeed(seed)
+		h.WriteString(addr)
+		h.WriteByte(0)
+		h.WriteString(cred)
+		d[i] = h.Sum64()
+	}
 	return d
 }
 
