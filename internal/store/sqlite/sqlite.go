@@ -132,8 +132,13 @@ func OpenFile(ctx context.Context, path string) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("open database %s for reading: %w", path, err)
 	}
+	// All readers stay open: a new connection reads the whole schema
+	// before its first statement, which with a table per source is slow
+	// (10 000 sources: 1.5 ms a connection; with 4 idle of 8, every
+	// source's first line after a start paid it, 9.9 → 4.4 s until each of
+	// 10 000 had sent once).
 	r.SetMaxOpenConns(8)
-	r.SetMaxIdleConns(4)
+	r.SetMaxIdleConns(8)
 	if err := r.PingContext(ctx); err != nil {
 		w.Close()
 		r.Close()
