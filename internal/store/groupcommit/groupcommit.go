@@ -114,6 +114,7 @@ type Committer[B, R any] struct {
 
 	txs, batches, failed, retries atomic.Int64
 	last                          atomic.Int64 // items the last transaction took
+	retrying                      atomic.Int32 // failed groups being retried batch by batch
 }
 
 // New starts a committer.
@@ -227,7 +228,9 @@ func (c *Committer[B, R]) run() {
 // splitting into halves that each cost a statement and a flush (measured:
 // a third more database CPU per reading with 64 loggers).
 func (c *Committer[B, R]) enough() int {
-	if len(c.slots) <= 1 {
+	if len(c.slots) <= 1 || c.retrying.Load() > 0 {
+		// nothing else in flight, or a failed group being retried batch
+		// by batch (which may take long): new work goes at once
 		return 1
 	}
 	return max(1, int(c.last.Load()))
@@ -346,6 +349,9 @@ func (c *Committer[B, R]) settle(reqs []*request[B, R], results []result[R], err
 	}
 	c.retries.Add(1)
 	c.opt.Log.Warn("group commit failed, retrying batches one by one", "batches", len(reqs), "err", err)
+	c.retrying.Add(1)
+	defer c.retrying.Add(-1)
+	c.poke() // a group waiting for enough items may start now
 	for _, r := range live(reqs) {
 		res, err := c.shared([]*request[B, R]{r})
 		if err != nil {

@@ -463,8 +463,9 @@ func TestPipelinedCommitFailureRetried(t *testing.T) {
 	<-db.inCommit
 	res := make(map[string]chan error)
 	for _, k := range []string{"p", "late", "q"} {
-		res[k] = make(chan error, 1)
-		go func() { _, err := c.Do(context.Background(), batch{k}, 1); res[k] <- err }()
+		ch := make(chan error, 1)
+		res[k] = ch
+		go func() { _, err := c.Do(context.Background(), batch{k}, 1); ch <- err }()
 	}
 	waitQueued(t, c, 3)
 	db.release(0)
@@ -564,5 +565,57 @@ func TestLoneItemStartsWhenFirstCommits(t *testing.T) {
 	}
 	if !db.has("lone") {
 		t.Error("lone item not stored")
+	}
+}
+
+// TestRetryDoesNotHoldUpNewWork: while a failed group is retried batch by
+// batch (each retry a transaction of its own, which may take long), a new
+// request starts at once on the other connection instead of waiting for
+// as many items as the failed group held.
+func TestRetryDoesNotHoldUpNewWork(t *testing.T) {
+	db := &pipeDB{durable: map[string]bool{}, inCommit: make(chan int, 16)}
+	c := New(db.begin, Options{InFlight: 2, Log: quiet()})
+	defer c.Close()
+	errs := make(map[string]chan error)
+	doSized := func(k string, size int) {
+		ch := make(chan error, 1)
+		errs[k] = ch
+		go func() { _, err := c.Do(context.Background(), batch{k}, size); ch <- err }()
+	}
+	do := func(k string) { doSized(k, 1) }
+	doSized("a", 10) // a group of 10 in flight: late and p (2) wait for it
+	if n := <-db.inCommit; n != 0 {
+		t.Fatalf("transaction %d", n)
+	}
+	do("late")
+	do("p")
+	waitQueued(t, c, 2)
+	db.release(0) // late and p now go together
+	if n := <-db.inCommit; n != 1 {
+		t.Fatalf("transaction %d, want the shared one", n)
+	}
+	db.release(1) // its commit fails: late is retried alone first
+	if n := <-db.inCommit; n != 2 {
+		t.Fatalf("transaction %d, want late's retry", n)
+	}
+	do("new") // one item, while the retry of late waits for its commit
+	select {
+	case n := <-db.inCommit:
+		if n != 3 {
+			t.Fatalf("transaction %d, want new's", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a new request waited for the retry of a failed group")
+	}
+	db.release(3)
+	db.release(2)
+	if n := <-db.inCommit; n != 4 { // p's retry
+		t.Fatalf("transaction %d, want p's retry", n)
+	}
+	db.release(4)
+	for k, want := range map[string]bool{"a": true, "p": true, "new": true, "late": false} {
+		if err := <-errs[k]; (err == nil) != want {
+			t.Errorf("%s: %v", k, err)
+		}
 	}
 }

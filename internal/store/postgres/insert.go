@@ -72,11 +72,15 @@ func (g *groupTx) write(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("storing readings: %w", err)
 	}
+	// Held from here on, so that a panic on the way (recovered by the
+	// committer, which then calls Rollback) still ends the transaction
+	// and hands the connection back.
+	g.conn = conn
 	if err := g.s.storeGroupOn(ctx, beginning{conn}, g.batches); err != nil {
+		g.conn = nil
 		end(conn, "ROLLBACK")
 		return err
 	}
-	g.conn = conn
 	return nil
 }
 
@@ -89,8 +93,13 @@ func (g *groupTx) Commit(ctx context.Context) error {
 	conn := g.conn
 	g.conn = nil
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
+	tag, err := conn.Exec(ctx, "COMMIT")
+	if err != nil {
 		return fmt.Errorf("storing readings: committing: %w", err)
+	}
+	// COMMIT of a failed transaction answers ROLLBACK, not an error.
+	if tag.String() != "COMMIT" {
+		return fmt.Errorf("storing readings: committing: the transaction was rolled back (%s)", tag)
 	}
 	return nil
 }

@@ -596,22 +596,29 @@ func (s *Store) LastTimes(ctx context.Context, sources []string) (map[string]tim
 		if err != nil {
 			return nil, fmt.Errorf("last times of %d sources: %w", len(ids), err)
 		}
-		var sid, did int32
-		var dev string
+		type dev struct {
+			source, id int32
+			name       string
+		}
+		var devs []dev
+		var d dev
 		var last *time.Time
-		s.mu.Lock()
-		_, err = pgx.ForEachRow(rows, []any{&sid, &did, &dev, &last}, func() error {
-			s.devices[devKey{sid, dev}] = did
-			s.names[did] = dev
-			if last != nil && last.After(out[name[sid]]) {
-				out[name[sid]] = last.UTC()
+		_, err = pgx.ForEachRow(rows, []any{&d.source, &d.id, &d.name, &last}, func() error {
+			devs = append(devs, d)
+			if last != nil && last.After(out[name[d.source]]) {
+				out[name[d.source]] = last.UTC()
 			}
 			return nil
 		})
-		s.mu.Unlock()
 		if err != nil {
 			return nil, fmt.Errorf("last times of %d sources: %w", len(ids), err)
 		}
+		s.mu.Lock()
+		for _, d := range devs {
+			s.devices[devKey{d.source, d.name}] = d.id
+			s.names[d.id] = d.name
+		}
+		s.mu.Unlock()
 	}
 	return out, nil
 }

@@ -545,3 +545,42 @@ func TestLastTimes(t *testing.T) {
 		t.Errorf("LastTime after the insert = %v %v %v", lt, ok, err)
 	}
 }
+
+// TestPanicInGroupReleasesConnection: a group whose writing panics (a
+// batch with fewer device ids than rows, a bug upstream) fails its
+// callers, ends its transaction and hands the connection back: the
+// committers' pool is small, and a connection left in a transaction would
+// hold the sources' fold locks.
+func TestPanicInGroupReleasesConnection(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	ctx := context.Background()
+	if err := s.EnsureSource(ctx, "home", "Europe/Berlin"); err != nil {
+		t.Fatal(err)
+	}
+	sid := s.sources["home"]
+	w, _ := encode(&reading.Reading{Device: "a", Time: t0, Power: 1})
+	for range 3 { // more than the pool holds
+		dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		_, err := s.gc.Do(dctx, &batch{source: sid, rows: []row{w}}, 1)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "panic") {
+			t.Fatalf("a batch without device ids: %v, want the recovered panic", err)
+		}
+	}
+	if n := s.pool.Stat().AcquiredConns(); n != 0 {
+		t.Fatalf("%d connections still taken after the failed groups", n)
+	}
+	if _, err := s.Insert(ctx, "home", []reading.Reading{rd("a", t0, 1)}); err != nil {
+		t.Fatalf("insert after the failed groups: %v", err)
+	}
+	// the fold lock is free: a fold of the source goes through
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := s.Fold(fctx, t0.Add(2*time.Hour)); err != nil {
+		t.Fatalf("fold after the failed groups: %v", err)
+	}
+	if n := count(t, s, "home"); n != 1 {
+		t.Fatalf("%d readings, want 1", n)
+	}
+}
