@@ -324,10 +324,10 @@ func (c *Committer[B, R]) commit(reqs []*request[B, R]) (finish func()) {
 		return nil
 	}
 	p, err := c.prepare(reqs)
-	if err == nil && p.tx != nil && c.opt.InFlight > 1 {
-		return func() { c.settle(reqs, p.results, p.finish()) }
-	}
 	if err == nil && p.tx != nil {
+		if c.opt.InFlight > 1 {
+			return func() { c.settle(reqs, p.results, p.finish()) }
+		}
 		err = p.finish()
 	}
 	c.settle(reqs, p.results, err)
@@ -414,9 +414,8 @@ func (c *Committer[B, R]) prepare(reqs []*request[B, R]) (p prepared[B, R], err 
 	p.c = c
 	p.ctx, p.cancel = context.WithTimeout(context.Background(), c.opt.TxTimeout)
 	p.results = make([]result[R], len(reqs))
-	ok := false
-	defer func() {
-		if !ok || p.tx == nil {
+	defer func() { // runs last: err is final here, panics included
+		if err != nil || p.tx == nil {
 			p.cancel()
 		}
 	}()
@@ -450,7 +449,6 @@ func (c *Committer[B, R]) prepare(reqs []*request[B, R]) (p prepared[B, R], err 
 		if err := tx.Rollback(); err != nil {
 			return p, fmt.Errorf("roll back: %w", err)
 		}
-		ok = true
 		return p, nil
 	}
 	if pr, can := tx.(Preparer); can {
@@ -459,6 +457,6 @@ func (c *Committer[B, R]) prepare(reqs []*request[B, R]) (p prepared[B, R], err 
 			return p, fmt.Errorf("prepare: %w", err)
 		}
 	}
-	p.tx, ok = tx, true
+	p.tx = tx
 	return p, nil
 }

@@ -76,7 +76,7 @@ func (g *groupTx) write(ctx context.Context) error {
 	// committer, which then calls Rollback) still ends the transaction
 	// and hands the connection back.
 	g.conn = conn
-	if err := g.s.storeGroupOn(ctx, beginning{conn}, g.batches); err != nil {
+	if err := g.s.storeGroupOn(ctx, conn, g.batches, true); err != nil {
 		g.conn = nil
 		end(conn, "ROLLBACK")
 		return err
@@ -122,17 +122,6 @@ func end(conn *pgxpool.Conn, how string) error {
 	defer cancel()
 	_, err := conn.Exec(ctx, how)
 	return err
-}
-
-// beginning sends a batch that begins a transaction first (the BEGIN
-// travels with the statements: no round trip of its own).
-type beginning struct{ conn *pgxpool.Conn }
-
-func (b beginning) SendBatch(ctx context.Context, pb *pgx.Batch) pgx.BatchResults {
-	var with pgx.Batch
-	with.Queue("BEGIN")
-	with.QueuedQueries = append(with.QueuedQueries, pb.QueuedQueries...)
-	return b.conn.SendBatch(ctx, &with)
 }
 
 // transient reports errors worth retrying the same statement for.
@@ -221,25 +210,18 @@ SELECT source_id, t, device_id, (SELECT count(*) FROM dv) FROM ins`
 // ascending order ($2 is sorted).
 const lockSQL = `SELECT count(pg_advisory_xact_lock_shared($1::int4, s)) FROM unnest($2::int4[]) AS s`
 
-// batchSender sends a pipelined batch in a transaction: one begun by the
-// batch itself (beginning: the group committer's) or an open one (an
-// Insert with reduced readings, storeGroup).
+// batchSender sends a pipelined batch: a connection of the pool or an
+// open transaction.
 type batchSender interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
-// storeGroup stores one group in a transaction of its own: all of it or,
-// on error, nothing. Readings repeated within the group are sent once,
-// credited to the first batch.
-func (s *Store) storeGroup(ctx context.Context, group []*batch) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		return s.storeGroupOn(ctx, tx, group)
-	})
-}
-
-// storeGroupOn is storeGroup in a transaction (one the caller commits or
-// rolls back when this fails).
-func (s *Store) storeGroupOn(ctx context.Context, on batchSender, group []*batch) error {
+// storeGroupOn stores one group in a transaction: the one on is in, or
+// with begin one the batch begins itself (BEGIN travels with the
+// statements: no round trip of its own). The caller commits it, or rolls
+// it back when this fails. Readings repeated within the group are sent
+// once, credited to the first batch.
+func (s *Store) storeGroupOn(ctx context.Context, on batchSender, group []*batch, begin bool) error {
 	var cols columns
 	owner := make(map[rowKey]int, len(group))
 	for gi, b := range group {
@@ -259,13 +241,16 @@ func (s *Store) storeGroupOn(ctx context.Context, on batchSender, group []*batch
 	}
 	slices.Sort(srcs)
 	srcs = slices.Compact(srcs)
-	// One round trip, one implicit transaction: the locks, then the insert.
+	// One round trip: [BEGIN,] the locks, then the insert.
 	var pb pgx.Batch
+	if begin {
+		pb.Queue("BEGIN")
+	}
 	pb.Queue(lockSQL, s.lockKey, srcs)
 	pb.Queue(insertSQL, append(cols.args(), srcs)...)
 	br := on.SendBatch(ctx, &pb)
 	defer br.Close()
-	if _, begins := on.(beginning); begins {
+	if begin {
 		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("storing %d readings: beginning: %w", len(cols.t), err)
 		}

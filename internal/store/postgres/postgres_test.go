@@ -311,7 +311,9 @@ func TestBadBatchFailsAlone(t *testing.T) {
 	good := &batch{source: sid, rows: []row{w}, devices: []int32{ids["a"]}}
 	// No such device: the statement fails.
 	bad := &batch{source: sid, rows: []row{w, w}, devices: []int32{ids["a"], 999999}}
-	if err := s.storeGroup(ctx, []*batch{good, bad}); err == nil {
+	g := &groupTx{s: s, batches: []*batch{good, bad}}
+	if err := g.Prepare(ctx); err == nil {
+		g.Commit(ctx)
 		t.Fatal("group with a bad batch stored")
 	}
 	if n := count(t, s, "home"); n != 0 {

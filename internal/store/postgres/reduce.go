@@ -743,7 +743,7 @@ func (s *Store) insertReduced(ctx context.Context, sid int32, rs []reading.Readi
 		if len(raw.rows) == 0 {
 			return nil
 		}
-		if err := s.storeGroupOn(ctx, tx, []*batch{raw}); err != nil {
+		if err := s.storeGroupOn(ctx, tx, []*batch{raw}, false); err != nil {
 			return err
 		}
 		res.Inserted += raw.res.Inserted

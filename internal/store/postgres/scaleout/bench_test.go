@@ -64,7 +64,7 @@ func BenchmarkLegacyIngest(b *testing.B) {
 			io.WriteString(w, "stored\n")
 		}))
 		defer hs.Close()
-		drive(b, hs.Listener.Addr().String(), hs.URL, 1, time.Now())
+		drive(b, hs.Listener.Addr().String(), hs.URL, 1, time.Now(), new(atomic.Int64))
 	})
 	backends := []struct {
 		name    string
@@ -207,13 +207,9 @@ func clientMaker(addr, url string) func() benchClient {
 }
 
 // drive runs one sub-benchmark per client count against the server at
-// addr: readings/s, p99 latency, and where the CPU went. next numbers the
-// readings across them (none given: from 0).
-func drive(b *testing.B, addr, url string, sources int, base time.Time, next ...*atomic.Int64) {
-	seq := new(atomic.Int64)
-	if len(next) > 0 {
-		seq = next[0]
-	}
+// addr: readings/s, p99 latency, and where the CPU went. seq numbers the
+// readings across them.
+func drive(b *testing.B, addr, url string, sources int, base time.Time, seq *atomic.Int64) {
 	newClient := clientMaker(addr, url)
 	target := targets(sources, base)
 	for _, clients := range clientCounts {
@@ -295,7 +291,6 @@ type rawClient struct {
 	conn net.Conn
 	r    *bufio.Reader
 	req  []byte
-	err  error
 }
 
 func newRawClient(addr string) *rawClient { return &rawClient{addr: addr} }
