@@ -685,8 +685,24 @@ func (s *Store) PutDaySummary(ctx context.Context, source, day string, version i
 	}
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	tag, err := s.rpool.Exec(ctx, putSummarySQL, sid, day, version, summary)
+	// Under the source's shared fold lock, in one implicit transaction:
+	// a fold moving the day's readings meanwhile would leave the version
+	// as it is, but the update, re-checking the days row the fold wrote,
+	// would count the moved readings from its older snapshot of recent
+	// again and refuse a current summary.
+	var b pgx.Batch
+	b.Queue(`SELECT pg_advisory_xact_lock_shared($1::int4, $2::int4)`, s.lockKey, sid)
+	b.Queue(putSummarySQL, sid, day, version, summary)
+	br := s.rpool.SendBatch(ctx, &b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return false, fmt.Errorf("put day summary %s of %q: taking the fold lock: %w", day, source, err)
+	}
+	tag, err := br.Exec()
 	if err != nil {
+		return false, fmt.Errorf("put day summary %s of %q: %w", day, source, err)
+	}
+	if err := br.Close(); err != nil {
 		return false, fmt.Errorf("put day summary %s of %q: %w", day, source, err)
 	}
 	return tag.RowsAffected() == 1, nil
